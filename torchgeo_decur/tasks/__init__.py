@@ -1,1 +1,5 @@
-"""Tasks of torchgeo-decur."""
+"""TorchGeo tasks (LightningModules) of torchgeo-decur."""
+
+from .decur import DeCURTask
+
+__all__ = ('DeCURTask',)

@@ -1,0 +1,185 @@
+"""Code shared by the multimodal downstream (transfer) tasks."""
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+from lightning.pytorch import LightningModule
+from torch import Tensor, nn
+from torchgeo.datasets.utils import Sample
+
+from ..models.heads import create_encoders
+
+#: Transfer protocols: frozen encoders (linear probing) or full fine-tuning.
+MODES = ('linear', 'finetune')
+
+
+class MultimodalTaskMixin(LightningModule):
+    """Mix-in for tasks with one encoder per input modality.
+
+    Expects the hyperparameters ``model``, ``in_channels``, ``modalities``,
+    ``input_keys``, ``mode`` and ``model_kwargs``, the attribute ``weights``,
+    and a ``model`` with an ``encoders`` module list. Provides encoder
+    building, freezing (``mode='linear'``: encoder parameters *and* batch
+    norm statistics frozen), input selection with clear errors, and epoch-end
+    metric logging in TorchGeo's style.
+
+    .. versionadded:: 0.1
+    """
+
+    model: nn.Module
+    weights: Any
+    train_metrics: Any
+    val_metrics: Any
+    test_metrics: Any
+
+    def _build_encoders(self) -> nn.ModuleList:
+        """Validate the modality arguments and create one encoder per modality.
+
+        Returns:
+            The encoders.
+
+        Raises:
+            ValueError: If *mode* is unknown, or *in_channels*, *modalities* and
+                *input_keys* differ in length or are invalid.
+        """
+        mode = self.hparams['mode']
+        if mode not in MODES:
+            msg = f'mode must be one of {MODES}, got {mode!r}'
+            raise ValueError(msg)
+        in_channels = list(self.hparams['in_channels'])
+        modalities = list(self.hparams['modalities'])
+        input_keys = list(self.hparams['input_keys'])
+        if not len(in_channels) == len(modalities) == len(input_keys):
+            msg = (
+                'in_channels, modalities and input_keys must have the same length, '
+                f'got in_channels={in_channels}, modalities={modalities}, '
+                f'input_keys={input_keys}'
+            )
+            raise ValueError(msg)
+        if len(set(input_keys)) != len(input_keys):
+            msg = f'input_keys must be distinct, got input_keys={input_keys}'
+            raise ValueError(msg)
+        return create_encoders(
+            self.hparams['model'],
+            in_channels,
+            modalities,
+            weights=self.weights,
+            model_kwargs=self.hparams['model_kwargs'],
+        )
+
+    def _freeze_encoders(self) -> None:
+        """In linear mode, freeze the encoder parameters and normalisation stats."""
+        if self.hparams['mode'] != 'linear':
+            return
+        encoders: nn.Module = self.model.encoders
+        for param in encoders.parameters():
+            param.requires_grad = False
+        encoders.eval()
+
+    def train(self, mode: bool = True) -> Self:
+        """Set the training mode, keeping frozen encoders in evaluation mode.
+
+        In linear mode the encoders stay in evaluation mode, so that their batch
+        norm running statistics (and dropout) do not change during training.
+
+        Args:
+            mode: Whether to set training mode (True) or evaluation mode (False).
+
+        Returns:
+            This module.
+        """
+        super().train(mode)
+        if mode and self.hparams.get('mode') == 'linear' and hasattr(self, 'model'):
+            self.model.encoders.eval()
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        """Keep frozen encoders in evaluation mode (e.g. after validation)."""
+        if self.hparams['mode'] == 'linear':
+            self.model.encoders.eval()
+
+    def _trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters that the optimiser updates.
+
+        Returns:
+            The parameters that require gradients.
+        """
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def _get_inputs(self, batch: Mapping[str, Any]) -> list[Tensor]:
+        """Select one input per modality from a batch and check its shape.
+
+        Args:
+            batch: A batch with the keys in *input_keys*.
+
+        Returns:
+            The inputs, in the order of *modalities*.
+
+        Raises:
+            KeyError: If the batch lacks one of *input_keys*.
+            ValueError: If an input is not ``(N, C, H, W)`` with *C* the
+                modality's number of input channels.
+        """
+        inputs = []
+        for key, modality, channels in zip(
+            self.hparams['input_keys'],
+            self.hparams['modalities'],
+            self.hparams['in_channels'],
+            strict=True,
+        ):
+            if key not in batch:
+                msg = (
+                    f'batch has no input {key!r} (modality {modality!r}); '
+                    f'available keys: {sorted(batch)}'
+                )
+                raise KeyError(msg)
+            x = batch[key]
+            if not isinstance(x, Tensor) or x.ndim != 4:
+                shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+                msg = (
+                    f'input {key!r} (modality {modality!r}) must have shape '
+                    f'(N, C, H, W), got {shape}'
+                )
+                raise ValueError(msg)
+            if x.shape[1] != channels:
+                msg = (
+                    f'modality {modality!r} (input {key!r}) expects {channels} '
+                    f'channels, got {x.shape[1]}'
+                )
+                raise ValueError(msg)
+            inputs.append(x)
+        return inputs
+
+    def _get_target(self, batch: Sample | Mapping[str, Any], key: str) -> Tensor:
+        """Return the target of a batch.
+
+        Args:
+            batch: A batch.
+            key: The key of the target.
+
+        Returns:
+            The target.
+
+        Raises:
+            KeyError: If the batch lacks *key*.
+        """
+        if key not in batch:
+            msg = f'batch has no target {key!r}; available keys: {sorted(batch)}'
+            raise KeyError(msg)
+        target: Tensor = batch[key]  # type: ignore[literal-required]
+        return target
+
+    def on_train_epoch_end(self) -> None:
+        """Log train metrics."""
+        self.log_dict(self.train_metrics.compute())
+        self.train_metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """Log validation metrics."""
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def on_test_epoch_end(self) -> None:
+        """Log test metrics."""
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
