@@ -1,0 +1,195 @@
+"""GeoNRW (RGB + DEM) segmentation datamodule for DeCUR transfer."""
+
+import os
+import warnings
+from typing import Any
+
+import kornia.augmentation as K
+from torch.utils.data import Subset
+from torchgeo.datamodules.utils import group_shuffle_split
+from torchgeo.datasets import GeoNRW
+from torchgeo.datasets.utils import Sample
+
+from ..datasets.normalize import normalize_dem
+from .utils import FractionDataModule, PairedAugmentation, subset_fraction
+
+
+class GeoNRWCities(GeoNRW):
+    """TorchGeo's :class:`~torchgeo.datasets.GeoNRW` that accepts a subset of cities.
+
+    TorchGeo 0.10 raises :class:`~torchgeo.datasets.DatasetNotFoundError` unless
+    the folder of every city of the split exists. This subclass uses the
+    cities of the split that are present (with a :class:`UserWarning` naming
+    the missing ones), so that a partial copy, such as the test fixtures,
+    loads. When no city of the split is present it behaves as TorchGeo's
+    (extracts the archive, downloads it, or raises).
+
+    Samples are TorchGeo's: ``image`` float32 RGB ``[3, H, W]`` in [0, 1],
+    ``dem`` float32 ``[1, H, W]`` and ``mask`` int64 ``[H, W]``.
+
+    .. versionadded:: 0.1
+    """
+
+    def _verify(self) -> None:
+        """Verify that the data is present; keep the cities found on disk."""
+        present = tuple(
+            c for c in self.city_names if os.path.isdir(os.path.join(self.root, c))
+        )
+        if present and len(present) < len(self.city_names):
+            missing = [c for c in self.city_names if c not in present]
+            msg = (
+                f'GeoNRW {self.split} split: {len(missing)} of '
+                f'{len(self.city_names)} city folders missing in {self.root} '
+                f'({", ".join(missing[:5])}{", ..." if len(missing) > 5 else ""}); '
+                f'using the {len(present)} present'
+            )
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            self.city_names = present
+            return
+        super()._verify()
+
+
+def geonrw_to_pair(batch: Sample) -> Sample:
+    """Rename and normalise a GeoNRW batch into the paired-input format.
+
+    Args:
+        batch: ``{'image': [B, 3, H, W] in [0, 1], 'dem': [B, 1, H, W],
+            'mask': [B, H, W]}`` as collated from :class:`GeoNRWCities`.
+
+    Returns:
+        ``{'image1': RGB [B, 3, H, W], 'image2': DEM [B, 1, H, W],
+        'mask': [B, H, W]}``, the DEM normalised per image by
+        :func:`~torchgeo_decur.datasets.normalize.normalize_dem`.
+
+    .. versionadded:: 0.1
+    """
+    out = {k: v for k, v in batch.items() if k not in ('image', 'dem')}
+    out['image1'] = batch['image'].float()
+    out['image2'] = normalize_dem(batch['dem'].float())
+    out['mask'] = batch['mask'].long()
+    return out
+
+
+class GeoNRWDataModule(FractionDataModule):
+    """GeoNRW semantic segmentation with RGB and DEM inputs.
+
+    GeoNRW has train and test cities; as in TorchGeo's datamodule, 20 % of
+    the training cities (drawn with a fixed seed, 0) form the validation
+    split, so train and validation never share a city. *train_fraction* then
+    draws a subset of the remaining training samples with *seed*. After
+    transfer to the device each batch becomes::
+
+        {'image1': float32 [B, 3, H, W],  # RGB / 255, in [0, 1]
+         'image2': float32 [B, 1, H, W],  # DEM, (x - mean) / std per image
+         'mask': int64 [B, H, W]}         # class indices 0..10
+
+    All splits are first resized to *size* if given (masks with nearest
+    neighbour). Training batches then get a random *patch_size* crop and
+    random horizontal and vertical flips, identical for RGB, DEM and mask.
+    Validation and test batches are whole images (1000 x 1000 px in GeoNRW
+    unless resized).
+
+    .. versionadded:: 0.1
+    """
+
+    #: Modality names of ``image1`` and ``image2``.
+    modalities = ('rgb', 'dem')
+    #: Number of classes, background (0) included.
+    num_classes = len(GeoNRW.classes)
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        patch_size: int | None = 256,
+        size: int | None = None,
+        train_fraction: float = 1.0,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new GeoNRWDataModule instance.
+
+        Args:
+            batch_size: Size of each mini-batch.
+            num_workers: Number of workers for parallel data loading.
+            patch_size: Side of the random training crop in px, or None for
+                no crop; must not exceed the (resized) image size.
+            size: Resize every batch to ``size x size`` px before cropping,
+                or None to keep the native 1000 x 1000 px.
+            train_fraction: Fraction of the training samples to use, in
+                (0, 1] (see
+                :func:`~torchgeo_decur.datamodules.utils.subset_fraction`).
+            seed: Seed of the training-fraction draw.
+            **kwargs: Additional keyword arguments passed to
+                :class:`GeoNRWCities` (``root``, ``download``, ...).
+
+        Raises:
+            ValueError: If *train_fraction* is not in (0, 1] or *patch_size*
+                or *size* is not positive.
+        """
+        for name, value in (('patch_size', patch_size), ('size', size)):
+            if value is not None and value <= 0:
+                msg = f'{name} must be a positive number of pixels, got {value!r}'
+                raise ValueError(msg)
+        super().__init__(
+            GeoNRWCities, batch_size, num_workers, train_fraction, seed, **kwargs
+        )
+        self.patch_size = patch_size
+        self.size = size
+
+        keys = {'image_keys': ('image1', 'image2'), 'mask_keys': ('mask',)}
+        resize = [K.Resize((size, size))] if size is not None else []
+        crop = [K.RandomCrop((patch_size, patch_size))] if patch_size else []
+        self.aug = PairedAugmentation(*resize, **keys)
+        self.train_aug = PairedAugmentation(
+            *resize,
+            *crop,
+            K.RandomHorizontalFlip(p=0.5),
+            K.RandomVerticalFlip(p=0.5),
+            **keys,
+        )
+
+    def setup(self, stage: str) -> None:
+        """Set up datasets.
+
+        Args:
+            stage: Either 'fit', 'validate', 'test', or 'predict'.
+        """
+        if stage in ['fit', 'validate']:
+            dataset = GeoNRWCities(split='train', **self.kwargs)
+            cities = [os.path.dirname(path) for path in dataset.file_list]
+            train_indices, val_indices = group_shuffle_split(
+                cities, test_size=0.2, random_state=0
+            )
+            self.train_dataset = subset_fraction(
+                Subset(dataset, train_indices), self.train_fraction, self.seed
+            )
+            self.val_dataset = Subset(dataset, val_indices)
+        if stage in ['test']:
+            self.test_dataset = GeoNRWCities(split='test', **self.kwargs)
+
+    def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
+        """Rename, normalise and augment a batch on the device.
+
+        Args:
+            batch: Batch from the data loader (``image``, ``dem``, ``mask``).
+            dataloader_idx: Index of the dataloader the batch comes from.
+
+        Returns:
+            Batch with ``image1``, ``image2`` and ``mask``.
+
+        Raises:
+            ValueError: If a training batch is smaller than *patch_size*.
+        """
+        batch = geonrw_to_pair(batch)
+        if self.trainer is not None and self.trainer.training and self.patch_size:
+            height, width = batch['image1'].shape[-2:]
+            if self.size is not None:
+                height = width = self.size
+            if self.patch_size > min(height, width):
+                msg = (
+                    f'patch_size={self.patch_size} exceeds the image size '
+                    f'{height} x {width}; lower patch_size or set size'
+                )
+                raise ValueError(msg)
+        return super().on_after_batch_transfer(batch, dataloader_idx)
