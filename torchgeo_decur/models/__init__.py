@@ -1,5 +1,46 @@
 """Encoders, projection heads and DeCUR weights."""
 
 from .encoders import create_encoder, create_projector
+from .heads import (
+    DECODERS,
+    FCNHead,
+    LateFusionClassifier,
+    MultimodalSegmentationModel,
+    create_encoders,
+    encoder_feature_maps,
+)
+from .weights import (
+    DeCURTransforms,
+    DeCURWeightsEnum,
+    NotDeCURCheckpointError,
+    ResNet50_Weights,
+    ViTSmall16_Weights,
+    load_decur_state_dict,
+    load_decur_state_dicts,
+    modality_transforms,
+    read_decur_checkpoint,
+    register_weights,
+)
 
-__all__ = ('create_encoder', 'create_projector')
+register_weights()
+
+__all__ = (
+    'DECODERS',
+    'DeCURTransforms',
+    'DeCURWeightsEnum',
+    'FCNHead',
+    'LateFusionClassifier',
+    'MultimodalSegmentationModel',
+    'NotDeCURCheckpointError',
+    'ResNet50_Weights',
+    'ViTSmall16_Weights',
+    'create_encoder',
+    'create_encoders',
+    'create_projector',
+    'encoder_feature_maps',
+    'load_decur_state_dict',
+    'load_decur_state_dicts',
+    'modality_transforms',
+    'read_decur_checkpoint',
+    'register_weights',
+)

@@ -1,31 +1,103 @@
 """Encoders (timm backbones) and projection heads."""
 
+import itertools
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import timm
 from lightly.models.modules.heads import ProjectionHead
-from torch import nn
+from torch import Tensor, nn
 from torchgeo.models import get_weight
 from torchgeo.tasks import utils
 from torchvision.models._api import WeightsEnum
+
+from .weights import (
+    DeCURWeightsEnum,
+    NotDeCURCheckpointError,
+    read_decur_checkpoint,
+    select_state_dict,
+)
+
+
+def _input_conv(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    """Return the name and module of the first convolution of *model*."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    return None
+
+
+def _load_strict(
+    backbone: nn.Module, state_dict: dict[str, Tensor], source: str, in_channels: int
+) -> None:
+    """Load *state_dict* into *backbone*, turning mismatches into ValueErrors.
+
+    Raises:
+        ValueError: If the first layer's input channels differ, or keys are
+            missing or unexpected.
+    """
+    conv = _input_conv(backbone)
+    if conv is not None:
+        weight = state_dict.get(f'{conv[0]}.weight')
+        if weight is not None and weight.ndim == 4 and weight.shape[1] != in_channels:
+            msg = (
+                f'weights {source} were trained with in_chans={weight.shape[1]}, '
+                f'but in_channels={in_channels}'
+            )
+            raise ValueError(msg)
+    expected = backbone.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            more = f' (+{len(missing) - 5} more)' if len(missing) > 5 else ''
+            parts.append(f'missing keys {", ".join(missing[:5])}{more}')
+        if unexpected:
+            more = f' (+{len(unexpected) - 5} more)' if len(unexpected) > 5 else ''
+            parts.append(f'unexpected keys {", ".join(unexpected[:5])}{more}')
+        msg = (
+            f'weights {source} do not fit the {type(backbone).__name__} '
+            f'backbone: {"; ".join(parts)}'
+        )
+        raise ValueError(msg)
+    backbone.load_state_dict(state_dict, strict=True)
 
 
 def create_encoder(
     model: str,
     in_channels: int,
-    weights: WeightsEnum | str | bool | None = None,
+    weights: WeightsEnum | str | os.PathLike[str] | bool | None = None,
+    modality: str | None = None,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Create a timm backbone that returns pooled features.
+
+    DeCUR weights (see :mod:`torchgeo_decur.models.weights`) hold one encoder
+    per modality; *modality* picks one:
+
+    * a joint entry, e.g. ``ResNet50_Weights.DECUR_S1S2`` (or its name) with
+      ``modality='s1'``;
+    * a per-modality entry, e.g. ``ResNet50_Weights.DECUR_S1S2_S1`` (or its
+      name); *modality* may be omitted;
+    * the path of a DeCUR file (see
+      :func:`~torchgeo_decur.models.weights.read_decur_checkpoint`): an
+      encoder file written by the export (*modality* may be omitted), a joint
+      file of the export or of the DeCUR authors, or a DeCUR Lightning
+      checkpoint (with *modality*).
+
+    DeCUR weights are loaded with ``strict=True``. TorchGeo's own weights and
+    TorchGeo Lightning checkpoints (e.g. MoCo, SimCLR) keep TorchGeo's lenient
+    loading, and take no *modality*.
 
     Args:
         model: Name of the `timm <https://huggingface.co/docs/timm>`__ model.
         in_channels: Number of input channels (bands).
         weights: Initial weights: a weight enum, the name of one registered with
-            TorchGeo, the path to a state dict or TorchGeo checkpoint, True for
+            TorchGeo, the path to a weight file or checkpoint, True for
             timm's ImageNet weights, or False/None for random weights.
+        modality: Modality of a DeCUR weight source to load, e.g. ``'s1'``.
         **model_kwargs: Further keyword arguments for :func:`timm.create_model`
             (e.g. ``img_size`` for ViTs).
 
@@ -33,8 +105,12 @@ def create_encoder(
         The backbone; ``backbone(x)`` has shape ``(N, backbone.num_features)``.
 
     Raises:
-        ValueError: If *in_channels* is not positive or the weights were
-            trained with another number of input channels.
+        FileNotFoundError: If *weights* is a string that is neither a file nor
+            a registered weight name.
+        ValueError: If *in_channels* is not positive, the weights were
+            trained with another number of input channels, *modality* is
+            unknown (or given for non-DeCUR weights), the file is not a
+            checkpoint TorchGeo or DeCUR knows, or keys do not match.
 
     .. versionadded:: 0.1
     """
@@ -48,21 +124,68 @@ def create_encoder(
         pretrained=weights is True,
         **model_kwargs,
     )
-    if weights and weights is not True:
-        if isinstance(weights, str) and os.path.exists(weights):
-            _, state_dict = utils.extract_backbone(weights)
-        else:
-            if isinstance(weights, str):
-                weights = get_weight(weights)
-            expected = weights.meta.get('in_chans')
-            if expected is not None and expected != in_channels:
-                msg = (
-                    f'weights {weights} were trained with in_chans={expected}, '
-                    f'but in_channels={in_channels}'
-                )
-                raise ValueError(msg)
-            state_dict = weights.get_state_dict(progress=True, weights_only=True)
+    if not weights or weights is True:
+        if modality is not None:
+            msg = f'modality={modality!r} needs DeCUR weights, got weights={weights!r}'
+            raise ValueError(msg)
+        return backbone
+
+    if isinstance(weights, str) and not os.path.exists(weights):
+        try:
+            weights = get_weight(weights)
+        except ValueError:
+            msg = (
+                f'weights {weights!r} is neither an existing file nor a weight '
+                'name registered with torchgeo.models.get_weight'
+            )
+            raise FileNotFoundError(msg) from None
+
+    if isinstance(weights, DeCURWeightsEnum):
+        entry = weights.modality(modality) if modality is not None else weights
+        if entry.is_joint:
+            valid = ', '.join(entry.modalities)
+            msg = f'{entry} holds several encoders ({valid}): pass modality=<name>'
+            raise ValueError(msg)
+        expected = entry.meta['in_chans']
+        if expected != in_channels:
+            msg = (
+                f'weights {entry} were trained with in_chans={expected}, '
+                f'but in_channels={in_channels}'
+            )
+            raise ValueError(msg)
+        state_dict = entry.get_state_dict(progress=True, weights_only=True)
+        _load_strict(backbone, state_dict, str(entry), in_channels)
+        return backbone
+
+    if isinstance(weights, WeightsEnum):
+        if modality is not None:
+            msg = (
+                f'modality={modality!r} is only valid for DeCUR weights, not {weights}'
+            )
+            raise ValueError(msg)
+        expected = weights.meta.get('in_chans')
+        if expected is not None and expected != in_channels:
+            msg = (
+                f'weights {weights} were trained with in_chans={expected}, '
+                f'but in_channels={in_channels}'
+            )
+            raise ValueError(msg)
+        state_dict = weights.get_state_dict(progress=True, weights_only=True)
         utils.load_state_dict(backbone, state_dict)
+        return backbone
+
+    path = os.fspath(cast(str | os.PathLike[str], weights))
+    try:
+        state_dicts, _ = read_decur_checkpoint(path)
+    except NotDeCURCheckpointError:
+        if modality is not None:
+            raise
+        # A TorchGeo Lightning checkpoint of another method (MoCo, SimCLR, ...)
+        _, state_dict = utils.extract_backbone(path)
+        utils.load_state_dict(backbone, state_dict)
+        return backbone
+    state_dict = select_state_dict(state_dicts, modality, path)
+    _load_strict(backbone, state_dict, path, in_channels)
     return backbone
 
 
@@ -89,7 +212,7 @@ def create_projector(input_dim: int, dims: Sequence[int]) -> nn.Module:
         raise ValueError(msg)
     blocks: list[tuple[int, int, nn.Module | None, nn.Module | None]] = []
     sizes = [input_dim, *dims]
-    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (d_in, d_out) in enumerate(itertools.pairwise(sizes)):
         last = i == len(dims) - 1
         blocks.append(
             (
