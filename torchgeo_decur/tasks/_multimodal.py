@@ -1,7 +1,7 @@
 """Code shared by the multimodal downstream (transfer) tasks."""
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
@@ -67,14 +67,18 @@ class MultimodalTaskMixin(LightningModule):
             model_kwargs=self.hparams['model_kwargs'],
         )
 
+    @property
+    def encoders(self) -> nn.Module:
+        """The encoders of the model, one per modality."""
+        return cast(nn.Module, self.model.encoders)
+
     def _freeze_encoders(self) -> None:
         """In linear mode, freeze the encoder parameters and normalisation stats."""
         if self.hparams['mode'] != 'linear':
             return
-        encoders: nn.Module = self.model.encoders
-        for param in encoders.parameters():
+        for param in self.encoders.parameters():
             param.requires_grad = False
-        encoders.eval()
+        self.encoders.eval()
 
     def train(self, mode: bool = True) -> Self:
         """Set the training mode, keeping frozen encoders in evaluation mode.
@@ -90,13 +94,13 @@ class MultimodalTaskMixin(LightningModule):
         """
         super().train(mode)
         if mode and self.hparams.get('mode') == 'linear' and hasattr(self, 'model'):
-            self.model.encoders.eval()
+            self.encoders.eval()
         return self
 
     def on_train_epoch_start(self) -> None:
         """Keep frozen encoders in evaluation mode (e.g. after validation)."""
         if self.hparams['mode'] == 'linear':
-            self.model.encoders.eval()
+            self.encoders.eval()
 
     def _trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters that the optimiser updates.
@@ -168,6 +172,55 @@ class MultimodalTaskMixin(LightningModule):
             raise KeyError(msg)
         target: Tensor = batch[key]  # type: ignore[literal-required]
         return target
+
+    def _shared_step(self, batch: Sample, stage: str) -> Tensor:
+        """Compute the loss and update the metrics of one stage.
+
+        Args:
+            batch: The output of your DataLoader.
+            stage: 'train', 'val' or 'test'.
+
+        Returns:
+            The loss.
+        """
+        raise NotImplementedError
+
+    def training_step(
+        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Compute the training loss and additional metrics.
+
+        Args:
+            batch: The output of your DataLoader.
+            batch_idx: Integer displaying index of this batch.
+            dataloader_idx: Index of the current dataloader.
+
+        Returns:
+            The loss tensor.
+        """
+        return self._shared_step(batch, 'train')
+
+    def validation_step(
+        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Compute the validation loss and additional metrics.
+
+        Args:
+            batch: The output of your DataLoader.
+            batch_idx: Integer displaying index of this batch.
+            dataloader_idx: Index of the current dataloader.
+        """
+        self._shared_step(batch, 'val')
+
+    def test_step(self, batch: Sample, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Compute the test loss and additional metrics.
+
+        Args:
+            batch: The output of your DataLoader.
+            batch_idx: Integer displaying index of this batch.
+            dataloader_idx: Index of the current dataloader.
+        """
+        self._shared_step(batch, 'test')
 
     def on_train_epoch_end(self) -> None:
         """Log train metrics."""

@@ -1,0 +1,188 @@
+"""Multimodal semantic segmentation (DeCUR's GeoNRW protocol)."""
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning.pytorch.utilities.types
+from torch import Tensor, nn
+from torch.optim import AdamW
+from torchgeo.datasets.utils import Sample
+from torchgeo.tasks import BaseTask
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+from torchvision.models._api import WeightsEnum
+
+from ..models.heads import MultimodalSegmentationModel
+from ._multimodal import MultimodalTaskMixin
+
+
+class MultimodalSemanticSegmentationTask(MultimodalTaskMixin, BaseTask):
+    """Semantic segmentation with one encoder per modality.
+
+    By default the DeCUR paper's FCN head: the last three feature maps of every
+    encoder are concatenated level by level, each level is mapped to class
+    scores by a 1x1 convolution and upsampled to the input size, and the levels
+    are summed (see :class:`~torchgeo_decur.models.heads.FCNHead`). Optionally,
+    segmentation-models-pytorch's U-Net or DeepLabV3+ decoder over the fused
+    feature pyramids. Trained with cross-entropy and AdamW.
+
+    With ``mode='linear'`` the encoders are frozen, parameters and batch norm
+    statistics alike, and only the head (and decoder) trains; with
+    ``mode='finetune'`` everything trains. One modality (e.g.
+    ``in_channels=[3], modalities=['rgb'], input_keys=['image1']``)
+    evaluates a missing modality with the same joint weights. In linear mode
+    Lightning warns that modules are in eval mode at the start of training:
+    that is intended.
+
+    Batches hold one image per modality under *input_keys* (all of the same
+    height and width) and a ``'mask'`` of class indices of shape ``(N, H, W)``.
+
+    If you use this task in your research, please cite the following paper:
+
+    * https://arxiv.org/abs/2309.05300
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        model: str = 'resnet50',
+        weights: WeightsEnum | str | bool | None = None,
+        in_channels: Sequence[int] = (3, 1),
+        modalities: Sequence[str] = ('rgb', 'dem'),
+        input_keys: Sequence[str] = ('image1', 'image2'),
+        num_classes: int = 11,
+        ignore_index: int | None = None,
+        mode: Literal['linear', 'finetune'] = 'linear',
+        decoder: Literal['fcn', 'unet', 'deeplabv3plus'] = 'fcn',
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Initialize a new MultimodalSemanticSegmentationTask instance.
+
+        Args:
+            model: Name of the `timm
+                <https://huggingface.co/docs/timm/reference/models>`__ model used
+                for every encoder (it must support ``forward_intermediates``).
+            weights: Initial weights of the encoders: a joint DeCUR weight enum
+                (each encoder takes its modality's part), its name, the path to a
+                checkpoint, True for ImageNet weights, or False/None for random
+                weights.
+            in_channels: Number of input channels of each modality.
+            modalities: Modality name of each encoder (1 or 2), e.g.
+                ``('rgb', 'dem')``; used to pick encoders out of joint weights.
+            input_keys: Batch key of each modality's image.
+            num_classes: Number of classes (GeoNRW in TorchGeo: 11, class 0
+                being background).
+            ignore_index: Optional class index to ignore in the loss and
+                metrics (e.g. 0 to leave out GeoNRW's background).
+            mode: 'linear' (frozen encoders) or 'finetune'.
+            decoder: 'fcn' (DeCUR paper), 'unet' or 'deeplabv3plus'.
+            lr: Learning rate of AdamW.
+            weight_decay: Weight decay of AdamW.
+            model_kwargs: Further keyword arguments for :func:`timm.create_model`.
+
+        Raises:
+            ValueError: If *mode* or *decoder* is unknown, or *in_channels*,
+                *modalities* and *input_keys* do not describe 1 or 2 known
+                modalities.
+        """
+        self.weights = weights
+        super().__init__()
+
+    def configure_models(self) -> None:
+        """Initialize the model."""
+        encoders = self._build_encoders()
+        self.model = MultimodalSegmentationModel(
+            encoders,
+            self.hparams['in_channels'],
+            self.hparams['num_classes'],
+            decoder=self.hparams['decoder'],
+        )
+        self._freeze_encoders()
+
+    def configure_losses(self) -> None:
+        """Initialize the loss criterion."""
+        ignore_index: int | None = self.hparams['ignore_index']
+        # As TorchGeo: a value that no class index takes when nothing is ignored.
+        self.criterion = nn.CrossEntropyLoss(
+            ignore_index=-1000 if ignore_index is None else ignore_index
+        )
+
+    def configure_metrics(self) -> None:
+        """Initialize the performance metrics.
+
+        * ``AverageJaccardIndex``: mean intersection over union (mIoU, macro).
+        * ``OverallAccuracy`` / ``AverageAccuracy``: micro / macro pixel accuracy.
+
+        Pixels of *ignore_index* are left out (and so is that class from the
+        macro averages). Higher is better for all metrics.
+        """
+        kwargs = {
+            'num_classes': self.hparams['num_classes'],
+            'ignore_index': self.hparams['ignore_index'],
+        }
+        metrics = MetricCollection(
+            {
+                'AverageJaccardIndex': MulticlassJaccardIndex(
+                    average='macro', **kwargs
+                ),
+                'OverallAccuracy': MulticlassAccuracy(average='micro', **kwargs),
+                'AverageAccuracy': MulticlassAccuracy(average='macro', **kwargs),
+            }
+        )
+        self.train_metrics = metrics.clone(prefix='train_')
+        self.val_metrics = metrics.clone(prefix='val_')
+        self.test_metrics = metrics.clone(prefix='test_')
+
+    def configure_optimizers(
+        self,
+    ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
+        """Initialize the optimizer.
+
+        Returns:
+            AdamW over the trainable parameters.
+        """
+        return AdamW(
+            self._trainable_parameters(),
+            lr=self.hparams['lr'],
+            weight_decay=self.hparams['weight_decay'],
+        )
+
+    def _shared_step(self, batch: Sample, stage: str) -> Tensor:
+        """Compute the loss and update the metrics of one stage.
+
+        Args:
+            batch: The output of your DataLoader.
+            stage: 'train', 'val' or 'test'.
+
+        Returns:
+            The loss.
+        """
+        inputs = self._get_inputs(batch)
+        y = self._get_target(batch, 'mask').long()
+        if y.ndim == 4 and y.shape[1] == 1:
+            y = y.squeeze(1)
+        y_hat = self(*inputs)
+        loss: Tensor = self.criterion(y_hat, y)
+        metrics = getattr(self, f'{stage}_metrics')
+        metrics(y_hat.detach().argmax(dim=1), y)
+        self.log(f'{stage}_loss', loss, batch_size=y.shape[0])
+        return loss
+
+    def predict_step(
+        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Compute the predicted class probabilities.
+
+        Args:
+            batch: The output of your DataLoader.
+            batch_idx: Integer displaying index of this batch.
+            dataloader_idx: Index of the current dataloader.
+
+        Returns:
+            Class probabilities of shape ``(N, num_classes, H, W)``.
+        """
+        y_hat: Tensor = self(*self._get_inputs(batch)).softmax(dim=1)
+        return y_hat
