@@ -1,0 +1,121 @@
+from pathlib import Path
+
+import kornia.augmentation as K
+import pytest
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from torch import Tensor
+
+from torchgeo_decur.datamodules import SSL4EOS12PairDataModule
+from torchgeo_decur.transforms import MultiViewAugmentation
+
+SIZE = 36  # tile size of the fixture
+PATCH = 32
+
+
+def datamodule(root: Path, **kwargs: object) -> SSL4EOS12PairDataModule:
+    kwargs = {'batch_size': 2, 'patch_size': PATCH, 'val_fraction': 0.0, **kwargs}
+    return SSL4EOS12PairDataModule(root=root, size=SIZE, **kwargs)  # type: ignore[arg-type]
+
+
+def test_train_batches(ssl4eo_root: Path) -> None:
+    dm = datamodule(ssl4eo_root)
+    dm.setup('fit')
+    assert len(dm.train_dataset) == 2
+    assert dm.val_dataloader() == []
+    loader = dm.train_dataloader()
+    assert loader.drop_last
+    batches = list(loader)
+    assert len(batches) == 1
+    batch = batches[0]
+    assert batch['image1'].shape == (2, 2, 2, SIZE, SIZE)
+    assert batch['image2'].shape == (2, 2, 13, SIZE, SIZE)
+
+    dm.trainer = Trainer(accelerator='cpu', max_epochs=1, logger=False)
+    dm.trainer.training = True
+    out = dm.on_after_batch_transfer(batch, 0)
+    assert out['image1'].shape == (2, 2, 2, PATCH, PATCH)
+    assert out['image2'].shape == (2, 2, 13, PATCH, PATCH)
+    # the four views of a sample are augmented independently
+    assert not torch.allclose(out['image1'][0, 0], out['image1'][0, 1])
+    assert not torch.allclose(out['image2'][1, 0], out['image2'][1, 1])
+    assert 0 <= out['image2'].min() and out['image2'].max() <= 255 + 1e-3
+
+    dm.trainer.validating = True
+    assert dm.on_after_batch_transfer(batch, 0)['image1'].shape[-1] == PATCH
+
+
+def test_augmentations(ssl4eo_root: Path) -> None:
+    dm = datamodule(ssl4eo_root, optical='s2a')
+    assert isinstance(dm.train_aug, MultiViewAugmentation)
+    assert dm.aug is dm.train_aug is dm.val_aug
+    # the dataset normalises: TorchGeo's default Normalize is replaced, and
+    # the SAR batch is not rescaled
+    assert K.Normalize not in {
+        type(m) for m in dm.aug.augmentations['image1'].modules()
+    }
+    s2 = dm.train_aug.augmentations['image2']
+    assert s2(torch.rand(1, 12, SIZE, SIZE)).shape == (1, 12, PATCH, PATCH)
+
+
+def test_val_split(ssl4eo_root: Path) -> None:
+    dm = datamodule(ssl4eo_root, val_fraction=0.5)
+    dm.setup('fit')
+    train, val = list(dm.train_dataset.indices), list(dm.val_dataset.indices)
+    assert len(train) == len(val) == 1
+    assert set(train) | set(val) == {0, 1}
+    with pytest.warns(UserWarning, match='at least 2 samples'):
+        loader = dm.train_dataloader()
+    assert not loader.drop_last and len(loader) == 1
+    val_loader = dm.val_dataloader()
+    assert not val_loader.drop_last and len(val_loader) == 1
+    # deterministic
+    dm2 = datamodule(ssl4eo_root, val_fraction=0.5)
+    dm2.setup('validate')
+    assert list(dm2.val_dataset.indices) == val
+
+
+def test_small_fraction_keeps_one_val_sample(ssl4eo_root: Path) -> None:
+    dm = datamodule(ssl4eo_root, val_fraction=0.05)
+    dm.setup('fit')
+    assert len(dm.val_dataset) == 1 and len(dm.train_dataset) == 1
+
+
+def test_invalid_arguments(ssl4eo_root: Path) -> None:
+    with pytest.raises(ValueError, match='val_fraction'):
+        datamodule(ssl4eo_root, val_fraction=1.0)
+    with pytest.raises(ValueError, match='batch_size'):
+        datamodule(ssl4eo_root, batch_size=1)
+
+
+class _Model(LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2 + 13, 1)
+        self.shapes: list[tuple[int, ...]] = []
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        self.shapes.append(tuple(batch['image2'].shape))
+        x = torch.cat([batch['image1'], batch['image2']], dim=2).mean(dim=(1, 3, 4))
+        return self.layer(x).mean()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        raise AssertionError('no validation data with val_fraction=0')
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.filterwarnings('ignore:Total length of `list` across ranks is zero')
+def test_fit(ssl4eo_root: Path) -> None:
+    dm = datamodule(ssl4eo_root)
+    model = _Model()
+    trainer = Trainer(
+        accelerator='cpu',
+        fast_dev_run=True,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, dm)
+    assert model.shapes == [(2, 2, 13, PATCH, PATCH)]

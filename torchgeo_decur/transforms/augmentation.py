@@ -1,0 +1,386 @@
+"""Per-modality Kornia augmentation pipelines of DeCUR.
+
+Each factory returns an :class:`~torch.nn.Module` that maps a batch
+``[B, C, H, W]`` to ``[B, C, size, size]``, drawing the random parameters
+independently for every image of the batch. :class:`MultiViewAugmentation`
+applies one pipeline per modality to batches of paired multi-view samples
+(``[B, V, C, H, W]``), as the datamodules do after transfer to the device.
+
+The pipelines follow the DeCUR paper (Wang et al., 2024,
+https://arxiv.org/abs/2309.05300), which adapts BYOL's augmentations
+(https://arxiv.org/abs/2006.07733) to each modality: colour operations only
+where they make sense (optical, RGB), band-weighted grayscale for
+multispectral data, and geometric operations everywhere.
+"""
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kornia.augmentation as K
+import torch
+from torch import Tensor, nn
+from torchgeo.transforms import RandomGrayscale
+
+from ..datasets.modalities import MODALITIES
+
+__all__ = (
+    'AUGMENTATIONS',
+    'MultiViewAugmentation',
+    'augmentation_for',
+    'dem_augmentation',
+    'hha_augmentation',
+    'optical_augmentation',
+    'rgb_augmentation',
+    'sar_augmentation',
+)
+
+
+def _kernel_size(size: int) -> int:
+    """Gaussian blur kernel size: about 10% of the patch size, odd, at least 3.
+
+    Args:
+        size: Patch size in pixels.
+
+    Returns:
+        The kernel size.
+    """
+    return max(3, size // 10 // 2 * 2 + 1)
+
+
+def _check(size: int, in_channels: int) -> None:
+    """Validate the common arguments of the factories.
+
+    Args:
+        size: Patch size in pixels.
+        in_channels: Number of channels.
+
+    Raises:
+        ValueError: If *size* or *in_channels* is not positive.
+    """
+    if size < 1:
+        msg = f'size must be >= 1, got {size}'
+        raise ValueError(msg)
+    if in_channels < 1:
+        msg = f'in_channels must be >= 1, got {in_channels}'
+        raise ValueError(msg)
+
+
+def _equal_weights(in_channels: int) -> Tensor:
+    """Equal grayscale weights for every channel.
+
+    Args:
+        in_channels: Number of channels.
+
+    Returns:
+        A vector of ones of length *in_channels*.
+    """
+    return torch.ones(in_channels)
+
+
+def optical_augmentation(
+    size: int = 224,
+    in_channels: int = 13,
+    grayscale_weights: Tensor | None = None,
+    max_value: float = 255.0,
+    scale: tuple[float, float] = (0.2, 1.0),
+) -> nn.Module:
+    """Augmentation for multispectral optical imagery (e.g. Sentinel-2).
+
+    BYOL's pipeline adapted to multispectral data as in DeCUR: random resized
+    crop, brightness and contrast jitter (p=0.8 each, factors 0.6--1.4),
+    band-weighted grayscale (p=0.2), Gaussian blur (sigma 0.1--2, p=0.5),
+    solarisation (p=0.2, threshold at half of *max_value*) and horizontal and
+    vertical flips.
+
+    Inputs are expected in ``[0, max_value]`` (the paper scales Sentinel-2 to
+    ``[0, 255]``). The colour operations act on ``x / max_value`` and the
+    output is scaled back, so the output stays in ``[0, max_value]``.
+
+    Args:
+        size: Output patch size in pixels.
+        in_channels: Number of spectral bands.
+        grayscale_weights: Weight of each band in the grayscale image (rescaled
+            to sum to 1); equal weights if None.
+        max_value: Largest input value; the colour operations clip to
+            ``[0, max_value]``.
+        scale: Range of the crop area relative to the input area.
+
+    Returns:
+        The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
+
+    Raises:
+        ValueError: If an argument is out of range or *grayscale_weights* does
+            not have *in_channels* elements.
+
+    .. versionadded:: 0.1
+    """
+    _check(size, in_channels)
+    if max_value <= 0:
+        msg = f'max_value must be > 0, got {max_value}'
+        raise ValueError(msg)
+    if grayscale_weights is None:
+        weights = _equal_weights(in_channels)
+    else:
+        weights = torch.as_tensor(grayscale_weights, dtype=torch.float32).clone()
+        if weights.shape != (in_channels,):
+            msg = (
+                f'grayscale_weights must have in_channels={in_channels} elements, '
+                f'got shape {tuple(weights.shape)}'
+            )
+            raise ValueError(msg)
+    ks = _kernel_size(size)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        # colour operations on [0, 1]; clip_output keeps the valid range
+        K.Normalize(mean=0.0, std=max_value),
+        K.RandomBrightness(brightness=(0.6, 1.4), clip_output=True, p=0.8),
+        K.RandomContrast(contrast=(0.6, 1.4), clip_output=True, p=0.8),
+        RandomGrayscale(weights=weights, p=0.2),
+        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
+        K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2),
+        K.Denormalize(mean=0.0, std=max_value),
+        K.RandomHorizontalFlip(),
+        K.RandomVerticalFlip(),
+        data_keys=['input'],
+    )
+
+
+def sar_augmentation(
+    size: int = 224, in_channels: int = 2, scale: tuple[float, float] = (0.2, 1.0)
+) -> nn.Module:
+    """Augmentation for SAR imagery (e.g. Sentinel-1, z-scored dB).
+
+    Random resized crop, grayscale with equal band weights (p=0.2), Gaussian
+    blur (sigma 0.1--2, p=0.5) and horizontal and vertical flips. No colour
+    operations: backscatter is not a colour and the input is standardised, not
+    bounded.
+
+    Args:
+        size: Output patch size in pixels.
+        in_channels: Number of polarisations (bands).
+        scale: Range of the crop area relative to the input area.
+
+    Returns:
+        The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
+
+    Raises:
+        ValueError: If *size* or *in_channels* is not positive.
+
+    .. versionadded:: 0.1
+    """
+    _check(size, in_channels)
+    ks = _kernel_size(size)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        RandomGrayscale(weights=_equal_weights(in_channels), p=0.2),
+        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
+        K.RandomHorizontalFlip(),
+        K.RandomVerticalFlip(),
+        data_keys=['input'],
+    )
+
+
+def dem_augmentation(
+    size: int = 224, scale: tuple[float, float] = (0.2, 1.0)
+) -> nn.Module:
+    """Augmentation for digital elevation models: geometric operations only.
+
+    Random resized crop and horizontal and vertical flips (a DEM seen from
+    above has no preferred orientation). Works on any number of channels.
+
+    Args:
+        size: Output patch size in pixels.
+        scale: Range of the crop area relative to the input area.
+
+    Returns:
+        The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
+
+    Raises:
+        ValueError: If *size* is not positive.
+
+    .. versionadded:: 0.1
+    """
+    _check(size, 1)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        K.RandomHorizontalFlip(),
+        K.RandomVerticalFlip(),
+        data_keys=['input'],
+    )
+
+
+def hha_augmentation(
+    size: int = 224, scale: tuple[float, float] = (0.08, 1.0)
+) -> nn.Module:
+    """Augmentation for HHA-encoded depth: geometric operations only.
+
+    Random resized crop and horizontal flip (no vertical flip: indoor scenes
+    have an up direction, and the HHA height and angle channels depend on it).
+
+    Args:
+        size: Output patch size in pixels.
+        scale: Range of the crop area relative to the input area.
+
+    Returns:
+        The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
+
+    Raises:
+        ValueError: If *size* is not positive.
+
+    .. versionadded:: 0.1
+    """
+    _check(size, 1)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        K.RandomHorizontalFlip(),
+        data_keys=['input'],
+    )
+
+
+def rgb_augmentation(
+    size: int = 224, scale: tuple[float, float] = (0.08, 1.0)
+) -> nn.Module:
+    """Standard BYOL augmentation for RGB images in ``[0, 1]``.
+
+    Random resized crop, colour jitter (brightness 0.4, contrast 0.4,
+    saturation 0.2, hue 0.1, p=0.8), grayscale (p=0.2), Gaussian blur
+    (sigma 0.1--2, p=0.5), solarisation (p=0.2) and horizontal flip.
+
+    Args:
+        size: Output patch size in pixels.
+        scale: Range of the crop area relative to the input area.
+
+    Returns:
+        The augmentation, mapping ``[B, 3, H, W]`` to ``[B, 3, size, size]``.
+
+    Raises:
+        ValueError: If *size* is not positive.
+
+    .. versionadded:: 0.1
+    """
+    _check(size, 3)
+    ks = _kernel_size(size)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        K.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, p=0.8),
+        K.RandomGrayscale(p=0.2),
+        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
+        K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2),
+        K.RandomHorizontalFlip(),
+        data_keys=['input'],
+    )
+
+
+#: Augmentation factory of each modality name (see
+#: :data:`~torchgeo_decur.datasets.MODALITIES`). Each factory takes the patch
+#: size as first argument; those with an ``in_channels`` argument get the
+#: modality's number of bands. Add entries here for a new modality.
+AUGMENTATIONS: dict[str, Callable[..., nn.Module]] = {
+    's1': sar_augmentation,
+    's2c': optical_augmentation,
+    's2a': optical_augmentation,
+    'rgb': rgb_augmentation,
+    'dem': dem_augmentation,
+    'hha': hha_augmentation,
+}
+
+
+def augmentation_for(modality: str, size: int = 224, **kwargs: Any) -> nn.Module:
+    """Augmentation pipeline of a modality, by name.
+
+    Args:
+        modality: Modality name, a key of :data:`AUGMENTATIONS` (``'s1'``,
+            ``'s2c'``, ``'s2a'``, ``'rgb'``, ``'dem'``, ``'hha'``).
+        size: Output patch size in pixels.
+        **kwargs: Further keyword arguments of the factory (e.g.
+            ``grayscale_weights`` for optical data).
+
+    Returns:
+        The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
+
+    Raises:
+        ValueError: If *modality* has no augmentation pipeline.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        factory = AUGMENTATIONS[modality]
+    except KeyError:
+        known = ', '.join(sorted(AUGMENTATIONS))
+        msg = f'no augmentation for modality {modality!r}; known: {known}'
+        raise ValueError(msg) from None
+    if (
+        modality in MODALITIES
+        and 'in_channels' in inspect.signature(factory).parameters
+    ):
+        kwargs.setdefault('in_channels', MODALITIES[modality].in_channels)
+    return factory(size, **kwargs)
+
+
+class MultiViewAugmentation(nn.Module):
+    """Apply one augmentation pipeline per key to batches of multi-view samples.
+
+    For each key of *augmentations*, the batch entry of shape
+    ``[B, V, C, H, W]`` (V views of each sample) is augmented view by view and
+    image by image with independent random draws, giving
+    ``[B, V, C, P, P]``; a ``[B, C, H, W]`` entry is augmented as a single
+    view. Other keys of the batch are passed through unchanged.
+
+    Example, for DeCUR's SAR-optical pairs (4 independently augmented views)::
+
+        aug = MultiViewAugmentation(
+            {'image1': sar_augmentation(224), 'image2': optical_augmentation(224)}
+        )
+        batch = aug({'image1': s1, 'image2': s2})
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, augmentations: Mapping[str, nn.Module]) -> None:
+        """Initialize a new MultiViewAugmentation instance.
+
+        Args:
+            augmentations: Pipeline of each batch key; each maps
+                ``[N, C, H, W]`` to ``[N, C, P, P]`` with per-image random
+                parameters (as Kornia augmentations do by default).
+        """
+        super().__init__()
+        self.augmentations = nn.ModuleDict(dict(augmentations))
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Augment a batch.
+
+        Args:
+            batch: A batch with a ``[B, V, C, H, W]`` or ``[B, C, H, W]`` tensor
+                for each key of the augmentations.
+
+        Returns:
+            A new dict with the augmented tensors and the other entries of
+            *batch* unchanged.
+
+        Raises:
+            KeyError: If a key of the augmentations is not in *batch*.
+            ValueError: If an entry has neither 4 nor 5 dimensions.
+        """
+        out = dict(batch)
+        for key, aug in self.augmentations.items():
+            if key not in batch:
+                msg = f'batch has no key {key!r} to augment; keys: {sorted(batch)}'
+                raise KeyError(msg)
+            x = batch[key]
+            if x.ndim == 4:
+                out[key] = aug(x)
+            elif x.ndim == 5:
+                # Kornia draws parameters per image, so augmenting the B * V
+                # images at once gives every view of every sample its own draw.
+                b, v = x.shape[:2]
+                y = aug(x.flatten(0, 1))
+                out[key] = y.unflatten(0, (b, v))
+            else:
+                msg = (
+                    f'batch[{key!r}] must have shape [B, V, C, H, W] or '
+                    f'[B, C, H, W], got {tuple(x.shape)}'
+                )
+                raise ValueError(msg)
+        return out
