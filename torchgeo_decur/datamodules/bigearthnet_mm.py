@@ -204,6 +204,7 @@ class BigEarthNetMMDataModule(FractionDataModule):
 
     def __init__(
         self,
+        root: str | os.PathLike[str] = 'data',
         batch_size: int = 64,
         num_workers: int = 0,
         size: int | None = None,
@@ -214,6 +215,7 @@ class BigEarthNetMMDataModule(FractionDataModule):
         """Initialize a new BigEarthNetMMDataModule instance.
 
         Args:
+            root: Root directory of the dataset.
             batch_size: Size of each mini-batch.
             num_workers: Number of workers for parallel data loading.
             size: Resize every batch to ``size x size`` px (bilinear) if
@@ -233,7 +235,13 @@ class BigEarthNetMMDataModule(FractionDataModule):
             msg = f'size must be a positive number of pixels, got {size!r}'
             raise ValueError(msg)
         super().__init__(
-            BigEarthNetMM, batch_size, num_workers, train_fraction, seed, **kwargs
+            BigEarthNetMM,
+            batch_size,
+            num_workers,
+            train_fraction,
+            seed,
+            root=root,
+            **kwargs,
         )
         self.num_classes = kwargs.get('num_classes', type(self).num_classes)
         self.size = size

@@ -99,6 +99,7 @@ class GeoNRWDataModule(FractionDataModule):
 
     def __init__(
         self,
+        root: str | os.PathLike[str] = 'data',
         batch_size: int = 64,
         num_workers: int = 0,
         patch_size: int | None = 256,
@@ -110,6 +111,7 @@ class GeoNRWDataModule(FractionDataModule):
         """Initialize a new GeoNRWDataModule instance.
 
         Args:
+            root: Root directory of the dataset.
             batch_size: Size of each mini-batch.
             num_workers: Number of workers for parallel data loading.
             patch_size: Side of the random training crop in px, or None for
@@ -132,7 +134,13 @@ class GeoNRWDataModule(FractionDataModule):
                 msg = f'{name} must be a positive number of pixels, got {value!r}'
                 raise ValueError(msg)
         super().__init__(
-            GeoNRWCities, batch_size, num_workers, train_fraction, seed, **kwargs
+            GeoNRWCities,
+            batch_size,
+            num_workers,
+            train_fraction,
+            seed,
+            root=root,
+            **kwargs,
         )
         self.patch_size = patch_size
         self.size = size

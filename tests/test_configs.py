@@ -1,0 +1,101 @@
+"""Every transfer config runs `torchgeo fit --trainer.fast_dev_run=true` on the fixtures.
+
+The DeCUR weights named in the configs are loaded through the real code path:
+a checkpoint in the authors' layout sits in the torch hub cache under the URL's
+file name, so nothing is downloaded.
+"""
+
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import yaml
+from torchgeo.main import main as torchgeo_main
+
+from torchgeo_decur.models import ResNet50_Weights
+
+from .conftest import ROOT
+
+TRANSFER = sorted((ROOT / 'conf' / 'transfer').glob('*.yaml'))
+
+
+def authors_checkpoint(path: Path, in_chans: tuple[int, int]) -> None:
+    """Write a ResNet-50 pair in the layout of the authors' published files."""
+    state: dict[str, torch.Tensor] = {}
+    for i, c in enumerate(in_chans, start=1):
+        backbone = timm.create_model('resnet50', in_chans=c, num_classes=0)
+        state.update({f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()})
+        state[f'module.projector{i}.0.weight'] = torch.zeros(8, 2048)
+    state['module.bn.running_mean'] = torch.zeros(8)
+    torch.save({'epoch': 100, 'model': state}, path)
+
+
+@pytest.fixture(scope='module')
+def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    hub = tmp_path_factory.mktemp('hub')
+    checkpoints = hub / 'checkpoints'
+    checkpoints.mkdir()
+    for weights, chans in (
+        (ResNet50_Weights.DECUR_S1S2, (2, 13)),
+        (ResNet50_Weights.DECUR_RGB_DEM, (3, 1)),
+    ):
+        authors_checkpoint(checkpoints / weights.url.rsplit('/', 1)[-1], chans)
+    return hub
+
+
+def test_every_paper_setting_has_a_config() -> None:
+    names = {p.stem for p in TRANSFER}
+    for ds, mods in (('bigearthnet', ('s1s2', 's1')), ('geonrw', ('rgbdem', 'rgb'))):
+        for m in mods:
+            for mode in ('linear', 'finetune'):
+                for pct in (1, 100):
+                    assert f'{ds}_{m}_{mode}_{pct}pct' in names
+    for path in TRANSFER:
+        config = yaml.safe_load(path.read_text())
+        fraction = config['data']['init_args']['train_fraction']
+        assert fraction == (0.01 if path.stem.endswith('_1pct') else 1.0)
+        mode = config['model']['init_args']['mode']
+        assert mode in path.stem
+
+
+@pytest.mark.parametrize('config', TRANSFER, ids=[p.stem for p in TRANSFER])
+def test_transfer_config_fast_dev_run(
+    config: Path,
+    hub_cache: Path,
+    bigearthnet_root: Path,
+    geonrw_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(hub_cache))
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError('tests must not download')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', no_download)
+    geonrw = config.stem.startswith('geonrw')
+    root = geonrw_root if geonrw else bigearthnet_root
+    args = [
+        'fit',
+        '--config',
+        str(config),
+        '--data.init_args.root',
+        str(root),
+        '--data.init_args.num_workers=0',
+        '--data.init_args.batch_size=2',
+        '--trainer.fast_dev_run=true',
+        '--trainer.accelerator=cpu',
+        '--trainer.default_root_dir',
+        str(tmp_path),
+        '--trainer.enable_progress_bar=false',
+    ]
+    # The fixtures are tiny: 1% of their few training samples selects none
+    # (an error by design), and GeoNRW's fixture tiles are 100 px.
+    if config.stem.endswith('_1pct'):
+        args.append('--data.init_args.train_fraction=0.5')
+    if geonrw:
+        args.append('--data.init_args.patch_size=64')
+    else:
+        args.append('--data.init_args.size=64')
+    torchgeo_main(args)
