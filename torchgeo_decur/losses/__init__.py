@@ -1,1 +1,5 @@
 """Losses of torchgeo-decur."""
+
+from .decur import DeCURLoss
+
+__all__ = ('DeCURLoss',)

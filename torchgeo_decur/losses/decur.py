@@ -1,0 +1,371 @@
+"""DeCUR loss: decoupling common and unique representations."""
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lightly.utils import dist as lightly_dist
+from torch import Tensor, nn
+
+
+def _off_diagonal(c: Tensor) -> Tensor:
+    """Return the off-diagonal entries of a square matrix, flattened.
+
+    Args:
+        c: A square (K, K) matrix.
+
+    Returns:
+        The K * (K - 1) off-diagonal entries.
+    """
+    k = c.shape[0]
+    return c.flatten()[:-1].view(k - 1, k + 1)[:, 1:].flatten()
+
+
+class _Gram(torch.autograd.Function):
+    """Gram matrix ``A A^T`` with a single matrix product in the backward pass."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Tensor) -> Tensor:
+        """Compute the Gram matrix.
+
+        Args:
+            ctx: Autograd context.
+            a: A (N, K) matrix.
+
+        Returns:
+            The (N, N) matrix ``a @ a.T``.
+        """
+        ctx.save_for_backward(a)
+        return a @ a.T
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        """Gradient with respect to the input.
+
+        Args:
+            ctx: Autograd context.
+            grad: Gradient with respect to the Gram matrix (N, N).
+
+        Returns:
+            The gradient with respect to the input, ``(grad + grad^T) A``.
+        """
+        (a,) = ctx.saved_tensors
+        return (grad + grad.T) @ a
+
+
+def _gram(a: Tensor) -> Tensor:
+    """Gram matrix ``a @ a.T`` of the rows of *a*.
+
+    Args:
+        a: A (N, K) matrix.
+
+    Returns:
+        The (N, N) Gram matrix.
+    """
+    out: Tensor = _Gram.apply(a)
+    return out
+
+
+def _gram_off(diag: Tensor, gram_a: Tensor, gram_b: Tensor) -> Tensor:
+    """Off-diagonal energy of C = A^T B / N from its diagonal and Gram matrices.
+
+    The squared Frobenius norm of A^T B equals the sum of the elementwise product
+    of the N x N Gram matrices A A^T and B B^T; the off-diagonal energy is that
+    minus the squared diagonal.
+
+    Args:
+        diag: Diagonal of C (K,).
+        gram_a: ``A @ A.T`` (N, N).
+        gram_b: ``B @ B.T`` (N, N).
+
+    Returns:
+        The sum of the squared off-diagonal entries of C.
+    """
+    n = gram_a.shape[0]
+    return (gram_a * gram_b).sum() / (n * n) - diag.pow(2).sum()
+
+
+def _matrix_stats(c: Tensor) -> tuple[Tensor, Tensor]:
+    """Diagonal and off-diagonal energy of a materialised square matrix.
+
+    Args:
+        c: A square (K, K) matrix.
+
+    Returns:
+        The diagonal of c (K,) and the sum of its squared off-diagonal entries.
+    """
+    return torch.diagonal(c), _off_diagonal(c).pow(2).sum()
+
+
+class DeCURLoss(nn.Module):
+    """DeCUR loss for two modalities with two views each.
+
+    Implements Eq. 1-6 of DeCUR [0]. Embeddings are normalised along the batch
+    (zero mean, unit biased variance, as ``nn.BatchNorm1d(K, affine=False)`` in
+    training mode), and cross-correlation matrices ``C(A, B) = Z_A^T Z_B / N``
+    are formed between them. With ``lbt(C, l) = sum_i (C_ii - 1)^2 +
+    l * sum_{i != j} C_ij^2``, the loss is the plain sum (Eq. 6) of
+
+    * ``common``: ``lbt`` on the first ``common_dim`` dimensions of
+      ``C(z1_a, z2_a)`` (cross-modal, target identity);
+    * ``unique``: ``sum_i C_ii^2 + l * sum_{i != j} C_ij^2`` on the remaining
+      dimensions of ``C(z1_a, z2_a)`` (cross-modal, target zero);
+    * ``intra1`` and ``intra2``: ``lbt`` on all dimensions of
+      ``C(z1_a, z1_b)`` and ``C(z2_a, z2_b)`` (intra-modal Barlow Twins).
+
+    When the batch size N is smaller than the embedding size K, no K x K matrix
+    is built: the diagonals cost O(NK) and the off-diagonal energies are
+    obtained from N x N Gram matrices in O(N^2 K). Otherwise the K x K matrices
+    are built directly. All correlation maths run in float32 with autocast
+    disabled, whatever the input dtype.
+
+    After each call, :attr:`terms` holds the detached terms for logging:
+    ``'common'``, ``'unique'``, ``'intra1'``, ``'intra2'`` (zero where a term is
+    switched off) and ``'common_diag'`` / ``'unique_diag'``, the mean
+    on-diagonal cross-modal correlation of the common and of the unique
+    dimensions (zero when there is no unique dimension).
+
+    [0] Wang, Y. et al., 2024. Decoupling Common and Unique Representations for
+    Multimodal Self-supervised Learning. ECCV. https://arxiv.org/abs/2309.05300
+
+    Examples:
+        >>> loss_fn = DeCURLoss(common_dim=7168)
+        >>> z1_a, z1_b = projector1(encoder1(x1_a)), projector1(encoder1(x1_b))
+        >>> z2_a, z2_b = projector2(encoder2(x2_a)), projector2(encoder2(x2_b))
+        >>> loss = loss_fn(z1_a, z1_b, z2_a, z2_b)
+        >>> loss_fn.terms['common']
+
+    .. versionadded:: 0.1
+    """
+
+    terms: dict[str, Tensor]
+
+    def __init__(
+        self,
+        common_dim: int,
+        lambd: float = 0.0051,
+        lambd_common: float | None = None,
+        lambd_unique: float | None = None,
+        lambd_intra1: float | None = None,
+        lambd_intra2: float | None = None,
+        intra: bool = True,
+        decouple: bool = True,
+        gather_distributed: bool = False,
+        eps: float = 1e-5,
+    ) -> None:
+        """Initialize a new DeCURLoss instance.
+
+        Args:
+            common_dim: Number of common dimensions Kc (the first Kc of K). Must
+                lie in [1, K], checked at call time. Ignored (treated as K) when
+                *decouple* is False.
+            lambd: Weight of the off-diagonal (redundancy reduction) part, the
+                default for every term.
+            lambd_common: Off-diagonal weight of the common term (default
+                *lambd*).
+            lambd_unique: Off-diagonal weight of the unique term (default
+                *lambd*).
+            lambd_intra1: Off-diagonal weight of the modality 1 intra-modal term
+                (default *lambd*).
+            lambd_intra2: Off-diagonal weight of the modality 2 intra-modal term
+                (default *lambd*).
+            intra: If False, drop the two intra-modal terms.
+            decouple: If False, all dimensions are common and there is no unique
+                term: the cross-modal part is plain Barlow Twins.
+            gather_distributed: If True and torch.distributed is initialised
+                with world size > 1, gather the embeddings of all ranks (with
+                gradients) so that normalisation statistics, N and correlations
+                are those of the global batch. All ranks must hold the same
+                local batch size.
+            eps: Value added to the variance for numerical stability, as in
+                ``nn.BatchNorm1d``.
+
+        Raises:
+            ValueError: If *common_dim* < 1, a lambda or *eps* is negative, or
+                *gather_distributed* is True but torch.distributed is not
+                available.
+        """
+        super().__init__()
+        if common_dim < 1:
+            raise ValueError(f'common_dim must be >= 1, got {common_dim}')
+        lambdas = {
+            'lambd': lambd,
+            'lambd_common': lambd if lambd_common is None else lambd_common,
+            'lambd_unique': lambd if lambd_unique is None else lambd_unique,
+            'lambd_intra1': lambd if lambd_intra1 is None else lambd_intra1,
+            'lambd_intra2': lambd if lambd_intra2 is None else lambd_intra2,
+        }
+        for name, value in lambdas.items():
+            if value < 0:
+                raise ValueError(f'{name} must be >= 0, got {value}')
+        if eps < 0:
+            raise ValueError(f'eps must be >= 0, got {eps}')
+        if gather_distributed and not dist.is_available():
+            raise ValueError(
+                'gather_distributed is True but torch.distributed is not available'
+            )
+
+        self.common_dim = common_dim
+        self.lambd = lambd
+        self.lambd_common = lambdas['lambd_common']
+        self.lambd_unique = lambdas['lambd_unique']
+        self.lambd_intra1 = lambdas['lambd_intra1']
+        self.lambd_intra2 = lambdas['lambd_intra2']
+        self.intra = intra
+        self.decouple = decouple
+        self.gather_distributed = gather_distributed
+        self.eps = eps
+        self.terms = {}
+
+    def extra_repr(self) -> str:
+        """Return the configuration shown by ``repr``.
+
+        Returns:
+            The constructor arguments.
+        """
+        return (
+            f'common_dim={self.common_dim}, lambd_common={self.lambd_common}, '
+            f'lambd_unique={self.lambd_unique}, lambd_intra1={self.lambd_intra1}, '
+            f'lambd_intra2={self.lambd_intra2}, intra={self.intra}, '
+            f'decouple={self.decouple}, gather_distributed={self.gather_distributed}'
+        )
+
+    def _check_inputs(self, inputs: dict[str, Tensor]) -> None:
+        """Validate the dimensionality and shapes of the four embeddings.
+
+        Args:
+            inputs: The embeddings by argument name.
+
+        Raises:
+            ValueError: If an input is not 2D or the shapes differ.
+        """
+        for name, z in inputs.items():
+            if z.dim() != 2:
+                raise ValueError(
+                    f'{name} must be 2D (batch, embedding), got shape {tuple(z.shape)}'
+                )
+        shape = inputs['z1_a'].shape
+        for name, z in inputs.items():
+            if z.shape != shape:
+                raise ValueError(
+                    f'{name} has shape {tuple(z.shape)}, expected {tuple(shape)} '
+                    'as z1_a'
+                )
+
+    def _gather(self, zs: list[Tensor]) -> list[Tensor]:
+        """Concatenate the embeddings of all ranks along the batch.
+
+        Args:
+            zs: Local embeddings, all of the same shape (N, K).
+
+        Returns:
+            The global embeddings (world_size * N, K), differentiable with
+            respect to the local ones. Unchanged when not distributed.
+        """
+        if not (
+            self.gather_distributed
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
+            return zs
+        stacked = torch.stack(zs).contiguous()
+        gathered = torch.cat(lightly_dist.gather(stacked), dim=1)
+        return list(gathered.unbind(0))
+
+    def forward(self, z1_a: Tensor, z1_b: Tensor, z2_a: Tensor, z2_b: Tensor) -> Tensor:
+        """Compute the DeCUR loss.
+
+        Args:
+            z1_a: Modality 1, view a embeddings (N, K).
+            z1_b: Modality 1, view b embeddings (N, K).
+            z2_a: Modality 2, view a embeddings (N, K).
+            z2_b: Modality 2, view b embeddings (N, K).
+
+        Returns:
+            The total loss, a float32 scalar.
+
+        Raises:
+            ValueError: If an input is not 2D, the shapes differ, the (global)
+                batch size is below 2 or *common_dim* is not in [1, K].
+        """
+        self._check_inputs({'z1_a': z1_a, 'z1_b': z1_b, 'z2_a': z2_a, 'z2_b': z2_b})
+        k = z1_a.shape[1]
+        kc = self.common_dim if self.decouple else k
+        if not 1 <= kc <= k:
+            raise ValueError(
+                f'common_dim must be in [1, {k}] (the embedding size), got {kc}'
+            )
+
+        with torch.autocast(device_type=z1_a.device.type, enabled=False):
+            zs = [z.float() for z in (z1_a, z2_a, z1_b, z2_b)]
+            zs = self._gather(zs if self.intra else zs[:2])
+            n = zs[0].shape[0]
+            if n < 2:
+                raise ValueError(
+                    f'batch size must be >= 2 to normalise along it, got {n}'
+                )
+            zs = [F.batch_norm(z, None, None, training=True, eps=self.eps) for z in zs]
+            a1, a2 = zs[0], zs[1]
+            common, unique = slice(0, kc), slice(kc, k)
+            intra_stats: list[tuple[Tensor, Tensor]] = []
+
+            if n < k:
+                # No K x K matrix: diagonals in O(NK), off-diagonal energies
+                # from N x N Gram matrices in O(N^2 K)
+                diag = (a1 * a2).sum(dim=0) / n
+                diag_c, diag_u = diag[:kc], diag[kc:]
+                g1, g2 = _gram(a1), _gram(a2)
+                g1c, g2c = g1, g2
+                if kc < k:
+                    # Gram of the narrower block; the wider one by difference
+                    narrow = common if kc <= k - kc else unique
+                    g1n, g2n = _gram(a1[:, narrow]), _gram(a2[:, narrow])
+                    g1w, g2w = g1 - g1n, g2 - g2n
+                    if narrow == common:
+                        g1c, g2c, g1u, g2u = g1n, g2n, g1w, g2w
+                    else:
+                        g1c, g2c, g1u, g2u = g1w, g2w, g1n, g2n
+                    off_u = _gram_off(diag_u, g1u, g2u)
+                off_c = _gram_off(diag_c, g1c, g2c)
+                if self.intra:
+                    b1, b2 = zs[2], zs[3]
+                    for a, b, g in ((a1, b1, g1), (a2, b2, g2)):
+                        d = (a * b).sum(dim=0) / n
+                        intra_stats.append((d, _gram_off(d, g, _gram(b))))
+            else:
+                c = a1.T @ a2 / n
+                diag_c, off_c = _matrix_stats(c[common, common])
+                if kc < k:
+                    diag_u, off_u = _matrix_stats(c[unique, unique])
+                if self.intra:
+                    b1, b2 = zs[2], zs[3]
+                    intra_stats.append(_matrix_stats(a1.T @ b1 / n))
+                    intra_stats.append(_matrix_stats(a2.T @ b2 / n))
+
+            zero = a1.new_zeros(())
+            loss_common = (diag_c - 1).pow(2).sum() + self.lambd_common * off_c
+            if kc < k:
+                loss_unique = diag_u.pow(2).sum() + self.lambd_unique * off_u
+                unique_diag = diag_u.mean()
+            else:
+                loss_unique = unique_diag = zero
+            if self.intra:
+                (d11, off11), (d22, off22) = intra_stats
+                loss_intra1 = (d11 - 1).pow(2).sum() + self.lambd_intra1 * off11
+                loss_intra2 = (d22 - 1).pow(2).sum() + self.lambd_intra2 * off22
+            else:
+                loss_intra1 = loss_intra2 = zero
+
+            loss = loss_common + loss_unique + loss_intra1 + loss_intra2
+
+        self.terms = {
+            'common': loss_common.detach(),
+            'unique': loss_unique.detach(),
+            'intra1': loss_intra1.detach(),
+            'intra2': loss_intra2.detach(),
+            'common_diag': diag_c.detach().mean(),
+            'unique_diag': unique_diag.detach(),
+        }
+        return loss
