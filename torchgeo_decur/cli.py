@@ -1,0 +1,142 @@
+"""The ``torchgeo-decur`` command: what ``torchgeo`` itself lacks.
+
+Training and evaluation go through TorchGeo's own CLI (``torchgeo fit --config
+conf/decur_s1s2.yaml``); this command adds the demo, demo data generation and
+the export of pretrained encoders.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Where ``torchgeo-decur demo`` keeps its generated data and its runs.
+DEMO_DATA = Path('data') / 'ssl4eo-s12-demo'
+DEMO_CONFIG = Path('conf') / 'decur_s1s2_demo.yaml'
+DEMO_OUTPUT = Path('output') / 'demo'
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from .datasets.demo import make_ssl4eo_s12_demo
+
+    root = make_ssl4eo_s12_demo(
+        Path(args.root), num_locations=args.locations, size=args.size, seed=args.seed
+    )
+    print(f'SSL4EO-S12-format demo data in {root}')
+    return 0
+
+
+def _newest_checkpoint(root: Path) -> Path | None:
+    checkpoints = sorted(root.rglob('*.ckpt'), key=lambda p: p.stat().st_mtime)
+    return checkpoints[-1] if checkpoints else None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from torchgeo.main import main as torchgeo_main
+
+    from .datasets.demo import make_ssl4eo_s12_demo
+
+    config = Path(args.config)
+    if not config.is_file():
+        print(f'error: demo config {config} not found (run from the repository)')
+        return 2
+    root = make_ssl4eo_s12_demo(Path(args.root))
+    print(f'Demo data: {root}')
+    before = _newest_checkpoint(Path(args.output))
+    torchgeo_main(
+        [
+            'fit',
+            '--config',
+            str(config),
+            '--data.init_args.root',
+            str(root),
+            '--trainer.default_root_dir',
+            str(args.output),
+            *args.extra,
+        ]
+    )
+    after = _newest_checkpoint(Path(args.output))
+    if after is None or after == before:
+        print('error: the demo run wrote no checkpoint', file=sys.stderr)
+        return 1
+    print(f'\nDone. Pretrained DeCUR checkpoint: {after}')
+    print(
+        f'Export the encoders with: torchgeo-decur export {after} --out {after.parent}'
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint
+
+    written = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
+    for kind, path in written.items():
+        print(f'{kind}: {path}')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of ``torchgeo-decur``.
+
+    Returns:
+        The parser, one sub-command per action.
+    """
+    parser = argparse.ArgumentParser(
+        prog='torchgeo-decur',
+        description='DeCUR multimodal self-supervised learning for TorchGeo. '
+        'Train with `torchgeo fit --config conf/decur_s1s2.yaml`.',
+    )
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    demo = sub.add_parser(
+        'demo', help='generate demo data (once) and pretrain a small DeCUR model'
+    )
+    demo.add_argument('--root', default=str(DEMO_DATA), help='demo data folder')
+    demo.add_argument('--config', default=str(DEMO_CONFIG), help='LightningCLI YAML')
+    demo.add_argument('--output', default=str(DEMO_OUTPUT), help='run folder')
+    demo.add_argument(
+        'extra', nargs=argparse.REMAINDER, help='further `torchgeo fit` arguments'
+    )
+    demo.set_defaults(func=_demo)
+
+    data = sub.add_parser(
+        'demo-data', help='write a small generated SSL4EO-S12-format dataset'
+    )
+    data.add_argument('root', help='output folder (must be new or a demo folder)')
+    data.add_argument('--locations', type=int, default=256)
+    data.add_argument('--size', type=int, default=264)
+    data.add_argument('--seed', type=int, default=0)
+    data.set_defaults(func=_demo_data)
+
+    export = sub.add_parser(
+        'export', help='export per-modality encoders from a DeCUR checkpoint'
+    )
+    export.add_argument('checkpoint', help='DeCUR Lightning checkpoint (.ckpt)')
+    export.add_argument('--out', required=True, help='output folder')
+    export.add_argument(
+        '--overwrite', action='store_true', help='replace existing exported files'
+    )
+    export.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``torchgeo-decur`` command.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
