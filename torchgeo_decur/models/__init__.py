@@ -1,6 +1,11 @@
 """Encoders, projection heads and DeCUR weights."""
 
-from .encoders import create_encoder, create_projector
+from .encoders import (
+    create_encoder,
+    create_modality_encoder,
+    create_projector,
+    is_decur_source,
+)
 from .heads import (
     DECODERS,
     FCNHead,
@@ -36,8 +41,10 @@ __all__ = (
     'ViTSmall16_Weights',
     'create_encoder',
     'create_encoders',
+    'create_modality_encoder',
     'create_projector',
     'encoder_feature_maps',
+    'is_decur_source',
     'load_decur_state_dict',
     'load_decur_state_dicts',
     'modality_transforms',

@@ -189,6 +189,60 @@ def create_encoder(
     return backbone
 
 
+def is_decur_source(weights: WeightsEnum | str | bool | None) -> bool:
+    """Whether weights may hold one encoder per modality (DeCUR weights).
+
+    Args:
+        weights: Weights as given to :func:`create_modality_encoder`.
+
+    Returns:
+        False for no weights, ImageNet weights and weight enums other than
+        DeCUR's (e.g. TorchGeo's single-modality weights), True otherwise
+        (DeCUR enums and files; unknown names are left to
+        :func:`~torchgeo_decur.models.create_encoder` to report).
+    """
+    if not weights or weights is True:
+        return False
+    if isinstance(weights, str) and not os.path.exists(weights):
+        try:
+            weights = get_weight(weights)
+        except ValueError:
+            return True
+    return not isinstance(weights, WeightsEnum) or isinstance(weights, DeCURWeightsEnum)
+
+
+def create_modality_encoder(
+    model: str,
+    in_channels: int,
+    modality: str,
+    weights: WeightsEnum | str | bool | None = None,
+    **model_kwargs: Any,
+) -> nn.Module:
+    """Create the encoder of one modality, from DeCUR or any other weights.
+
+    With (joint) DeCUR weights the encoder of *modality* is picked out of
+    them; other weights (TorchGeo's single-modality entries, ImageNet, a
+    TorchGeo checkpoint) are loaded as :func:`create_encoder` does.
+
+    Args:
+        model: Name of the timm model.
+        in_channels: Number of input channels.
+        modality: Modality name, e.g. ``'s1'``.
+        weights: Initial weights, see :func:`create_encoder`.
+        **model_kwargs: Further keyword arguments for :func:`timm.create_model`.
+
+    Returns:
+        The backbone with pooled features.
+
+    .. versionadded:: 0.1
+    """
+    if is_decur_source(weights):
+        return create_encoder(
+            model, in_channels, weights, modality=modality, **model_kwargs
+        )
+    return create_encoder(model, in_channels, weights, **model_kwargs)
+
+
 def create_projector(input_dim: int, dims: Sequence[int]) -> nn.Module:
     """Create a DeCUR / Barlow Twins projector.
 

@@ -15,7 +15,6 @@ A missing modality is one encoder instead of two (e.g. SAR only), built from
 the same joint DeCUR weights.
 """
 
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, cast
 
@@ -27,12 +26,10 @@ from segmentation_models_pytorch.decoders.deeplabv3.decoder import (
 )
 from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
 from torch import Tensor, nn
-from torchgeo.models import get_weight
 from torchvision.models._api import WeightsEnum
 
 from ..datasets.modalities import get_modality
-from .encoders import create_encoder
-from .weights import DeCURWeightsEnum
+from .encoders import create_modality_encoder
 
 #: Decoders supported by :class:`MultimodalSegmentationModel`.
 DECODERS = ('fcn', 'unet', 'deeplabv3plus')
@@ -98,38 +95,12 @@ def create_encoders(
             raise ValueError(msg)
 
     kwargs = dict(model_kwargs or {})
-    decur = _is_decur_source(weights)
     encoders = nn.ModuleList()
     for name, channels in zip(modalities, in_channels, strict=True):
-        if decur:
-            # Pick this modality's encoder out of the (joint) DeCUR weights.
-            encoder = create_encoder(model, channels, weights, modality=name, **kwargs)
-        else:
-            encoder = create_encoder(model, channels, weights, **kwargs)
-        encoders.append(encoder)
+        encoders.append(
+            create_modality_encoder(model, channels, name, weights, **kwargs)
+        )
     return encoders
-
-
-def _is_decur_source(weights: WeightsEnum | str | bool | None) -> bool:
-    """Whether weights may hold one encoder per modality (DeCUR weights).
-
-    Args:
-        weights: Weights as given to :func:`create_encoders`.
-
-    Returns:
-        False for no weights, ImageNet weights and weight enums other than
-        DeCUR's (e.g. TorchGeo's single-modality weights), True otherwise
-        (DeCUR enums and files; unknown names are left to
-        :func:`~torchgeo_decur.models.create_encoder` to report).
-    """
-    if not weights or weights is True:
-        return False
-    if isinstance(weights, str) and not os.path.exists(weights):
-        try:
-            weights = get_weight(weights)
-        except ValueError:
-            return True
-    return not isinstance(weights, WeightsEnum) or isinstance(weights, DeCURWeightsEnum)
 
 
 def _feature_info(encoder: nn.Module) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..datasets.modalities import get_modality
 from ..losses import DeCURLoss
-from ..models import create_encoder, create_projector
+from ..models import create_modality_encoder, create_projector
 
 
 class DeCURTask(BaseTask):
@@ -81,7 +81,9 @@ class DeCURTask(BaseTask):
                 checkpoint so exported encoders say what they take.
             weights1: Initial weights of encoder 1: a weight enum, its name, a
                 path to a state dict or checkpoint, True for timm's ImageNet
-                weights, or None for random weights.
+                weights, or None for random weights. From joint DeCUR weights
+                (e.g. ``ResNet50_Weights.DECUR_S1S2``) the encoder of
+                ``modalities[0]`` is taken.
             weights2: Initial weights of encoder 2, as *weights1*.
             model_kwargs1: Extra keyword arguments for ``timm.create_model`` of
                 encoder 1 (e.g. ``{'img_size': 64}`` for a ViT).
@@ -126,15 +128,17 @@ class DeCURTask(BaseTask):
         for name in modalities:
             get_modality(name)
         dims: list[int] = list(self.hparams['projector_dims'])
-        self.backbone1 = create_encoder(
+        self.backbone1 = create_modality_encoder(
             self.hparams['model1'],
             self.hparams['in_channels1'],
+            modalities[0],
             self.weights1,
             **(self.hparams['model_kwargs1'] or {}),
         )
-        self.backbone2 = create_encoder(
+        self.backbone2 = create_modality_encoder(
             self.hparams['model2'],
             self.hparams['in_channels2'],
+            modalities[1],
             self.weights2,
             **(self.hparams['model_kwargs2'] or {}),
         )
