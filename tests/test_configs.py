@@ -18,6 +18,7 @@ from torchgeo_decur.models import ResNet50_Weights
 from .conftest import ROOT
 
 TRANSFER = sorted((ROOT / 'conf' / 'transfer').glob('*.yaml'))
+TORCHGEO = sorted((ROOT / 'conf' / 'torchgeo').glob('*.yaml'))
 
 
 def authors_checkpoint(path: Path, in_chans: tuple[int, int]) -> None:
@@ -59,7 +60,9 @@ def test_every_paper_setting_has_a_config() -> None:
         assert mode in path.stem
 
 
-@pytest.mark.parametrize('config', TRANSFER, ids=[p.stem for p in TRANSFER])
+@pytest.mark.parametrize(
+    'config', TRANSFER + TORCHGEO, ids=[p.stem for p in TRANSFER + TORCHGEO]
+)
 def test_transfer_config_fast_dev_run(
     config: Path,
     hub_cache: Path,
@@ -95,7 +98,7 @@ def test_transfer_config_fast_dev_run(
     if config.stem.endswith('_1pct'):
         args.append('--data.init_args.train_fraction=0.5')
     if geonrw:
-        args.append('--data.init_args.patch_size=64')
+        args += ['--data.init_args.patch_size=64', '--data.init_args.size=128']
     else:
         args.append('--data.init_args.size=64')
     torchgeo_main(args)

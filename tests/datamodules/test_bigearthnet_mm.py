@@ -247,3 +247,21 @@ def test_lightning_fit(bigearthnet_root: Path) -> None:
     )
     trainer.fit(model, datamodule=dm)
     assert model.seen == ['train', 'val']
+
+
+@pytest.mark.parametrize(('key', 'channels'), [('image1', 2), ('image2', 13)])
+def test_as_image_for_torchgeo_tasks(
+    bigearthnet_root: Path, key: str, channels: int
+) -> None:
+    paired = first_batch(BigEarthNetMMDataModule(root=bigearthnet_root), 'val')
+    dm = BigEarthNetMMDataModule(root=bigearthnet_root, as_image=key)  # type: ignore[arg-type]
+    batch = first_batch(dm, 'val')
+    assert set(batch) == {'image', 'label'}
+    assert batch['image'].shape[1] == channels
+    torch.testing.assert_close(batch['image'], paired[key])
+    assert dm.plot(batch) is None
+
+
+def test_bad_as_image(bigearthnet_root: Path) -> None:
+    with pytest.raises(ValueError, match="as_image must be 'image1', 'image2' or None"):
+        BigEarthNetMMDataModule(root=bigearthnet_root, as_image='sar')  # type: ignore[arg-type]

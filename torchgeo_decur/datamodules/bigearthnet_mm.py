@@ -210,6 +210,7 @@ class BigEarthNetMMDataModule(FractionDataModule):
         size: int | None = None,
         train_fraction: float = 1.0,
         seed: int = 0,
+        as_image: Literal['image1', 'image2'] | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new BigEarthNetMMDataModule instance.
@@ -223,6 +224,8 @@ class BigEarthNetMMDataModule(FractionDataModule):
             train_fraction: Fraction of the training split to use, in (0, 1]
                 (see :func:`~torchgeo_decur.datamodules.utils.subset_fraction`).
             seed: Seed of the training-fraction draw.
+            as_image: Emit only this modality as ``image`` for TorchGeo's own
+                single-input tasks (see :class:`FractionDataModule`).
             **kwargs: Additional keyword arguments passed to
                 :class:`BigEarthNetMM` (``root``, ``num_classes``,
                 ``download``, ...).
@@ -240,6 +243,7 @@ class BigEarthNetMMDataModule(FractionDataModule):
             num_workers,
             train_fraction,
             seed,
+            as_image,
             root=root,
             **kwargs,
         )

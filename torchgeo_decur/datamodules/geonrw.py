@@ -2,7 +2,7 @@
 
 import os
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import kornia.augmentation as K
 from torch.utils.data import Subset
@@ -106,6 +106,7 @@ class GeoNRWDataModule(FractionDataModule):
         size: int | None = None,
         train_fraction: float = 1.0,
         seed: int = 0,
+        as_image: Literal['image1', 'image2'] | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new GeoNRWDataModule instance.
@@ -122,6 +123,8 @@ class GeoNRWDataModule(FractionDataModule):
                 (0, 1] (see
                 :func:`~torchgeo_decur.datamodules.utils.subset_fraction`).
             seed: Seed of the training-fraction draw.
+            as_image: Emit only this modality as ``image`` for TorchGeo's own
+                single-input tasks (see :class:`FractionDataModule`).
             **kwargs: Additional keyword arguments passed to
                 :class:`GeoNRWCities` (``root``, ``download``, ...).
 
@@ -139,6 +142,7 @@ class GeoNRWDataModule(FractionDataModule):
             num_workers,
             train_fraction,
             seed,
+            as_image,
             root=root,
             **kwargs,
         )

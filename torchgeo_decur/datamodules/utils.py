@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Sequence, Sized
-from typing import Any
+from typing import Any, Literal
 
 import kornia.augmentation as K
 import torch
@@ -193,6 +193,7 @@ class FractionDataModule(NonGeoDataModule):
         num_workers: int = 0,
         train_fraction: float = 1.0,
         seed: int = 0,
+        as_image: Literal['image1', 'image2'] | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new FractionDataModule instance.
@@ -203,15 +204,54 @@ class FractionDataModule(NonGeoDataModule):
             num_workers: Number of workers for parallel data loading.
             train_fraction: Fraction of the training split to use, in (0, 1].
             seed: Seed of the training-fraction draw.
+            as_image: Emit only this modality, under the key ``image``, so that
+                TorchGeo's own single-input tasks (``Classification``,
+                ``SemanticSegmentation``) can train on it; None keeps
+                ``image1`` and ``image2``.
             **kwargs: Additional keyword arguments passed to *dataset_class*.
 
         Raises:
-            ValueError: If *train_fraction* is not in (0, 1].
+            ValueError: If *train_fraction* is not in (0, 1] or *as_image* is
+                not ``image1``, ``image2`` or None.
         """
         check_fraction(train_fraction)
+        if as_image not in (None, 'image1', 'image2'):
+            msg = f"as_image must be 'image1', 'image2' or None, got {as_image!r}"
+            raise ValueError(msg)
         super().__init__(dataset_class, batch_size, num_workers, **kwargs)
         self.train_fraction = train_fraction
         self.seed = seed
+        self.as_image = as_image
+
+    def plot(self, *args: Any, **kwargs: Any) -> None:
+        """Plot nothing: the wrapped TorchGeo dataset cannot draw these samples.
+
+        Batches here are split into modalities and normalised on the device,
+        so they no longer match what the TorchGeo dataset's ``plot`` expects;
+        TorchGeo's tasks skip logging a figure when this returns None.
+
+        Args:
+            *args: Ignored.
+            **kwargs: Ignored.
+        """
+        return None
+
+    def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
+        """Augment a batch on the device; keep one modality if *as_image*.
+
+        Args:
+            batch: A batch with ``image1`` and ``image2``.
+            dataloader_idx: Index of the dataloader the batch comes from.
+
+        Returns:
+            The batch, with ``image`` in place of both images if *as_image*.
+        """
+        batch = super().on_after_batch_transfer(batch, dataloader_idx)
+        if self.as_image is not None:
+            batch = dict(batch)
+            batch['image'] = batch.pop(self.as_image)
+            batch.pop('image2' if self.as_image == 'image1' else 'image1', None)
+        return batch
 
     def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
         """Build the data loader of one split.
