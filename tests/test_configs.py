@@ -1,4 +1,4 @@
-"""Every transfer config runs `torchgeo fit --trainer.fast_dev_run=true` on the fixtures.
+"""Every transfer config runs `torchgeo fit` with fast_dev_run on the fixtures.
 
 The DeCUR weights named in the configs are loaded through the real code path:
 a checkpoint in the authors' layout sits in the torch hub cache under the URL's
@@ -26,7 +26,9 @@ def authors_checkpoint(path: Path, in_chans: tuple[int, int]) -> None:
     state: dict[str, torch.Tensor] = {}
     for i, c in enumerate(in_chans, start=1):
         backbone = timm.create_model('resnet50', in_chans=c, num_classes=0)
-        state.update({f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()})
+        state.update(
+            {f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()}
+        )
         state[f'module.projector{i}.0.weight'] = torch.zeros(8, 2048)
     state['module.bn.running_mean'] = torch.zeros(8)
     torch.save({'epoch': 100, 'model': state}, path)

@@ -11,8 +11,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from torchgeo_decur.cli import main as cli_main
-from torchgeo_decur.models import create_modality_encoder, is_decur_source
-from torchgeo_decur.models import ResNet50_Weights
+from torchgeo_decur.models import (
+    ResNet50_Weights,
+    create_modality_encoder,
+    is_decur_source,
+)
 from torchgeo_decur.tasks import DeCURTask, MultimodalMultiLabelClassificationTask
 
 from .tasks.test_decur import TINY, PairedDataModule
@@ -43,7 +46,9 @@ def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_export_round_trip(
-    pretrained: tuple[DeCURTask, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    pretrained: tuple[DeCURTask, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     task, ckpt = pretrained
     out = tmp_path / 'export'
@@ -72,13 +77,17 @@ def test_export_round_trip(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_tasks_start_from_a_decur_checkpoint(pretrained: tuple[DeCURTask, Path]) -> None:
+def test_tasks_start_from_a_decur_checkpoint(
+    pretrained: tuple[DeCURTask, Path],
+) -> None:
     task, ckpt = pretrained
     x = torch.randn(2, 3, 32, 32)
     again = DeCURTask(
         **{**TINY, 'modalities': ['s1', 'rgb']}, weights1=str(ckpt), weights2=str(ckpt)
     )
-    torch.testing.assert_close(features(again.backbone2, x), features(task.backbone2, x))
+    torch.testing.assert_close(
+        features(again.backbone2, x), features(task.backbone2, x)
+    )
     # missing modality: the RGB encoder alone, from the same joint checkpoint
     probe = MultimodalMultiLabelClassificationTask(
         model='resnet18',

@@ -61,7 +61,10 @@ class PairedDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return DataLoader(
-            PairedViews(self.n), batch_size=self.batch_size, shuffle=True, drop_last=True
+            PairedViews(self.n),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
         )
 
 
@@ -127,8 +130,13 @@ def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
 
 def test_in_channels_must_match_data() -> None:
     task = DeCURTask(**TINY)
-    batch = {'image1': torch.randn(2, 2, 2, 32, 32), 'image2': torch.randn(2, 2, 4, 32, 32)}
-    with pytest.raises(ValueError, match=r'image2 \(s2c\) has 4 channels but in_channels2=3'):
+    batch = {
+        'image1': torch.randn(2, 2, 2, 32, 32),
+        'image2': torch.randn(2, 2, 4, 32, 32),
+    }
+    with pytest.raises(
+        ValueError, match=r'image2 \(s2c\) has 4 channels but in_channels2=3'
+    ):
         task.training_step(batch, 0)
     with pytest.raises(KeyError, match='image1'):
         task.training_step({'image2': batch['image2']}, 0)
@@ -169,10 +177,12 @@ def test_training_loss_falls(tmp_path: Path) -> None:
     losses: list[float] = []
 
     class Record(ModelCheckpoint):
-        def on_train_batch_end(self, trainer, module, outputs, batch, idx):  # noqa: ANN001
+        def on_train_batch_end(self, trainer, module, outputs, batch, idx):
             losses.append(float(outputs['loss']))
 
-    t = trainer(tmp_path, max_epochs=15, callbacks=[Record()], enable_checkpointing=True)
+    t = trainer(
+        tmp_path, max_epochs=15, callbacks=[Record()], enable_checkpointing=True
+    )
     t.fit(task, datamodule=PairedDataModule(batch_size=16, n=32))
     assert all(math.isfinite(x) for x in losses)
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
@@ -191,7 +201,11 @@ def test_training_loss_falls(tmp_path: Path) -> None:
 
 def test_vit_small_encoders(tmp_path: Path) -> None:
     task = DeCURTask(
-        **{**TINY, 'model1': 'vit_small_patch16_224', 'model2': 'vit_small_patch16_224'},
+        **{
+            **TINY,
+            'model1': 'vit_small_patch16_224',
+            'model2': 'vit_small_patch16_224',
+        },
         model_kwargs1={'img_size': 32},
         model_kwargs2={'img_size': 32},
     )
@@ -238,7 +252,9 @@ def test_paper_config_one_step_on_fixture(ssl4eo_root: Path, tmp_path: Path) -> 
         str(out),
         '--trainer.enable_progress_bar=false',
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = list(out.rglob('*.ckpt'))
     assert checkpoints, result.stderr[-3000:]
