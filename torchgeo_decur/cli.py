@@ -89,14 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True)
 
     demo = sub.add_parser(
-        'demo', help='generate demo data (once) and pretrain a small DeCUR model'
+        'demo',
+        help='generate demo data (once) and pretrain a small DeCUR model; '
+        'further arguments go to `torchgeo fit` (e.g. --trainer.max_epochs=2)',
     )
     demo.add_argument('--root', default=str(DEMO_DATA), help='demo data folder')
     demo.add_argument('--config', default=str(DEMO_CONFIG), help='LightningCLI YAML')
     demo.add_argument('--output', default=str(DEMO_OUTPUT), help='run folder')
-    demo.add_argument(
-        'extra', nargs=argparse.REMAINDER, help='further `torchgeo fit` arguments'
-    )
     demo.set_defaults(func=_demo)
 
     data = sub.add_parser(
@@ -129,7 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != 'demo':
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    args.extra = extra
     try:
         status: int = args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
