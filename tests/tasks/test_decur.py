@@ -268,3 +268,23 @@ def test_paper_config_one_step_on_fixture(ssl4eo_root: Path, tmp_path: Path) -> 
     assert state['backbone1.conv1.weight'].shape[1] == 2
     assert state['backbone2.conv1.weight'].shape[1] == 13
     shutil.rmtree(out)  # 2+ GB of checkpoint
+
+
+def test_lightning_ddp_two_cpu_processes(tmp_path: Path) -> None:
+    """DeCURTask trains under Lightning's DDP (2 CPU processes, gloo)."""
+    torch.manual_seed(0)
+    task = DeCURTask(**TINY)
+    before = task.backbone1.conv1.weight.detach().clone()
+    t = trainer(
+        tmp_path,
+        devices=2,
+        strategy='ddp_spawn',
+        max_steps=2,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / 'ckpt')],
+    )
+    t.fit(task, datamodule=PairedDataModule(batch_size=4, n=16))
+    (ckpt,) = (tmp_path / 'ckpt').glob('*.ckpt')
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)
+    assert state['global_step'] == 2
+    assert not torch.equal(state['state_dict']['backbone1.conv1.weight'], before)
