@@ -1,7 +1,7 @@
 """DeCUR task for multimodal self-supervised learning."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch.utilities.types
 from lightly.utils.lars import LARS
@@ -142,8 +142,10 @@ class DeCURTask(BaseTask):
             self.weights2,
             **(self.hparams['model_kwargs2'] or {}),
         )
-        self.projector1 = create_projector(self.backbone1.num_features, dims)
-        self.projector2 = create_projector(self.backbone2.num_features, dims)
+        features1 = cast(int, self.backbone1.num_features)
+        features2 = cast(int, self.backbone2.num_features)
+        self.projector1 = create_projector(features1, dims)
+        self.projector2 = create_projector(features2, dims)
 
     def configure_losses(self) -> None:
         """Initialize the DeCUR loss.
