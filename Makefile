@@ -45,7 +45,8 @@ demo: $(STAMP)
 	$(VENV)/bin/torchgeo-decur demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q --durations=10
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
