@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchgeo.models import ResNet18_Weights
 
-from torchgeo_decur.models import ResNet50_Weights, heads
+from torchgeo_decur.models import ResNet50_Weights
+from torchgeo_decur.models import encoders as encoders_module
 from torchgeo_decur.models.heads import (
     FCNHead,
     LateFusionClassifier,
@@ -70,7 +71,7 @@ class TestCreateEncoders:
             assert w is weights
             return timm.create_model(model, in_chans=in_channels, num_classes=0)
 
-        monkeypatch.setattr(heads, 'create_encoder', fake)
+        monkeypatch.setattr(encoders_module, 'create_encoder', fake)
         create_encoders('resnet18', (2, 13), ('s1', 's2c'), weights=weights)
         assert calls == expected
 
