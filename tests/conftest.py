@@ -2,6 +2,7 @@
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -9,6 +10,17 @@ import pytest
 FIXTURES = Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures'
 TORCHGEO_FIXTURES = FIXTURES / 'torchgeo'
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_trainer(split: str) -> SimpleNamespace:
+    """Stand-in for a Trainer in a given stage, for ``on_after_batch_transfer``."""
+    return SimpleNamespace(
+        training=split == 'train',
+        validating=split == 'val',
+        sanity_checking=False,
+        testing=split == 'test',
+        predicting=split == 'predict',
+    )
 
 
 def copy_fixture(name: str, dest: Path) -> Path:

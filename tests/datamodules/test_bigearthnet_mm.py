@@ -1,7 +1,6 @@
 import glob
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,19 +18,11 @@ from torchgeo_decur.datamodules.bigearthnet_mm import (
 from torchgeo_decur.datasets.modalities import S2_L1C_BANDS, get_modality
 from torchgeo_decur.datasets.normalize import normalize_s1, normalize_s2
 
+from ..conftest import fake_trainer
+
 pytestmark = pytest.mark.filterwarnings(
     'ignore::rasterio.errors.NotGeoreferencedWarning'
 )
-
-
-def fake_trainer(split: str) -> SimpleNamespace:
-    return SimpleNamespace(
-        training=split == 'train',
-        validating=split == 'val',
-        sanity_checking=False,
-        testing=split == 'test',
-        predicting=split == 'predict',
-    )
 
 
 def read_band(folder: str, band: str) -> np.ndarray:

@@ -1,6 +1,5 @@
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,19 +11,11 @@ from torchgeo_decur.datamodules.geonrw import GeoNRWCities, GeoNRWDataModule
 from torchgeo_decur.datasets.modalities import get_modality
 from torchgeo_decur.datasets.normalize import normalize_dem
 
+from ..conftest import fake_trainer
+
 pytestmark = pytest.mark.filterwarnings(
     'ignore:GeoNRW .* city folders missing:UserWarning'
 )
-
-
-def fake_trainer(split: str) -> SimpleNamespace:
-    return SimpleNamespace(
-        training=split == 'train',
-        validating=split == 'val',
-        sanity_checking=False,
-        testing=split == 'test',
-        predicting=split == 'predict',
-    )
 
 
 def batch_of(dm: GeoNRWDataModule, split: str) -> tuple[dict, dict]:
