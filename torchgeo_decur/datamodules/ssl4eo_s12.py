@@ -10,6 +10,7 @@ from torchgeo.datasets.utils import Sample
 
 from ..datasets import SSL4EOS12Pair
 from ..transforms import MultiViewAugmentation, augmentation_for
+from .utils import small_split_dataloader
 
 __all__ = ('SSL4EOS12PairDataModule',)
 
@@ -137,24 +138,19 @@ class SSL4EOS12PairDataModule(NonGeoDataModule):
         """
         dataset: Dataset[Sample] = self._valid_attribute(f'{split}_dataset')
         n = len(dataset)  # type: ignore[arg-type]
-        if split == 'train':
-            drop_last = n >= self.batch_size
-            if n < 2:
-                msg = (
-                    f'the training set has {n} sample(s): DeCUR normalises along '
-                    'the batch and needs at least 2 samples per batch'
-                )
-                warnings.warn(msg, UserWarning, stacklevel=2)
-        else:
-            drop_last = n > self.batch_size and n % self.batch_size == 1
-        return DataLoader(
-            dataset=dataset,
-            batch_size=self.batch_size,
-            shuffle=split == 'train',
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
-            drop_last=drop_last,
-            persistent_workers=self.num_workers > 0,
+        if split == 'train' and n < 2:
+            msg = (
+                f'the training set has {n} sample(s): DeCUR normalises along '
+                'the batch and needs at least 2 samples per batch'
+            )
+            warnings.warn(msg, UserWarning, stacklevel=2)
+        return small_split_dataloader(
+            dataset,
+            self.batch_size,
+            self.num_workers,
+            self.collate_fn,
+            train=split == 'train',
+            min_batch_size=2,
         )
 
     def val_dataloader(  # type: ignore[override]

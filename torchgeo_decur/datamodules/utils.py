@@ -1,7 +1,7 @@
 """Helpers shared by the datamodules of torchgeo-decur."""
 
 import math
-from collections.abc import Sequence, Sized
+from collections.abc import Callable, Sequence, Sized
 from typing import Any, Literal
 
 import kornia.augmentation as K
@@ -173,6 +173,52 @@ class PairedAugmentation(nn.Module):
         return batch
 
 
+def small_split_dataloader(
+    dataset: Dataset[Sample],
+    batch_size: int,
+    num_workers: int,
+    collate_fn: Callable[[list[Sample]], Sample],
+    train: bool,
+    min_batch_size: int = 1,
+) -> DataLoader[Sample]:
+    """Build a data loader as TorchGeo does, but keep splits smaller than a batch.
+
+    TorchGeo's training loader always drops the last incomplete batch, so a
+    training split smaller than one batch (a small label fraction, a fixture)
+    gives no step at all. Here the training loader drops it only when the split
+    holds at least one full batch, and an evaluation loader drops a last batch
+    smaller than *min_batch_size* when it is not the only one.
+
+    Args:
+        dataset: The dataset.
+        batch_size: Size of each mini-batch.
+        num_workers: Number of workers for parallel data loading.
+        collate_fn: Function merging samples into a batch.
+        train: Whether this is the (shuffled) training loader.
+        min_batch_size: Smallest evaluation batch worth keeping (2 for losses
+            that normalise along the batch).
+
+    Returns:
+        The data loader.
+
+    .. versionadded:: 0.1
+    """
+    n = len(dataset)  # type: ignore[arg-type]
+    if train:
+        drop_last = n >= batch_size
+    else:
+        drop_last = n > batch_size and 0 < n % batch_size < min_batch_size
+    return DataLoader(
+        dataset=dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        num_workers=num_workers,
+        collate_fn=collate_fn,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+    )
+
+
 class FractionDataModule(NonGeoDataModule):
     """Base of datamodules whose training split can be cut to a fraction.
 
@@ -264,12 +310,6 @@ class FractionDataModule(NonGeoDataModule):
         """
         dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
         batch_size = self._valid_attribute(f'{split}_batch_size', 'batch_size')
-        return DataLoader(
-            dataset=dataset,
-            batch_size=batch_size,
-            shuffle=split == 'train',
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
-            drop_last=split == 'train' and len(dataset) >= batch_size,
-            persistent_workers=self.num_workers > 0,
+        return small_split_dataloader(
+            dataset, batch_size, self.num_workers, self.collate_fn, split == 'train'
         )
