@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .models.weights import parse_decur_lightning_checkpoint
+from .models.weights import parse_decur_lightning_checkpoint, state_dict_mismatches
 
 __all__ = ('export_checkpoint', 'export_paths')
 
@@ -91,23 +91,7 @@ def _check_fits_timm(
             num_classes=0,
             **spec['model_kwargs'],
         )
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    shapes = [
-        f'{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}'
-        for k, v in expected.items()
-        if k in state_dict and state_dict[k].shape != v.shape
-    ]
-    problems = []
-    for what, keys in (
-        ('missing backbone keys', missing),
-        ('unexpected keys', unexpected),
-        ('shape mismatches', shapes),
-    ):
-        if keys:
-            more = f' (+{len(keys) - 5} more)' if len(keys) > 5 else ''
-            problems.append(f'{what}: {", ".join(keys[:5])}{more}')
+    problems = state_dict_mismatches(model.state_dict(), state_dict)
     if problems:
         msg = (
             f'{source}: the backbone of modality {spec["name"]!r} does not fit '

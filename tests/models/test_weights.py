@@ -361,3 +361,21 @@ def test_missing_keys_from_enum(hub: Path) -> None:
     # resnet18 weights do not fit a resnet34: strict loading says which keys
     with pytest.raises(ValueError, match=r'missing keys layer1\.2\.conv1\.weight'):
         create_encoder('resnet34', 1, weights=ResNet50_Weights.DECUR_RGB_DEM_DEM)
+
+
+def test_state_dict_mismatches() -> None:
+    from torchgeo_decur.models.weights import state_dict_mismatches
+
+    expected = {f'w{i}': torch.zeros(2) for i in range(8)}
+    assert state_dict_mismatches(expected, dict(expected)) == []
+    given = {k: v for k, v in expected.items() if k not in ('w0', 'w1')}
+    given['w2'] = torch.zeros(3)
+    given['extra'] = torch.zeros(1)
+    problems = state_dict_mismatches(expected, given)
+    assert problems == [
+        'missing keys w0, w1',
+        'unexpected keys extra',
+        'shape mismatches w2 (3,) != (2,)',
+    ]
+    many = state_dict_mismatches(expected, {})
+    assert many == ['missing keys w0, w1, w2, w3, w4, ... (3 more)']

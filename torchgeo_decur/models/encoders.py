@@ -17,6 +17,7 @@ from .weights import (
     NotDeCURCheckpointError,
     read_decur_checkpoint,
     select_state_dict,
+    state_dict_mismatches,
 )
 
 
@@ -35,7 +36,7 @@ def _load_strict(
 
     Raises:
         ValueError: If the first layer's input channels differ, or keys are
-            missing or unexpected.
+            missing, unexpected or of another shape.
     """
     conv = _input_conv(backbone)
     if conv is not None:
@@ -46,20 +47,11 @@ def _load_strict(
                 f'but in_channels={in_channels}'
             )
             raise ValueError(msg)
-    expected = backbone.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            more = f' (+{len(missing) - 5} more)' if len(missing) > 5 else ''
-            parts.append(f'missing keys {", ".join(missing[:5])}{more}')
-        if unexpected:
-            more = f' (+{len(unexpected) - 5} more)' if len(unexpected) > 5 else ''
-            parts.append(f'unexpected keys {", ".join(unexpected[:5])}{more}')
+    problems = state_dict_mismatches(backbone.state_dict(), state_dict)
+    if problems:
         msg = (
             f'weights {source} do not fit the {type(backbone).__name__} '
-            f'backbone: {"; ".join(parts)}'
+            f'backbone: {"; ".join(problems)}'
         )
         raise ValueError(msg)
     backbone.load_state_dict(state_dict, strict=True)

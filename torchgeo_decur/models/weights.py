@@ -71,6 +71,7 @@ __all__ = (
     'register_weights',
     'select_state_dict',
     'split_joint_state_dict',
+    'state_dict_mismatches',
 )
 
 _HF = 'https://huggingface.co/wangyi111/DeCUR/resolve/main/'
@@ -464,6 +465,39 @@ def _prefixes(keys: Sequence[str] | Mapping[str, Any], limit: int = 8) -> str:
 def _list(keys: Sequence[str], limit: int = 5) -> str:
     more = f', ... ({len(keys) - limit} more)' if len(keys) > limit else ''
     return ', '.join(keys[:limit]) + more
+
+
+def state_dict_mismatches(
+    expected: Mapping[str, Tensor], state_dict: Mapping[str, Tensor]
+) -> list[str]:
+    """Describe how a state dict differs from the one a model expects.
+
+    Args:
+        expected: The model's own ``state_dict()`` (may live on the meta device).
+        state_dict: The state dict to load.
+
+    Returns:
+        One line per kind of problem (missing keys, unexpected keys, shape
+        mismatches), each naming up to five keys; empty if it fits.
+
+    .. versionadded:: 0.1
+    """
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [
+        f'{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}'
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    return [
+        f'{what} {_list(keys)}'
+        for what, keys in (
+            ('missing keys', missing),
+            ('unexpected keys', unexpected),
+            ('shape mismatches', shapes),
+        )
+        if keys
+    ]
 
 
 def _joint_model(obj: object) -> Mapping[str, Tensor] | None:
