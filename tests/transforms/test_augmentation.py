@@ -7,6 +7,7 @@ from torchgeo.transforms import RandomGrayscale
 from torchgeo_decur.transforms import (
     AUGMENTATIONS,
     MultiViewAugmentation,
+    RandomBrightnessContrast,
     augmentation_for,
     dem_augmentation,
     hha_augmentation,
@@ -35,17 +36,15 @@ def _seed() -> None:
             13,
             {
                 K.RandomResizedCrop,
-                K.RandomBrightness,
-                K.RandomContrast,
+                RandomBrightnessContrast,
                 RandomGrayscale,
                 K.RandomGaussianBlur,
                 K.RandomSolarize,
                 K.RandomHorizontalFlip,
                 K.RandomVerticalFlip,
-                K.Normalize,
-                K.Denormalize,
             },
-            set(),
+            # Kornia's brightness adds and its contrast multiplies
+            {K.RandomBrightness, K.RandomContrast, K.ColorJitter, K.Normalize},
         ),
         (
             lambda: sar_augmentation(SIZE, 2),
@@ -57,32 +56,33 @@ def _seed() -> None:
                 K.RandomHorizontalFlip,
                 K.RandomVerticalFlip,
             },
-            {K.RandomBrightness, K.RandomContrast, K.RandomSolarize, K.ColorJitter},
+            {RandomBrightnessContrast, K.RandomSolarize, K.ColorJitter},
         ),
         (
             lambda: dem_augmentation(SIZE),
             1,
             {K.RandomResizedCrop, K.RandomHorizontalFlip, K.RandomVerticalFlip},
-            {K.RandomGaussianBlur, K.RandomBrightness, RandomGrayscale},
+            {K.RandomGaussianBlur, RandomBrightnessContrast, RandomGrayscale},
         ),
         (
             lambda: hha_augmentation(SIZE),
             3,
             {K.RandomResizedCrop, K.RandomHorizontalFlip},
-            {K.RandomVerticalFlip, K.ColorJitter, K.RandomGrayscale},
+            {K.RandomVerticalFlip, RandomBrightnessContrast, RandomGrayscale},
         ),
         (
             lambda: rgb_augmentation(SIZE),
             3,
             {
                 K.RandomResizedCrop,
-                K.ColorJitter,
-                K.RandomGrayscale,
+                RandomBrightnessContrast,
+                RandomGrayscale,
                 K.RandomGaussianBlur,
                 K.RandomSolarize,
                 K.RandomHorizontalFlip,
+                K.RandomVerticalFlip,
             },
-            {K.RandomVerticalFlip},
+            {K.ColorJitter, K.RandomBrightness},
         ),
     ],
 )
@@ -98,21 +98,76 @@ def test_pipelines(factory, channels, expected, absent) -> None:
     assert torch.isfinite(y).all()
 
 
+def s2_like(n: int, size: int = 24, seed: int = 0) -> torch.Tensor:
+    """Sentinel-2-like reflectance: smooth spectra, mostly 0.02-0.3, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    spectra = 0.02 + 0.28 * torch.rand(n, 13, 1, 1, generator=g)
+    texture = 0.03 * torch.randn(n, 1, size, size, generator=g)
+    return (spectra * (1 + texture)).clamp(0, 1)
+
+
 def test_optical_keeps_range() -> None:
-    aug = optical_augmentation(SIZE, 13, max_value=255)
-    x = torch.rand(16, 13, 24, 24) * 255
-    x[:, :, 0, 0], x[:, :, 0, 1] = 0, 255
+    aug = optical_augmentation(SIZE, 13)
+    x = torch.rand(16, 13, 24, 24)
+    x[:, :, 0, 0], x[:, :, 0, 1] = 0, 1
     y = aug(x)
     assert y.min() >= 0
-    assert y.max() <= 255 + 1e-3
-    # colour operations act on x / 255: values are not clipped to [0, 1]
-    assert y.mean() > 50
+    assert y.max() <= 1 + 1e-6
 
 
-def test_optical_max_value() -> None:
-    aug = optical_augmentation(SIZE, 4, max_value=1.0)
-    y = aug(torch.rand(8, 4, 24, 24))
-    assert 0 <= y.min() and y.max() <= 1 + 1e-6
+def test_optical_views_keep_content_on_reflectance() -> None:
+    # Kornia's RandomBrightness subtracts up to 0.4 from reflectances of 0-0.3:
+    # about 7-13% of views were entirely zero with it
+    aug = optical_augmentation(32, 13)
+    x = s2_like(1000, 32)
+    y = aug(x)
+    all_zero = (y.flatten(1).amax(dim=1) == 0).float().mean().item()
+    assert all_zero < 0.01
+    # and no view lost most of its signal
+    ratio = y.flatten(1).mean(1) / x.flatten(1).mean(1)
+    assert (ratio > 0.3).float().mean() > 0.99
+
+
+def test_brightness_contrast_formula() -> None:
+    """The op equals a plain reference of the DeCUR formulas."""
+    aug = RandomBrightnessContrast(brightness=0.4, contrast=0.4, p=1.0)
+    x = s2_like(6)
+    y = aug(x)
+    b = aug._params['brightness'].view(-1, 1, 1, 1)
+    c = aug._params['contrast'].view(-1, 1, 1, 1)
+    assert ((b >= 0.6) & (b <= 1.4)).all() and ((c >= 0.6) & (c <= 1.4)).all()
+    bright = (x * b).clamp(0, 1)
+    mean = bright.mean(dim=(2, 3), keepdim=True)
+    expected = ((bright - mean) * c + mean).clamp(0, 1)
+    torch.testing.assert_close(y, expected)
+
+
+def test_brightness_contrast_keeps_each_mean_within_factor_range() -> None:
+    aug = RandomBrightnessContrast(p=1.0)
+    x = s2_like(200)
+    y = aug(x)
+    # per image and band: mean scaled by the brightness factor, contrast keeps it
+    ratio = y.mean(dim=(2, 3)) / x.mean(dim=(2, 3))
+    assert ratio.min() >= 0.6 - 1e-4 and ratio.max() <= 1.4 + 1e-4
+    b = aug._params['brightness'][:, None]
+    torch.testing.assert_close(ratio, b.expand_as(ratio), rtol=1e-4, atol=1e-4)
+    # the spectral shape survives: band ratios of the image means are kept
+    shape_in = x.mean(dim=(2, 3)) / x.mean(dim=(1, 2, 3))[:, None]
+    shape_out = y.mean(dim=(2, 3)) / y.mean(dim=(1, 2, 3))[:, None]
+    torch.testing.assert_close(shape_out, shape_in, rtol=1e-4, atol=1e-4)
+
+
+def test_brightness_contrast_probability_and_errors() -> None:
+    x = s2_like(400)
+    y = RandomBrightnessContrast(p=0.8)(x)
+    changed = (y - x).flatten(1).abs().amax(1) > 0
+    assert 0.7 < changed.float().mean() < 0.9  # both together, p = 0.8
+    identity = RandomBrightnessContrast(brightness=(1, 1), contrast=(1, 1), p=1.0)
+    torch.testing.assert_close(identity(x), x)
+    with pytest.raises(ValueError, match='brightness'):
+        RandomBrightnessContrast(brightness=(1.4, 0.6))
+    with pytest.raises(ValueError, match='contrast'):
+        RandomBrightnessContrast(contrast=-1.0)
 
 
 def test_optical_grayscale_weights() -> None:
@@ -128,15 +183,17 @@ def test_optical_grayscale_weights() -> None:
         optical_augmentation(SIZE, 4, grayscale_weights=torch.ones(3))
 
 
-def test_sar_not_clipped() -> None:
-    y = sar_augmentation(SIZE)(torch.randn(4, 2, 24, 24) * 3)
-    assert y.min() < -1 and y.max() > 1
+def test_sar_geometric_and_blur_only() -> None:
+    # stretched backscatter in [0, 1] keeps its range: no colour operation
+    y = sar_augmentation(SIZE)(torch.rand(32, 2, 24, 24))
+    assert 0 <= y.min() and y.max() <= 1
+    assert abs(y.mean().item() - 0.5) < 0.05
 
 
 @pytest.mark.parametrize('channels', [1, 3, 7])
 def test_any_channel_count(channels: int) -> None:
     x = torch.rand(2, channels, 20, 20)
-    assert optical_augmentation(SIZE, channels)(x * 255).shape[1] == channels
+    assert optical_augmentation(SIZE, channels)(x).shape[1] == channels
     assert sar_augmentation(SIZE, channels)(x).shape[1] == channels
     assert dem_augmentation(SIZE)(x).shape[1] == channels
 
@@ -158,8 +215,6 @@ def test_invalid_arguments() -> None:
         sar_augmentation(0)
     with pytest.raises(ValueError, match='in_channels'):
         optical_augmentation(SIZE, 0)
-    with pytest.raises(ValueError, match='max_value'):
-        optical_augmentation(SIZE, max_value=0)
 
 
 def test_augmentation_for() -> None:
@@ -176,8 +231,8 @@ def test_augmentation_for() -> None:
         if isinstance(m, RandomGrayscale)
     )
     assert gray.flags['weights'].shape == (13,)
-    assert K.RandomBrightness not in ops(augmentation_for('s1', SIZE))
-    assert K.ColorJitter in ops(augmentation_for('rgb', SIZE))
+    assert RandomBrightnessContrast not in ops(augmentation_for('s1', SIZE))
+    assert RandomBrightnessContrast in ops(augmentation_for('rgb', SIZE))
     assert K.RandomVerticalFlip not in ops(augmentation_for('hha', SIZE))
     assert K.RandomVerticalFlip in ops(augmentation_for('dem', SIZE))
     with pytest.raises(ValueError, match="'sar'"):
@@ -189,7 +244,7 @@ def test_multiview() -> None:
         {'image1': sar_augmentation(SIZE), 'image2': optical_augmentation(SIZE, 13)}
     )
     s1 = torch.randn(1, 2, 24, 24).expand(4, 2, 2, 24, 24).clone()
-    s2 = (torch.rand(1, 13, 24, 24) * 255).expand(4, 2, 13, 24, 24).clone()
+    s2 = torch.rand(1, 13, 24, 24).expand(4, 2, 13, 24, 24).clone()
     label = torch.arange(4)
     batch = {'image1': s1, 'image2': s2, 'label': label}
     out = aug(batch)

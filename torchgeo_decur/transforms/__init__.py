@@ -10,10 +10,12 @@ from .augmentation import (
     rgb_augmentation,
     sar_augmentation,
 )
+from .intensity import RandomBrightnessContrast
 
 __all__ = (
     'AUGMENTATIONS',
     'MultiViewAugmentation',
+    'RandomBrightnessContrast',
     'augmentation_for',
     'dem_augmentation',
     'hha_augmentation',

@@ -7,10 +7,12 @@ applies one pipeline per modality to batches of paired multi-view samples
 (``[B, V, C, H, W]``), as the datamodules do after transfer to the device.
 
 The pipelines follow the DeCUR paper (Wang et al., 2024,
-https://arxiv.org/abs/2309.05300), which adapts BYOL's augmentations
-(https://arxiv.org/abs/2006.07733) to each modality: colour operations only
-where they make sense (optical, RGB), band-weighted grayscale for
-multispectral data, and geometric operations everywhere.
+https://arxiv.org/abs/2309.05300) and the authors' code, which adapt BYOL's
+augmentations (https://arxiv.org/abs/2006.07733) to each modality: colour
+operations only where they make sense (optical, RGB), band-weighted grayscale
+for multispectral data, and geometric operations everywhere. Every pipeline
+expects inputs in ``[0, 1]``, as the preprocessing of
+:mod:`torchgeo_decur.datasets.normalize` gives.
 """
 
 import inspect
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 from torchgeo.transforms import RandomGrayscale
 
 from ..datasets.modalities import MODALITIES
+from .intensity import RandomBrightnessContrast
 
 __all__ = (
     'AUGMENTATIONS',
@@ -78,32 +81,67 @@ def _equal_weights(in_channels: int) -> Tensor:
     return torch.ones(in_channels)
 
 
+def _colour_pipeline(
+    size: int,
+    weights: Tensor,
+    scale: tuple[float, float],
+    solarize: bool,
+    vertical_flip: bool,
+) -> nn.Module:
+    """BYOL-style pipeline of DeCUR for images in [0, 1] (optical, RGB).
+
+    Args:
+        size: Output patch size in pixels.
+        weights: Grayscale weight of each channel.
+        scale: Range of the crop area relative to the input area.
+        solarize: Whether to solarise with p=0.2.
+        vertical_flip: Whether to flip vertically too.
+
+    Returns:
+        The augmentation.
+    """
+    ks = _kernel_size(size)
+    ops: list[nn.Module] = [
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        RandomBrightnessContrast(brightness=0.4, contrast=0.4, p=0.8),
+        RandomGrayscale(weights=weights, p=0.2),
+        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
+    ]
+    if solarize:
+        # threshold 0.5 fixed (thresholds=0 is a half-width around 0.5)
+        ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2))
+    ops.append(K.RandomHorizontalFlip())
+    if vertical_flip:
+        ops.append(K.RandomVerticalFlip())
+    return K.AugmentationSequential(*ops, data_keys=['input'])
+
+
 def optical_augmentation(
     size: int = 224,
     in_channels: int = 13,
     grayscale_weights: Tensor | None = None,
-    max_value: float = 255.0,
     scale: tuple[float, float] = (0.2, 1.0),
 ) -> nn.Module:
-    """Augmentation for multispectral optical imagery (e.g. Sentinel-2).
+    """Augmentation for multispectral optical imagery in [0, 1] (e.g. Sentinel-2).
 
     BYOL's pipeline adapted to multispectral data as in DeCUR: random resized
-    crop, brightness and contrast jitter (p=0.8 each, factors 0.6--1.4),
+    crop, brightness and contrast jitter applied together with p=0.8
+    (factors 0.6--1.4; brightness multiplies, contrast blends each band with
+    its own mean, see
+    :class:`~torchgeo_decur.transforms.RandomBrightnessContrast`),
     band-weighted grayscale (p=0.2), Gaussian blur (sigma 0.1--2, p=0.5),
-    solarisation (p=0.2, threshold at half of *max_value*) and horizontal and
-    vertical flips.
+    solarisation at 0.5 (p=0.2) and horizontal and vertical flips.
 
-    Inputs are expected in ``[0, max_value]`` (the paper scales Sentinel-2 to
-    ``[0, 255]``). The colour operations act on ``x / max_value`` and the
-    output is scaled back, so the output stays in ``[0, max_value]``.
+    Inputs are expected in ``[0, 1]`` (Sentinel-2 as ``clip(x / 10000, 0, 1)``,
+    see :func:`~torchgeo_decur.datasets.normalize.normalize_s2`) and outputs
+    stay there.
 
     Args:
         size: Output patch size in pixels.
         in_channels: Number of spectral bands.
         grayscale_weights: Weight of each band in the grayscale image (rescaled
-            to sum to 1); equal weights if None.
-        max_value: Largest input value; the colour operations clip to
-            ``[0, max_value]``.
+            to sum to 1); equal weights (the band mean, as the DeCUR code) if
+            None.
         scale: Range of the crop area relative to the input area.
 
     Returns:
@@ -116,9 +154,6 @@ def optical_augmentation(
     .. versionadded:: 0.1
     """
     _check(size, in_channels)
-    if max_value <= 0:
-        msg = f'max_value must be > 0, got {max_value}'
-        raise ValueError(msg)
     if grayscale_weights is None:
         weights = _equal_weights(in_channels)
     else:
@@ -129,32 +164,17 @@ def optical_augmentation(
                 f'got shape {tuple(weights.shape)}'
             )
             raise ValueError(msg)
-    ks = _kernel_size(size)
-    return K.AugmentationSequential(
-        K.RandomResizedCrop(size=(size, size), scale=scale),
-        # colour operations on [0, 1]; clip_output keeps the valid range
-        K.Normalize(mean=0.0, std=max_value),
-        K.RandomBrightness(brightness=(0.6, 1.4), clip_output=True, p=0.8),
-        K.RandomContrast(contrast=(0.6, 1.4), clip_output=True, p=0.8),
-        RandomGrayscale(weights=weights, p=0.2),
-        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
-        K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2),
-        K.Denormalize(mean=0.0, std=max_value),
-        K.RandomHorizontalFlip(),
-        K.RandomVerticalFlip(),
-        data_keys=['input'],
-    )
+    return _colour_pipeline(size, weights, scale, solarize=True, vertical_flip=True)
 
 
 def sar_augmentation(
     size: int = 224, in_channels: int = 2, scale: tuple[float, float] = (0.2, 1.0)
 ) -> nn.Module:
-    """Augmentation for SAR imagery (e.g. Sentinel-1, z-scored dB).
+    """Augmentation for SAR imagery in [0, 1] (e.g. stretched Sentinel-1).
 
     Random resized crop, grayscale with equal band weights (p=0.2), Gaussian
-    blur (sigma 0.1--2, p=0.5) and horizontal and vertical flips. No colour
-    operations: backscatter is not a colour and the input is standardised, not
-    bounded.
+    blur (sigma 0.1--2, p=0.5) and horizontal and vertical flips, as the
+    DeCUR code. No colour operations: backscatter is not a colour.
 
     Args:
         size: Output patch size in pixels.
@@ -187,7 +207,8 @@ def dem_augmentation(
     """Augmentation for digital elevation models: geometric operations only.
 
     Random resized crop and horizontal and vertical flips (a DEM seen from
-    above has no preferred orientation). Works on any number of channels.
+    above has no preferred orientation), as the DeCUR code. Works on any
+    number of channels.
 
     Args:
         size: Output patch size in pixels.
@@ -211,12 +232,13 @@ def dem_augmentation(
 
 
 def hha_augmentation(
-    size: int = 224, scale: tuple[float, float] = (0.08, 1.0)
+    size: int = 224, scale: tuple[float, float] = (0.5, 1.0)
 ) -> nn.Module:
     """Augmentation for HHA-encoded depth: geometric operations only.
 
-    Random resized crop and horizontal flip (no vertical flip: indoor scenes
-    have an up direction, and the HHA height and angle channels depend on it).
+    Random resized crop (scale 0.5--1, as the DeCUR code for SUN RGB-D) and
+    horizontal flip (no vertical flip: indoor scenes have an up direction,
+    and the HHA height and angle channels depend on it).
 
     Args:
         size: Output patch size in pixels.
@@ -239,13 +261,15 @@ def hha_augmentation(
 
 
 def rgb_augmentation(
-    size: int = 224, scale: tuple[float, float] = (0.08, 1.0)
+    size: int = 224, scale: tuple[float, float] = (0.2, 1.0)
 ) -> nn.Module:
-    """Standard BYOL augmentation for RGB images in ``[0, 1]``.
+    """Augmentation for RGB images in [0, 1], as DeCUR's GeoNRW pretraining.
 
-    Random resized crop, colour jitter (brightness 0.4, contrast 0.4,
-    saturation 0.2, hue 0.1, p=0.8), grayscale (p=0.2), Gaussian blur
-    (sigma 0.1--2, p=0.5), solarisation (p=0.2) and horizontal flip.
+    The optical pipeline on three channels: random resized crop, brightness
+    and contrast jitter together with p=0.8 (multiplicative brightness,
+    per-channel mean-preserving contrast), grayscale as the channel mean
+    (p=0.2), Gaussian blur (sigma 0.1--2, p=0.5), solarisation at 0.5
+    (p=0.2) and horizontal and vertical flips.
 
     Args:
         size: Output patch size in pixels.
@@ -260,15 +284,8 @@ def rgb_augmentation(
     .. versionadded:: 0.1
     """
     _check(size, 3)
-    ks = _kernel_size(size)
-    return K.AugmentationSequential(
-        K.RandomResizedCrop(size=(size, size), scale=scale),
-        K.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, p=0.8),
-        K.RandomGrayscale(p=0.2),
-        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
-        K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2),
-        K.RandomHorizontalFlip(),
-        data_keys=['input'],
+    return _colour_pipeline(
+        size, _equal_weights(3), scale, solarize=True, vertical_flip=True
     )
 
 
