@@ -299,6 +299,67 @@ def test_gather_distributed_without_init_is_noop() -> None:
     )
 
 
+def authors_loss(
+    z1_1: Tensor, z1_2: Tensor, z2_1: Tensor, z2_2: Tensor, dim_common: int
+) -> Tensor:
+    """The weighting of the authors' released code (models/decur.py and
+    pretrain_mm.py), written out on one process with K x K matrices."""
+    n, k = z1_1.shape
+    lambd = 0.0051
+    bn = nn.BatchNorm1d(k, affine=False).to(z1_1.dtype).train()
+
+    def bt_loss_single(a: Tensor, b: Tensor) -> Tensor:
+        c = bn(a).T @ bn(b) / n
+        on_diag = torch.diagonal(c).add(-1).pow(2).sum()
+        return on_diag + lambd * off_diagonal(c).pow(2).sum()
+
+    def bt_loss_cross(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        c = bn(a).T @ bn(b) / n
+        c_c, c_u = c[:dim_common, :dim_common], c[dim_common:, dim_common:]
+        loss_c = (
+            torch.diagonal(c_c).add(-1).pow(2).sum()
+            + lambd * off_diagonal(c_c).pow(2).sum()
+        )
+        loss_u = (
+            torch.diagonal(c_u).pow(2).sum() + lambd * off_diagonal(c_u).pow(2).sum()
+        )
+        return loss_c, loss_u
+
+    loss1 = bt_loss_single(z1_1, z1_2)
+    loss2 = bt_loss_single(z2_1, z2_2)
+    loss12_c, loss12_u = bt_loss_cross(z1_1, z2_1)
+    loss12 = (loss12_c + loss12_u) / 2.0
+    return (loss1 + loss2 + loss12) / 3
+
+
+@pytest.mark.parametrize(('n', 'k', 'kc'), [(6, 16, 12), (32, 8, 6), (12, 40, 30)])
+def test_official_weighting_matches_authors_code(n: int, k: int, kc: int) -> None:
+    zs = [z.double() for z in make_inputs(n, k, seed=7 * n + k)]
+    official = DeCURLoss(kc, weighting='official')(*zs)
+    assert_close(official, authors_loss(*zs, dim_common=kc).float())
+    # the same terms as the paper's Eq. 6, combined differently
+    loss_fn = DeCURLoss(kc)
+    paper = loss_fn(*zs)
+    t = loss_fn.terms
+    assert_close(paper, t['common'] + t['unique'] + t['intra1'] + t['intra2'])
+    assert not torch.allclose(paper, official)
+    # without the intra-modal terms: (L_c + L_u) / 2
+    no_intra = DeCURLoss(kc, intra=False, weighting='official')(*zs)
+    assert_close(no_intra, (t['common'] + t['unique']) / 2)
+
+
+def test_official_weighting_gradients() -> None:
+    zs = [z.double().requires_grad_() for z in make_inputs(8, 24, seed=5)]
+    DeCURLoss(18, weighting='official')(*zs).backward()
+    zs_ref = [z.detach().clone().requires_grad_() for z in zs]
+    authors_loss(*zs_ref, dim_common=18).backward()
+    for z, ref in zip(zs, zs_ref, strict=True):
+        assert z.grad is not None and ref.grad is not None
+        torch.testing.assert_close(
+            z.grad, ref.grad, rtol=1e-3, atol=1e-4 * ref.grad.abs().max().item()
+        )
+
+
 @pytest.mark.parametrize(
     ('kwargs', 'match'),
     [
@@ -310,6 +371,7 @@ def test_gather_distributed_without_init_is_noop() -> None:
         ({'common_dim': 2, 'lambd_intra1': -1.0}, 'lambd_intra1'),
         ({'common_dim': 2, 'lambd_intra2': -1.0}, 'lambd_intra2'),
         ({'common_dim': 2, 'eps': -1.0}, 'eps'),
+        ({'common_dim': 2, 'weighting': 'sum'}, "weighting must be 'paper'"),
     ],
 )
 def test_init_errors(kwargs: dict[str, float], match: str) -> None:

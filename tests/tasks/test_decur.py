@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from torchgeo_decur.datasets import get_modality
+from torchgeo_decur.datasets.modalities import S2_L1C_BANDS
 from torchgeo_decur.tasks import DeCURTask
 
 from ..conftest import ROOT
@@ -110,6 +113,38 @@ def test_paper_defaults() -> None:
     assert defaults['lambd'] == 0.0051
     assert (defaults['lr'], defaults['lr_biases']) == (0.2, 0.0048)
     assert defaults['weight_decay'] == 1e-6
+    assert defaults['warmup_epochs'] == 0  # paper, Appendix B: no warm-up
+    assert defaults['weighting'] == 'paper'
+
+
+def test_weighting_reaches_the_loss() -> None:
+    assert DeCURTask(**TINY).criterion.weighting == 'paper'
+    task = DeCURTask(**TINY, weighting='official')
+    assert task.criterion.weighting == 'official'
+    assert task.hparams['weighting'] == 'official'
+    with pytest.raises(ValueError, match='weighting'):
+        DeCURTask(**TINY, weighting='mean')
+
+
+def test_checkpoint_records_bands_and_preprocessing() -> None:
+    task = DeCURTask(**{**TINY, 'modalities': ['s1', 'rgb']})
+    checkpoint: dict[str, object] = {}
+    task.on_save_checkpoint(checkpoint)
+    record = checkpoint['torchgeo_decur']
+    assert record == {
+        'modalities': [
+            {
+                'name': 's1',
+                'bands': ['VV', 'VH'],
+                'normalisation': get_modality('s1').normalisation,
+            },
+            {
+                'name': 'rgb',
+                'bands': ['R', 'G', 'B'],
+                'normalisation': '8-bit RGB divided by 255',
+            },
+        ]
+    }
 
 
 @pytest.mark.parametrize(
@@ -235,7 +270,15 @@ def test_checkpoints_are_never_overwritten(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_paper_config_one_step_on_fixture(ssl4eo_root: Path, tmp_path: Path) -> None:
-    """conf/decur_s1s2.yaml at full model size: one real optimisation step."""
+    """conf/decur_s1s2.yaml at full model size: one real optimisation step.
+
+    The config's sync_batchnorm is a no-op on one device; under DDP it needs
+    GPUs (PyTorch's SyncBatchNorm has no CPU implementation).
+    """
+    config = yaml.safe_load((ROOT / 'conf' / 'decur_s1s2.yaml').read_text())
+    assert config['trainer']['sync_batchnorm'] is True
+    assert config['trainer']['devices'] == 1
+    assert config['data']['init_args']['batch_size'] == 256  # global, on 1 device
     out = tmp_path / 'run'
     cmd = [
         sys.executable,
@@ -263,6 +306,9 @@ def test_paper_config_one_step_on_fixture(ssl4eo_root: Path, tmp_path: Path) -> 
     hp = ckpt['hyper_parameters']
     assert hp['model1'] == hp['model2'] == 'resnet50'
     assert list(hp['projector_dims']) == [8192, 8192, 8192] and hp['common_dim'] == 7168
+    assert hp['warmup_epochs'] == 0 and hp['weighting'] == 'paper'
+    recorded = ckpt['torchgeo_decur']['modalities']
+    assert [m['bands'] for m in recorded] == [['VV', 'VH'], list(S2_L1C_BANDS)]
     state = ckpt['state_dict']
     assert state['projector1.layers.6.weight'].shape == (8192, 8192)
     assert state['backbone1.conv1.weight'].shape[1] == 2

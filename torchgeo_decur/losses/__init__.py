@@ -1,5 +1,5 @@
 """Losses of torchgeo-decur."""
 
-from .decur import DeCURLoss
+from .decur import WEIGHTINGS, DeCURLoss
 
-__all__ = ('DeCURLoss',)
+__all__ = ('WEIGHTINGS', 'DeCURLoss')

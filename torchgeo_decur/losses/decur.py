@@ -1,6 +1,6 @@
 """DeCUR loss: decoupling common and unique representations."""
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -98,6 +98,10 @@ def _matrix_stats(c: Tensor) -> tuple[Tensor, Tensor]:
     return torch.diagonal(c), _off_diagonal(c).pow(2).sum()
 
 
+#: Ways of combining the four terms (see :class:`DeCURLoss`).
+WEIGHTINGS = ('paper', 'official')
+
+
 class DeCURLoss(nn.Module):
     """DeCUR loss for two modalities with two views each.
 
@@ -105,7 +109,7 @@ class DeCURLoss(nn.Module):
     (zero mean, unit biased variance, as ``nn.BatchNorm1d(K, affine=False)`` in
     training mode), and cross-correlation matrices ``C(A, B) = Z_A^T Z_B / N``
     are formed between them. With ``lbt(C, l) = sum_i (C_ii - 1)^2 +
-    l * sum_{i != j} C_ij^2``, the loss is the plain sum (Eq. 6) of
+    l * sum_{i != j} C_ij^2``, the loss combines
 
     * ``common``: ``lbt`` on the first ``common_dim`` dimensions of
       ``C(z1_a, z2_a)`` (cross-modal, target identity);
@@ -113,6 +117,15 @@ class DeCURLoss(nn.Module):
       dimensions of ``C(z1_a, z2_a)`` (cross-modal, target zero);
     * ``intra1`` and ``intra2``: ``lbt`` on all dimensions of
       ``C(z1_a, z1_b)`` and ``C(z2_a, z2_b)`` (intra-modal Barlow Twins).
+
+    With ``weighting='paper'`` (default) the loss is the paper's Eq. 6, the
+    plain sum ``common + unique + intra1 + intra2``. With
+    ``weighting='official'`` it is what the authors' released code computes
+    and what the published checkpoints were trained with:
+    ``(intra1 + intra2 + (common + unique) / 2) / 3``, or
+    ``(common + unique) / 2`` without the intra-modal terms. The two differ
+    by a per-term scale only, which matters for the learning rate and for the
+    balance of cross- and intra-modal gradients.
 
     When the batch size N is smaller than the embedding size K, no K x K matrix
     is built: the diagonals cost O(NK) and the off-diagonal energies are
@@ -153,6 +166,7 @@ class DeCURLoss(nn.Module):
         decouple: bool = True,
         gather_distributed: bool = False,
         eps: float = 1e-5,
+        weighting: Literal['paper', 'official'] = 'paper',
     ) -> None:
         """Initialize a new DeCURLoss instance.
 
@@ -180,11 +194,13 @@ class DeCURLoss(nn.Module):
                 local batch size.
             eps: Value added to the variance for numerical stability, as in
                 ``nn.BatchNorm1d``.
+            weighting: ``'paper'`` for Eq. 6 (plain sum) or ``'official'`` for
+                the weighting of the authors' code (see above).
 
         Raises:
-            ValueError: If *common_dim* < 1, a lambda or *eps* is negative, or
-                *gather_distributed* is True but torch.distributed is not
-                available.
+            ValueError: If *common_dim* < 1, a lambda or *eps* is negative,
+                *weighting* is unknown, or *gather_distributed* is True but
+                torch.distributed is not available.
         """
         super().__init__()
         if common_dim < 1:
@@ -201,6 +217,10 @@ class DeCURLoss(nn.Module):
                 raise ValueError(f'{name} must be >= 0, got {value}')
         if eps < 0:
             raise ValueError(f'eps must be >= 0, got {eps}')
+        if weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"weighting must be 'paper' or 'official', got {weighting!r}"
+            )
         if gather_distributed and not dist.is_available():
             raise ValueError(
                 'gather_distributed is True but torch.distributed is not available'
@@ -216,6 +236,7 @@ class DeCURLoss(nn.Module):
         self.decouple = decouple
         self.gather_distributed = gather_distributed
         self.eps = eps
+        self.weighting = weighting
         self.terms = {}
 
     def extra_repr(self) -> str:
@@ -228,7 +249,8 @@ class DeCURLoss(nn.Module):
             f'common_dim={self.common_dim}, lambd_common={self.lambd_common}, '
             f'lambd_unique={self.lambd_unique}, lambd_intra1={self.lambd_intra1}, '
             f'lambd_intra2={self.lambd_intra2}, intra={self.intra}, '
-            f'decouple={self.decouple}, gather_distributed={self.gather_distributed}'
+            f'decouple={self.decouple}, gather_distributed={self.gather_distributed}, '
+            f'weighting={self.weighting!r}'
         )
 
     def _check_inputs(self, inputs: dict[str, Tensor]) -> None:
@@ -284,7 +306,7 @@ class DeCURLoss(nn.Module):
             z2_b: Modality 2, view b embeddings (N, K).
 
         Returns:
-            The total loss, a float32 scalar.
+            The total loss, a float32 scalar, combined as *weighting* says.
 
         Raises:
             ValueError: If an input is not 2D, the shapes differ, the (global)
@@ -358,7 +380,13 @@ class DeCURLoss(nn.Module):
             else:
                 loss_intra1 = loss_intra2 = zero
 
-            loss = loss_common + loss_unique + loss_intra1 + loss_intra2
+            if self.weighting == 'paper':
+                loss = loss_common + loss_unique + loss_intra1 + loss_intra2
+            elif self.intra:
+                cross = (loss_common + loss_unique) / 2
+                loss = (loss_intra1 + loss_intra2 + cross) / 3
+            else:
+                loss = (loss_common + loss_unique) / 2
 
         self.terms = {
             'common': loss_common.detach(),

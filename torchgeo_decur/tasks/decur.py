@@ -1,7 +1,7 @@
 """DeCUR task for multimodal self-supervised learning."""
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import lightning.pytorch.utilities.types
 from lightly.utils.lars import LARS
@@ -10,9 +10,29 @@ from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
-from ..datasets.modalities import get_modality
+from ..datasets.modalities import MODALITIES, get_modality
 from ..losses import DeCURLoss
 from ..models import create_modality_encoder, create_projector
+
+
+def modality_record(name: str) -> dict[str, Any]:
+    """What a checkpoint records of one modality.
+
+    Args:
+        name: Modality name.
+
+    Returns:
+        ``{'name', 'bands', 'normalisation'}``; bands and normalisation are
+        None for a modality that is not registered.
+
+    .. versionadded:: 0.1
+    """
+    known = MODALITIES.get(name)
+    return {
+        'name': name,
+        'bands': list(known.bands) if known else None,
+        'normalisation': known.normalisation if known else None,
+    }
 
 
 class DeCURTask(BaseTask):
@@ -32,7 +52,14 @@ class DeCURTask(BaseTask):
     Defaults are the paper's SAR-optical settings: ResNet-50 per modality, an
     8192-8192-8192 projector, 87.5% common dimensions, lambda 0.0051, and LARS
     with lr 0.2 for weights and 0.0048 for biases and normalisation parameters,
-    weight decay 1e-6, momentum 0.9, linear warm-up then cosine decay.
+    weight decay 1e-6, momentum 0.9, cosine decay without warm-up (paper,
+    Appendix B, and the authors' code). The loss is the paper's Eq. 6 unless
+    ``weighting='official'`` (the authors' code, which trained the published
+    checkpoints; see :class:`~torchgeo_decur.losses.DeCURLoss`).
+
+    Checkpoints record, for each modality, its bands in channel order and its
+    preprocessing (``checkpoint['torchgeo_decur']``), so that exports and
+    loaders know what the encoders expect.
 
     If you use this task in your research, please cite the following paper:
 
@@ -65,8 +92,9 @@ class DeCURTask(BaseTask):
         lr_biases: float = 0.0048,
         weight_decay: float = 1e-6,
         momentum: float = 0.9,
-        warmup_epochs: int = 10,
+        warmup_epochs: float = 0,
         gather_distributed: bool = True,
+        weighting: Literal['paper', 'official'] = 'paper',
     ) -> None:
         """Initialize a new DeCURTask instance.
 
@@ -103,13 +131,17 @@ class DeCURTask(BaseTask):
                 get neither weight decay nor LARS adaptation.
             weight_decay: Weight decay of the weights.
             momentum: Momentum of LARS.
-            warmup_epochs: Epochs of linear warm-up before the cosine decay.
+            warmup_epochs: Epochs of linear warm-up before the cosine decay; 0
+                (the paper) for none.
             gather_distributed: Gather embeddings from all processes so that the
                 loss is that of the global batch under DDP.
+            weighting: How the loss combines its terms: ``'paper'`` (Eq. 6, the
+                plain sum) or ``'official'`` (the authors' code).
 
         Raises:
-            ValueError: If *modalities* does not name two known modalities or
-                *common_dim* / *common_share* do not fit the projector output.
+            ValueError: If *modalities* does not name two known modalities,
+                *common_dim* / *common_share* do not fit the projector output
+                or *weighting* is unknown.
         """
         self.weights1 = weights1
         self.weights2 = weights2
@@ -174,7 +206,18 @@ class DeCURTask(BaseTask):
             intra=self.hparams['intra'],
             decouple=self.hparams['decouple'],
             gather_distributed=self.hparams['gather_distributed'],
+            weighting=self.hparams['weighting'],
         )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record each modality's bands and preprocessing in the checkpoint.
+
+        Args:
+            checkpoint: The checkpoint dict being saved.
+        """
+        checkpoint['torchgeo_decur'] = {
+            'modalities': [modality_record(name) for name in self.hparams['modalities']]
+        }
 
     def forward(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
         """Encode one batch of each modality.
