@@ -21,17 +21,29 @@ TRANSFER = sorted((ROOT / 'conf' / 'transfer').glob('*.yaml'))
 TORCHGEO = sorted((ROOT / 'conf' / 'torchgeo').glob('*.yaml'))
 
 
-def authors_checkpoint(path: Path, in_chans: tuple[int, int]) -> None:
-    """Write a ResNet-50 pair in the layout of the authors' published files."""
+#: Input channels of each encoder in the authors' files (GeoNRW: the DEM on
+#: three channels, as they trained it).
+FILE_CHANNELS = {'s1': 2, 's2c': 13, 'rgb': 3, 'dem': 3}
+
+
+def authors_checkpoints(folder: Path, joint: ResNet50_Weights) -> None:
+    """Write a joint entry's files in the layout of the authors' published ones.
+
+    The joint file (both backbones, projectors, the loss's batch norm) and the
+    backbone-only file of each modality, which the per-modality entries serve.
+    """
     state: dict[str, torch.Tensor] = {}
-    for i, c in enumerate(in_chans, start=1):
-        backbone = timm.create_model('resnet50', in_chans=c, num_classes=0)
+    for i, name in enumerate(joint.modalities, start=1):
+        backbone = timm.create_model(
+            'resnet50', in_chans=FILE_CHANNELS[name], num_classes=0
+        )
+        torch.save(backbone.state_dict(), folder / joint.modality(name).meta['file'])
         state.update(
             {f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()}
         )
         state[f'module.projector{i}.0.weight'] = torch.zeros(8, 2048)
     state['module.bn.running_mean'] = torch.zeros(8)
-    torch.save({'epoch': 100, 'model': state}, path)
+    torch.save({'epoch': 100, 'model': state}, folder / joint.meta['file'])
 
 
 @pytest.fixture(scope='module')
@@ -39,11 +51,8 @@ def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     hub = tmp_path_factory.mktemp('hub')
     checkpoints = hub / 'checkpoints'
     checkpoints.mkdir()
-    for weights, chans in (
-        (ResNet50_Weights.DECUR_S1S2, (2, 13)),
-        (ResNet50_Weights.DECUR_RGB_DEM, (3, 1)),
-    ):
-        authors_checkpoint(checkpoints / weights.url.rsplit('/', 1)[-1], chans)
+    for weights in (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM):
+        authors_checkpoints(checkpoints, weights)
     return hub
 
 

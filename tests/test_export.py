@@ -249,3 +249,27 @@ def test_export_torchgeo_checkpoints(
         'resnet18', 2, weights=str(written['s1_ckpt']), modality='s1'
     )
     torch.testing.assert_close(features(model, x), features(b1, x))
+
+
+def test_recorded_band_order_is_converted_on_load(tmp_path: Path) -> None:
+    """A checkpoint whose RGB encoder was trained on B, G, R (as recorded) loads
+    into the plugin's R, G, B modality with its first layer permuted."""
+    path = tmp_path / 'bgr.ckpt'
+    b1, _ = make_decur_checkpoint(path, ('rgb', 'dem'), (3, 1))
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint['torchgeo_decur'] = {
+        'modalities': [
+            {'name': 'rgb', 'bands': ['B', 'G', 'R'], 'normalisation': 'x / 255'},
+            {'name': 'dem', 'bands': ['DEM'], 'normalisation': 'stretch'},
+        ]
+    }
+    torch.save(checkpoint, path)
+    written = export_checkpoint(path, tmp_path / 'out', torchgeo_checkpoints=True)
+    meta = json.loads(written['metadata'].read_text())
+    assert meta['modalities'][0]['bands'] == ['B', 'G', 'R']
+    assert meta['modalities'][0]['normalisation'] == 'x / 255'
+    x = torch.rand(2, 3, 32, 32)
+    expected = features(b1, x[:, [2, 1, 0]])
+    for source in (path, written['rgb'], written['joint'], written['rgb_ckpt']):
+        encoder = create_encoder('resnet18', 3, weights=str(source), modality='rgb')
+        torch.testing.assert_close(features(encoder, x), expected)

@@ -21,7 +21,8 @@ Lightning nor this package to be used:
 ``<out>/<stem>_<modality>.ckpt`` (optional, ``torchgeo_checkpoints=True``)
     One encoder in the layout TorchGeo's tasks read from a path,
     ``{'hyper_parameters': {'model': ..., 'in_channels': ..., 'modality': ...,
-    'ssl_method': 'decur'}, 'state_dict': {'model.<timm key>': tensor}}``.
+    'bands': ..., 'ssl_method': 'decur'}, 'state_dict': {'model.<timm key>':
+    tensor}}``.
 
 All three are read by :func:`torchgeo_decur.models.load_decur_state_dicts` and
 :func:`torchgeo_decur.models.create_encoder`.
@@ -206,6 +207,7 @@ def export_checkpoint(
                 'in_channels': spec['in_chans'],
                 'model_kwargs': spec['model_kwargs'],
                 'modality': spec['name'],
+                'bands': spec['bands'],
                 'ssl_method': 'decur',
             }
             torch.save(

@@ -45,7 +45,8 @@ def test_length_and_shapes(ssl4eo_root: Path) -> None:
     assert sample['image1'].shape == (2, 2, SIZE, SIZE)
     assert sample['image2'].shape == (2, 13, SIZE, SIZE)
     assert sample['image1'].dtype == sample['image2'].dtype == torch.float32
-    assert 0 <= sample['image2'].min() and sample['image2'].max() <= 255
+    for key in ('image1', 'image2'):  # preprocessed to [0, 1]
+        assert 0 <= sample[key].min() and sample[key].max() <= 1
 
 
 def test_normalisation(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,25 +57,26 @@ def test_normalisation(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert torch.equal(sample['image1'][0], sample['image1'][1])
 
     s1 = season_dir(ssl4eo_root, 's1', '0000000')
-    for b, (band, mean, std) in enumerate([('VV', -12.59, 5.26), ('VH', -20.26, 5.91)]):
+    stats = [('VV', -12.54847273, 5.25697717), ('VH', -20.19237134, 5.91150917)]
+    for b, (band, mean, std) in enumerate(stats):
         with rasterio.open(s1 / f'{band}.tif') as f:
             raw = f.read(1).astype(np.float64)
-        low, high = np.percentile(raw, [2, 98])
-        expected = (np.clip(raw, low, high) - mean) / std
+        low, high = np.percentile(raw, [1, 99])
+        expected = (np.clip(raw, low, high) - (mean - 2 * std)) / (4 * std)
         actual = sample['image1'][0, b].numpy()
-        np.testing.assert_allclose(actual, expected, atol=1e-4)
+        np.testing.assert_allclose(actual, np.clip(expected, 0, 1), atol=1e-5)
 
     s2 = season_dir(ssl4eo_root, 's2c', '0000000')
     with rasterio.open(s2 / 'B4.tif') as f:  # 10 m band: no resampling
         raw = f.read(1).astype(np.float64)
-    expected = np.clip(raw / 10000 * 255, 0, 255)
+    expected = np.clip(raw / 10000, 0, 1)  # reflectance, as the weights saw it
     np.testing.assert_allclose(sample['image2'][0, 3].numpy(), expected, rtol=1e-5)
 
     with rasterio.open(s2 / 'B1.tif') as f:  # 60 m band: 6 px, bilinear to 36
         raw = torch.from_numpy(f.read(1).astype(np.float32))
     assert raw.shape == (6, 6)
     up = F.interpolate(raw[None, None], size=(SIZE, SIZE), mode='bilinear')[0, 0]
-    expected = (up / 10000 * 255).clamp(0, 255)
+    expected = (up / 10000).clamp(0, 1)
     torch.testing.assert_close(sample['image2'][0, 0], expected)
 
 

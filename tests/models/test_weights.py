@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from torchgeo_decur.models import (
     modality_transforms,
 )
 from torchgeo_decur.models.weights import (
-    _adapt_input_channels,
+    convert_input_layer,
+    published_entry,
+    read_decur_checkpoint,
     split_joint_state_dict,
 )
 
@@ -74,6 +77,11 @@ def features(model: nn.Module, x: Tensor) -> Tensor:
         return model(x)
 
 
+def backbone_file(path: Path, backbone: nn.Module) -> None:
+    """Save a backbone-only file as the authors' convert_backbone.py does."""
+    torch.save(backbone.state_dict(), path)
+
+
 # --------------------------------------------------------------------------- #
 # Registry and enum structure
 # --------------------------------------------------------------------------- #
@@ -99,35 +107,46 @@ def test_members_are_distinct() -> None:
     for enum in (ResNet50_Weights, ViTSmall16_Weights):
         assert list(enum.__members__) == [m.name for m in enum]
     assert len(ResNet50_Weights) == 6
-    assert len(ViTSmall16_Weights) == 3
+    assert len(ViTSmall16_Weights) == 6
 
 
 @pytest.mark.parametrize('weights', [*ResNet50_Weights, *ViTSmall16_Weights])
 def test_meta(weights: DeCURWeightsEnum) -> None:
     meta = weights.meta
-    assert weights.url.startswith(
-        'https://huggingface.co/wangyi111/DeCUR/resolve/main/'
+    assert weights.url == (
+        'https://huggingface.co/wangyi111/DeCUR/resolve/main/' + meta['file']
     )
-    assert weights.url.endswith('_joint_decur_ep100.pth')
+    assert meta['file'].endswith('_decur_ep100.pth')
     assert meta['ssl_method'] == 'decur'
     assert meta['publication'] == 'https://arxiv.org/abs/2309.05300'
     assert meta['repo'] == 'https://github.com/zhu-xlab/DeCUR'
     assert meta['model'] in ('resnet50', 'vit_small_patch16_224')
     for spec in meta['modalities'].values():
         assert spec['in_chans'] == len(spec['bands'])
+        assert spec['raw'] and spec['preprocessing']  # what transforms does
     if weights.is_joint:
         assert 'in_chans' not in meta
         assert isinstance(weights.transforms, DeCURTransforms)
+        assert meta['file'].endswith('_joint_decur_ep100.pth')
     else:
-        assert meta['in_chans'] == meta['modalities'][meta['modality']]['in_chans']
-        assert meta['bands'] == meta['modalities'][meta['modality']]['bands']
+        spec = meta['modalities'][meta['modality']]
+        assert meta['in_chans'] == spec['in_chans']
+        assert meta['bands'] == spec['bands']
+        assert meta['preprocessing'] == spec['preprocessing']
+        assert type(weights)[meta['joint']].is_joint
 
 
 def test_meta_values() -> None:
     s1s2 = ResNet50_Weights.DECUR_S1S2
     assert s1s2.modalities == ('s1', 's2c')
     assert s1s2.meta['dataset'] == 'SSL4EO-S12'
-    assert s1s2.meta['modalities']['s1'] == {'bands': ['VV', 'VH'], 'in_chans': 2}
+    s1 = s1s2.meta['modalities']['s1']
+    assert (s1['bands'], s1['in_chans']) == (['VV', 'VH'], 2)
+    assert s1['raw'] == 'Sentinel-1 GRD backscatter in dB'
+    assert '1st and 99th percentiles' in s1['preprocessing']
+    assert s1s2.meta['modalities']['s2c']['preprocessing'] == (
+        'digital numbers: clip(x / 10000, 0, 1)'
+    )
     assert s1s2.meta['modalities']['s2c']['in_chans'] == 13
     rgb_dem = ResNet50_Weights.DECUR_RGB_DEM
     assert rgb_dem.modalities == ('rgb', 'dem')
@@ -135,6 +154,22 @@ def test_meta_values() -> None:
     assert rgb_dem.meta['modalities']['dem']['in_chans'] == 1
     assert ResNet50_Weights.DECUR_RGB_DEM_RGB.meta['in_chans'] == 3
     assert ViTSmall16_Weights.DECUR_S1S2_S1.meta['model'] == 'vit_small_patch16_224'
+    # the authors' GeoNRW files store B, G, R and a DEM on three channels; the
+    # entries serve R, G, B and one DEM channel
+    rgb = ResNet50_Weights.DECUR_RGB_DEM_RGB.meta
+    assert rgb['bands'] == ['R', 'G', 'B'] and rgb['file_bands'] == ['B', 'G', 'R']
+    assert rgb_dem.meta['modalities']['dem']['file_bands'] == ['DEM'] * 3
+    assert 'file_bands' not in s1s2.meta['modalities']['s1']
+    # per-modality entries serve the backbone-only files where published
+    assert ResNet50_Weights.DECUR_S1S2_S1.meta['file'] == (
+        'rn50_ssl4eo-s12_sar_decur_ep100.pth'
+    )
+    assert ResNet50_Weights.DECUR_RGB_DEM_DEM.meta['file'] == (
+        'rn50_geonrw_dem_decur_ep100.pth'
+    )
+    assert ViTSmall16_Weights.DECUR_RGB_DEM_RGB.meta['file'] == (
+        'vits16_geonrw_joint_decur_ep100.pth'
+    )
 
 
 def test_modality() -> None:
@@ -158,15 +193,21 @@ def test_modality() -> None:
 
 
 def test_transforms() -> None:
-    s1 = torch.randn(2, 64, 64) * 5 - 15
-    s2 = torch.rand(13, 64, 64) * 20000
+    torch.manual_seed(0)
+    s1 = torch.randn(2, 64, 64) * 5 - 15  # dB
+    s2 = torch.rand(13, 64, 64) * 20000  # digital numbers
     joint = ResNet50_Weights.DECUR_S1S2.transforms
     out = joint({'s1': s1, 's2c': s2, 'label': 3})
     assert out['label'] == 3
     assert out['s1'].shape == (2, 224, 224)
     assert out['s2c'].shape == (13, 224, 224)
-    assert 0 <= out['s2c'].min() and out['s2c'].max() <= 255
-    assert out['s2c'].max() == 255  # x / 10000 * 255 clipped
+    # S2 as reflectance clip(x / 10000, 0, 1), as the weights saw it
+    assert 0 <= out['s2c'].min() and out['s2c'].max() <= 1
+    assert out['s2c'].max() == 1
+    assert abs(out['s2c'].mean().item() - 0.75) < 0.02  # U(0, 2) clipped at 1
+    # S1 stretched to [0, 1] around 0.5 for values near the mean
+    assert 0 <= out['s1'].min() and out['s1'].max() <= 1
+    assert 0.4 < out['s1'].mean() < 0.75
     t1, t2 = joint((s1, s2))
     torch.testing.assert_close(t1, out['s1'])
     torch.testing.assert_close(t2, out['s2c'])
@@ -177,11 +218,45 @@ def test_transforms() -> None:
     assert rgb.shape == (2, 3, 224, 224)
     assert rgb.max() <= 1
     dem = ResNet50_Weights.DECUR_RGB_DEM_DEM.transforms(torch.rand(1, 256, 256) * 500)
-    assert abs(dem.mean()) < 1e-3
+    assert dem.min() >= 0 and dem.max() <= 1
     with pytest.raises(ValueError, match='expected 2 inputs'):
         joint((s1,))
     with pytest.raises(ValueError, match="no transforms for modality 'sar'"):
         modality_transforms('sar')
+
+
+def test_transforms_preprocess_before_resizing() -> None:
+    # the percentile clip is taken over the whole raw image, as the authors did
+    x = torch.linspace(-30, 10, 64 * 64).reshape(1, 64, 64).expand(2, 64, 64)
+    out = modality_transforms('s1', size=32)(x)
+    import torchvision.transforms.v2 as T
+
+    from torchgeo_decur.datasets.normalize import normalize_s1
+
+    expected = T.CenterCrop(32)(T.Resize((37, 37), antialias=True)(normalize_s1(x)))
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize(
+    ('name', 'wrong', 'match'),
+    [
+        ('s2c', torch.rand(13, 32, 32) * 0.3, r'digital numbers.*divided by 10000'),
+        ('s1', torch.rand(2, 32, 32), r'dB.*already normalised'),
+        ('rgb', torch.rand(3, 32, 32), r'0 to 255.*divided by 255'),
+    ],
+)
+def test_transforms_warn_on_wrong_range(name: str, wrong: Tensor, match: str) -> None:
+    transforms = modality_transforms(name)
+    with pytest.warns(UserWarning, match=match):
+        transforms(wrong)
+    right = {
+        's2c': torch.rand(13, 32, 32) * 3000,
+        's1': torch.randn(2, 32, 32) * 5 - 15,
+        'rgb': torch.rand(3, 32, 32) * 255,
+    }[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        transforms(right)
 
 
 # --------------------------------------------------------------------------- #
@@ -189,11 +264,77 @@ def test_transforms() -> None:
 # --------------------------------------------------------------------------- #
 
 
+#: Band layout of the authors' files for each modality: what a stand-in model
+#: is built with, and how an input in the served order maps onto it.
+FILE_LAYOUT = {
+    's1': (2, lambda x: x),
+    's2c': (13, lambda x: x),
+    'rgb': (3, lambda x: x[:, [2, 1, 0]]),  # OpenCV's B, G, R
+    'dem': (3, lambda x: x.expand(-1, 3, -1, -1)),  # repeated on 3 channels
+}
+
+
+def stand_in(model: str, in_chans: int) -> nn.Module:
+    """A small model with the layout of the entry's model, random weights."""
+    if model == 'resnet50':  # resnet18 stands in: the loader ignores depth
+        return randomise_bn(
+            timm.create_model('resnet18', in_chans=in_chans, num_classes=0)
+        )
+    return timm.create_model(
+        model, in_chans=in_chans, num_classes=0, img_size=32
+    ).eval()
+
+
+@pytest.mark.parametrize('entry', [*ResNet50_Weights, *ViTSmall16_Weights], ids=str)
+def test_every_entry_loads_authors_file_with_identical_features(
+    hub: Path, entry: DeCURWeightsEnum
+) -> None:
+    """Each entry reads the authors' layout from the hub cache, converted exactly."""
+    torch.manual_seed(0)
+    model = entry.meta['model']
+    name = 'resnet18' if model == 'resnet50' else model
+    kwargs = {} if model == 'resnet50' else {'img_size': 32}
+    joint = type(entry)[entry.meta['joint']] if not entry.is_joint else entry
+    originals = {m: stand_in(model, FILE_LAYOUT[m][0]) for m in joint.modalities}
+    if entry.meta['file'].endswith('_joint_decur_ep100.pth'):
+        # ResNet joint files are wrapped ({'epoch', 'model'}), ViT ones are not
+        authors_file(
+            hub / entry.meta['file'],
+            list(originals.values()),
+            wrap=model == 'resnet50',
+            fc=model == 'resnet50',
+        )
+    else:
+        backbone_file(hub / entry.meta['file'], originals[entry.meta['modality']])
+    if entry.is_joint:  # both encoders, served in the modalities' layout
+        encoders = {}
+        for modality, state_dict in entry.get_state_dict().items():
+            in_chans = entry.meta['modalities'][modality]['in_chans']
+            encoders[modality] = timm.create_model(
+                name, in_chans=in_chans, num_classes=0, **kwargs
+            )
+            encoders[modality].load_state_dict(state_dict, strict=True)
+    else:
+        modality = entry.meta['modality']
+        encoders = {
+            modality: create_encoder(
+                name, entry.meta['in_chans'], weights=entry, **kwargs
+            )
+        }
+    for modality, encoder in encoders.items():
+        x = torch.rand(2, entry.meta['modalities'][modality]['in_chans'], 32, 32)
+        to_file_layout = FILE_LAYOUT[modality][1]
+        torch.testing.assert_close(
+            features(encoder, x), features(originals[modality], to_file_layout(x))
+        )
+
+
 def test_resnet50_s1s2_from_hub_cache(hub: Path) -> None:
     torch.manual_seed(0)
     sar = randomise_bn(timm.create_model('resnet50', in_chans=2, num_classes=0))
     optical = randomise_bn(timm.create_model('resnet50', in_chans=13, num_classes=0))
     authors_file(hub / 'rn50_ssl4eo-s12_joint_decur_ep100.pth', [sar, optical])
+    backbone_file(hub / 'rn50_ssl4eo-s12_sar_decur_ep100.pth', sar)
     x = torch.randn(2, 2, 64, 64)
 
     # joint entry: both encoders, keyed by modality
@@ -201,14 +342,15 @@ def test_resnet50_s1s2_from_hub_cache(hub: Path) -> None:
     assert list(state_dicts) == ['s1', 's2c']
     assert state_dicts['s2c'].keys() == optical.state_dict().keys()
 
+    # one modality of the joint entry is served by its backbone-only file
+    one = load_decur_state_dict('ResNet50_Weights.DECUR_S1S2', 's1')
+    torch.testing.assert_close(one['conv1.weight'], sar.conv1.weight)
+
     # joint entry + modality, by name, strict timm load
     encoder = create_encoder(
         'resnet50', 2, weights='ResNet50_Weights.DECUR_S1S2', modality='s1'
     )
     torch.testing.assert_close(features(encoder, x), features(sar, x))
-    encoder = create_encoder('resnet50', 13, weights=ResNet50_Weights.DECUR_S1S2_S2C)
-    y = torch.randn(1, 13, 64, 64)
-    torch.testing.assert_close(features(encoder, y), features(optical, y))
 
     # TorchGeo's own task trains one step on a per-modality entry, from YAML's
     # string form of the weights (as LightningCLI passes it)
@@ -247,36 +389,83 @@ def test_resnet50_s1s2_from_hub_cache(hub: Path) -> None:
     assert seg(torch.randn(1, 2, 64, 64)).shape == (1, 3, 64, 64)
 
 
+def test_torchgeo_decur_entries_read_the_same_files(hub: Path) -> None:
+    """TorchGeo's SENTINEL1_GRD_DECUR is a pinned copy of the SAR backbone file."""
+    torch.manual_seed(0)
+    sar = randomise_bn(timm.create_model('resnet18', in_chans=2, num_classes=0))
+    theirs = torchgeo.models.ResNet50_Weights.SENTINEL1_GRD_DECUR
+    file_name = theirs.url.rsplit('/', 1)[-1]
+    assert file_name.startswith('rn50_ssl4eo-s12_sar_decur_ep100-')
+    backbone_file(hub / file_name, sar)
+    backbone_file(hub / 'rn50_ssl4eo-s12_sar_decur_ep100.pth', sar)
+    x = torch.randn(2, 2, 32, 32)
+    ours = create_encoder('resnet18', 2, weights=ResNet50_Weights.DECUR_S1S2_S1)
+    via_torchgeo = create_encoder('resnet18', 2, weights=theirs)
+    torch.testing.assert_close(features(ours, x), features(via_torchgeo, x))
+    # our file reader knows TorchGeo's hash-suffixed copy by its name
+    assert published_entry(file_name) is ResNet50_Weights.DECUR_S1S2_S1
+    state_dicts, _ = read_decur_checkpoint(hub / file_name)
+    assert list(state_dicts) == ['s1']
+    from_path = create_encoder('resnet18', 2, weights=str(hub / file_name))
+    torch.testing.assert_close(features(from_path, x), features(sar, x))
+    # their transforms z-score S1; ours reproduce the authors' stretch
+    assert 'Normalize' in repr(theirs.transforms)
+    assert '_Normalise' in repr(ResNet50_Weights.DECUR_S1S2_S1.transforms)
+
+
+def test_published_file_by_path_is_converted(tmp_path: Path) -> None:
+    """A downloaded authors' RGB file, given by path, is served as R, G, B."""
+    torch.manual_seed(0)
+    bgr = randomise_bn(timm.create_model('resnet18', in_chans=3, num_classes=0))
+    path = tmp_path / 'rn50_geonrw_rgb_decur_ep100.pth'
+    backbone_file(path, bgr)
+    encoder = create_encoder('resnet18', 3, weights=str(path), modality='rgb')
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(features(encoder, x), features(bgr, x[:, [2, 1, 0]]))
+    # an unknown file name is taken as it is
+    other = tmp_path / 'my_rgb.pth'
+    backbone_file(other, bgr)
+    encoder = create_encoder('resnet18', 3, weights=str(other))
+    torch.testing.assert_close(features(encoder, x), features(bgr, x))
+
+
 def test_vit_small_flat_file(hub: Path) -> None:
     torch.manual_seed(0)
+    kwargs = {'num_classes': 0, 'img_size': 32}
     vits = [
-        timm.create_model('vit_small_patch16_224', in_chans=c, num_classes=0).eval()
+        timm.create_model('vit_small_patch16_224', in_chans=c, **kwargs).eval()
         for c in (2, 13)
     ]
     # the ViT joint file of the authors is the bare state dict
-    authors_file(hub / 'vits16_ssl4eo-s12_joint_decur_ep100.pth', vits, wrap=False)
+    path = hub / 'vits16_ssl4eo-s12_joint_decur_ep100.pth'
+    authors_file(path, vits, wrap=False)
+    state_dicts = load_decur_state_dicts('ViTSmall16_Weights.DECUR_S1S2')
+    assert state_dicts['s1']['patch_embed.proj.weight'].shape == (384, 2, 16, 16)
+    # the same file by path: named by the published file name
     encoder = create_encoder(
-        'vit_small_patch16_224', 13, weights=ViTSmall16_Weights.DECUR_S1S2_S2C
+        'vit_small_patch16_224', 13, weights=str(path), modality='s2c', img_size=32
     )
-    x = torch.randn(1, 13, 224, 224)
+    x = torch.randn(1, 13, 32, 32)
     torch.testing.assert_close(features(encoder, x), features(vits[1], x))
-    state_dict = load_decur_state_dict('ViTSmall16_Weights.DECUR_S1S2', 's1')
-    assert state_dict['patch_embed.proj.weight'].shape == (384, 2, 16, 16)
 
 
-def test_rgb_dem_per_modality(hub: Path) -> None:
+def test_rgb_dem_joint(hub: Path) -> None:
     torch.manual_seed(0)
     rgb = timm.create_model('resnet18', in_chans=3, num_classes=0)
-    dem = timm.create_model('resnet18', in_chans=1, num_classes=0)
+    dem = timm.create_model('resnet18', in_chans=3, num_classes=0)
     # (resnet18 stands in for resnet50: the conversion does not look at depth)
     authors_file(hub / 'rn50_geonrw_joint_decur_ep100.pth', [rgb, dem], fc=True)
     state_dicts = load_decur_state_dicts(ResNet50_Weights.DECUR_RGB_DEM)
     assert list(state_dicts) == ['rgb', 'dem']
     assert 'fc.weight' not in state_dicts['rgb']
     assert state_dicts['dem'].keys() == dem.state_dict().keys()
-    one = load_decur_state_dicts('ResNet50_Weights.DECUR_RGB_DEM_DEM')
-    assert list(one) == ['dem']
-    torch.testing.assert_close(one['dem']['conv1.weight'], dem.conv1.weight)
+    # B, G, R -> R, G, B; three DEM channels -> one (their sum)
+    torch.testing.assert_close(
+        state_dicts['rgb']['conv1.weight'], rgb.conv1.weight[:, [2, 1, 0]]
+    )
+    torch.testing.assert_close(
+        state_dicts['dem']['conv1.weight'], dem.conv1.weight.sum(1, keepdim=True)
+    )
 
 
 def test_split_joint_state_dict() -> None:
@@ -304,19 +493,37 @@ def test_split_joint_state_dict() -> None:
         split_joint_state_dict({'conv1.weight': torch.ones(1)}, ['a', 'b'], 'x.pth')
 
 
-def test_adapt_input_channels() -> None:
+def test_convert_input_layer() -> None:
     weight = torch.randn(4, 3, 7, 7)
-    state_dict = {'conv1.weight': weight}
-    with pytest.warns(UserWarning, match='summed'):
-        _adapt_input_channels(state_dict, 1, 'dem')
-    # a DEM repeated on 3 channels gives the same output with the folded kernel
-    x = torch.randn(1, 1, 16, 16)
+    x = torch.rand(1, 3, 16, 16)
+    # a permutation: the converted kernel on R, G, B equals the original on B, G, R
+    out = convert_input_layer({'conv1.weight': weight}, 'BGR', 'RGB')
     torch.testing.assert_close(
-        nn.functional.conv2d(x, state_dict['conv1.weight']),
-        nn.functional.conv2d(x.expand(1, 3, 16, 16), weight),
+        nn.functional.conv2d(x, out['conv1.weight']),
+        nn.functional.conv2d(x[:, [2, 1, 0]], weight),
     )
-    with pytest.raises(ValueError, match='3 input channels, but the weights declare'):
-        _adapt_input_channels({'conv1.weight': weight}, 13, 's2c')
+    # a band repeated on 3 channels folds into one kernel: the same output
+    dem = x[:, :1]
+    out = convert_input_layer({'conv1.weight': weight}, ['DEM'] * 3, ['DEM'])
+    torch.testing.assert_close(
+        nn.functional.conv2d(dem, out['conv1.weight']),
+        nn.functional.conv2d(dem.expand(1, 3, 16, 16), weight),
+    )
+    # ViT patch embeddings too; other keys untouched; input not modified
+    state_dict = {'patch_embed.proj.weight': weight, 'pos_embed': torch.ones(1)}
+    out = convert_input_layer(state_dict, 'BGR', 'RGB')
+    assert out['pos_embed'] is state_dict['pos_embed']
+    assert state_dict['patch_embed.proj.weight'] is weight
+    # already in the wanted layout (1 channel where 3 repeats were declared)
+    one = {'conv1.weight': torch.randn(4, 1, 7, 7)}
+    assert (
+        convert_input_layer(one, ['DEM'] * 3, ['DEM'])['conv1.weight']
+        is (one['conv1.weight'])
+    )
+    with pytest.raises(ValueError, match="missing \\['N'\\]"):
+        convert_input_layer({'conv1.weight': weight}, 'BGR', 'RGN')
+    with pytest.raises(ValueError, match='3 input channels'):
+        convert_input_layer({'conv1.weight': weight}, ['VV', 'VH'], ['VV'])
 
 
 # --------------------------------------------------------------------------- #
@@ -355,9 +562,8 @@ def test_modality_errors(hub: Path) -> None:
 
 
 def test_missing_keys_from_enum(hub: Path) -> None:
-    rgb = timm.create_model('resnet18', in_chans=3, num_classes=0)
-    dem = timm.create_model('resnet18', in_chans=1, num_classes=0)
-    authors_file(hub / 'rn50_geonrw_joint_decur_ep100.pth', [rgb, dem])
+    dem = timm.create_model('resnet18', in_chans=3, num_classes=0)
+    backbone_file(hub / 'rn50_geonrw_dem_decur_ep100.pth', dem)
     # resnet18 weights do not fit a resnet34: strict loading says which keys
     with pytest.raises(ValueError, match=r'missing keys layer1\.2\.conv1\.weight'):
         create_encoder('resnet34', 1, weights=ResNet50_Weights.DECUR_RGB_DEM_DEM)

@@ -146,9 +146,9 @@ def bigearthnet_to_pair(batch: Sample) -> Sample:
 
     Returns:
         ``{'image1': [B, 2, H, W], 'image2': [B, 13, H, W], 'label': ...}``:
-        S1 (VV, VH) normalised by
+        S1 (VV, VH) preprocessed by
         :func:`~torchgeo_decur.datasets.normalize.normalize_s1` and S2 in L1C
-        band order with B10 filled with zeros, normalised by
+        band order with B10 filled with zeros, preprocessed by
         :func:`~torchgeo_decur.datasets.normalize.normalize_s2`.
 
     Raises:
@@ -187,10 +187,14 @@ class BigEarthNetMMDataModule(FractionDataModule):
 
     BigEarthNet's Sentinel-2 is L2A (12 bands) while the DeCUR optical encoder
     was pretrained on L1C (13 bands), so B10 is inserted as zeros at index 10,
-    as in the DeCUR paper. Both modalities are normalised as in pretraining
-    (see :mod:`torchgeo_decur.datasets.normalize`), on the batch: S1 with its
-    2 % tails clipped per image and band, then ``(x - mean) / std``; S2 as
-    ``x / 10000 * 255`` clipped to [0, 255]. Then every split is resized to
+    as in the DeCUR paper. Both modalities are preprocessed as the published
+    encoders were pretrained (see :mod:`torchgeo_decur.datasets.normalize`),
+    on the batch: S1 clipped per image and band to its 1st and 99th
+    percentiles and stretched from ``mean - 2 std`` to ``mean + 2 std`` onto
+    [0, 1] with the SSL4EO-S12 statistics; S2 as ``clip(x / 10000, 0, 1)``.
+    (The authors' BigEarthNet code stretches S1 with BigEarthNet's own
+    statistics; the encoders never saw those, so the pretraining ones are
+    used here.) Then every split is resized to
     *size* if given, and training batches get random horizontal and vertical
     flips (the same for both modalities).
 

@@ -58,7 +58,7 @@ def geonrw_to_pair(batch: Sample) -> Sample:
 
     Returns:
         ``{'image1': RGB [B, 3, H, W], 'image2': DEM [B, 1, H, W],
-        'mask': [B, H, W]}``, the DEM normalised per image by
+        'mask': [B, H, W]}``, the DEM preprocessed per image by
         :func:`~torchgeo_decur.datasets.normalize.normalize_dem`.
 
     .. versionadded:: 0.1
@@ -79,9 +79,16 @@ class GeoNRWDataModule(FractionDataModule):
     draws a subset of the remaining training samples with *seed*. After
     transfer to the device each batch becomes::
 
-        {'image1': float32 [B, 3, H, W],  # RGB / 255, in [0, 1]
-         'image2': float32 [B, 1, H, W],  # DEM, (x - mean) / std per image
+        {'image1': float32 [B, 3, H, W],  # R, G, B / 255, in [0, 1]
+         'image2': float32 [B, 1, H, W],  # DEM stretched per image to [0, 1]
          'mask': int64 [B, H, W]}         # class indices 0..10
+
+    Preprocessing as the published RGB-DEM encoders saw it (see
+    :mod:`torchgeo_decur.datasets.normalize`): the DEM of each image is
+    clipped to its 1st and 99th percentiles and stretched to [0, 1]. The RGB
+    channels stay in R, G, B order: the authors' files, which store B, G, R,
+    are converted when they are loaded (see
+    :func:`~torchgeo_decur.models.weights.convert_input_layer`).
 
     All splits are first resized to *size* if given (masks with nearest
     neighbour). Training batches then get a random *patch_size* crop and

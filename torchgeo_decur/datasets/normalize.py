@@ -1,9 +1,14 @@
-"""Pixel normalisation of each modality, as the DeCUR encoders were pretrained.
+"""Pixel preprocessing of each modality, as the published DeCUR encoders saw it.
 
-Small tensor functions shared by the pretraining dataset and the downstream
-datamodules, so that an encoder sees the same value ranges in both. They work
-on a single image ``[C, H, W]`` or on a batch ``[..., C, H, W]`` (any leading
-dimensions), on any device, and never modify their input in place.
+Small tensor functions shared by the pretraining dataset, the downstream
+datamodules and the weight entries' transforms, so that an encoder sees the
+same value ranges everywhere. They work on a single image ``[C, H, W]`` or on
+a batch ``[..., C, H, W]`` (any leading dimensions), on any device, and never
+modify their input in place. Every output lies in ``[0, 1]``.
+
+The formulas follow the DeCUR authors' code that produced the published
+checkpoints (https://github.com/zhu-xlab/DeCUR), which differs from the
+paper's text in places; the user guide lists each difference and its reason.
 
 .. versionadded:: 0.1
 """
@@ -17,6 +22,13 @@ from .modalities import S1_MEAN, S1_STD
 
 #: Divisor of Sentinel-2 digital numbers (reflectance scale factor).
 S2_SCALE = 10000.0
+
+#: Fraction of pixels clipped at each end, per image and band, before the
+#: Sentinel-1 and DEM stretches (the authors' "cut out 2% outliers").
+TAIL = 0.01
+
+#: Added to the DEM percentile range, as the authors' GeoNRW reader does.
+DEM_EPS = 1e-5
 
 
 def _check_image(x: Tensor, name: str, channels: int | None = None) -> None:
@@ -84,16 +96,25 @@ def image_quantiles(x: Tensor, q: float) -> tuple[Tensor, Tensor]:
 
 def normalize_s1(
     x: Tensor,
-    tail: float = 0.02,
+    tail: float = TAIL,
     mean: tuple[float, ...] = S1_MEAN,
     std: tuple[float, ...] = S1_STD,
 ) -> Tensor:
-    """Normalise Sentinel-1 backscatter in dB as in DeCUR pretraining.
+    """Preprocess Sentinel-1 backscatter in dB as DeCUR's published weights saw it.
 
     Each band of each image is clipped to its own ``[tail, 1 - tail]``
-    quantiles (2 % tails by default), then standardised with the fixed
-    per-band dataset statistics: ``(x - mean) / std`` with VV -12.59 / 5.26
-    and VH -20.26 / 5.91 dB.
+    quantiles (1st and 99th percentiles by default), then stretched linearly
+    from ``mean - 2 std`` to ``mean + 2 std`` onto ``[0, 1]`` and clipped::
+
+        clip((x - (mean - 2 std)) / (4 std), 0, 1)
+
+    with the SSL4EO-S12 statistics VV -12.548 / 5.257 and VH -20.192 / 5.912 dB.
+    The authors compute the percentiles over both bands (and all four
+    seasons) pooled; here they are per image and band, so that a view does
+    not depend on the other seasons drawn. The difference only shows where a
+    percentile falls inside ``mean +- 2 std`` of its band, since the stretch
+    clips there anyway. The authors then store the result as 8-bit
+    integers; here it stays float (a difference below 1/255).
 
     Args:
         x: Backscatter in dB, ``[..., 2, H, W]`` with bands (VV, VH).
@@ -102,7 +123,7 @@ def normalize_s1(
         std: Per-band standard deviation in dB.
 
     Returns:
-        Normalised float tensor of the same shape.
+        Float tensor of the same shape, in [0, 1].
 
     Raises:
         ValueError: If *x* is not a float ``[..., 2, H, W]`` tensor or
@@ -115,20 +136,22 @@ def normalize_s1(
     x = torch.minimum(torch.maximum(x, low), high)
     m = torch.tensor(mean, dtype=x.dtype, device=x.device)[:, None, None]
     s = torch.tensor(std, dtype=x.dtype, device=x.device)[:, None, None]
-    return (x - m) / s
+    return ((x - (m - 2 * s)) / (4 * s)).clamp(0.0, 1.0)
 
 
 def normalize_s2(x: Tensor) -> Tensor:
-    """Normalise Sentinel-2 digital numbers as in DeCUR pretraining.
+    """Preprocess Sentinel-2 digital numbers as DeCUR's published weights saw it.
 
-    ``x / 10000 * 255``, clipped to [0, 255] (kept as float, not rounded).
-    Zero-filled bands (e.g. B10 added to L2A data) stay zero.
+    ``clip(x / 10000, 0, 1)``. The authors store ``x / 10000 * 255`` as 8-bit
+    integers and ``ToTensor`` divides by 255 again, so the encoders saw
+    reflectance in ``[0, 1]``, as TorchGeo's ``SENTINEL2_ALL_DECUR`` entry
+    expects. Zero-filled bands (e.g. B10 added to L2A data) stay zero.
 
     Args:
         x: Digital numbers (L1C or L2A), ``[..., C, H, W]``.
 
     Returns:
-        Normalised float tensor of the same shape, in [0, 255].
+        Float tensor of the same shape, in [0, 1].
 
     Raises:
         ValueError: If *x* is not a float ``[..., C, H, W]`` tensor.
@@ -136,23 +159,27 @@ def normalize_s2(x: Tensor) -> Tensor:
     .. versionadded:: 0.1
     """
     _check_image(x, 'Sentinel-2')
-    return (x / S2_SCALE * 255.0).clamp(0.0, 255.0)
+    return (x / S2_SCALE).clamp(0.0, 1.0)
 
 
-def normalize_dem(x: Tensor, eps: float = 1e-6) -> Tensor:
-    """Standardise a digital elevation model per image.
+def normalize_dem(x: Tensor, tail: float = TAIL, eps: float = DEM_EPS) -> Tensor:
+    """Preprocess a digital elevation model as DeCUR's GeoNRW weights saw it.
 
-    ``(x - mean) / max(std, eps)`` where mean and (population) standard
-    deviation are taken over the pixels of each image and channel, so the
+    Each image is clipped to its own 1st and 99th percentiles ``p1``, ``p99``
+    and stretched to ``(x - p1) / (p99 - p1 + eps)``, in ``[0, 1)``, so the
     absolute elevation and the unit of the file do not matter. A flat image
-    maps to zeros.
+    maps to zeros. The authors repeat the result on three channels; a
+    one-channel encoder whose first-layer weights are the sum over those
+    three gives the same output (see
+    :func:`torchgeo_decur.models.weights.convert_input_layer`).
 
     Args:
         x: Elevation, ``[..., C, H, W]`` (usually ``C = 1``).
-        eps: Lower bound of the standard deviation.
+        tail: Fraction of pixels clipped at each end, per image and channel.
+        eps: Added to the percentile range.
 
     Returns:
-        Normalised float tensor of the same shape.
+        Float tensor of the same shape, in [0, 1].
 
     Raises:
         ValueError: If *x* is not a float ``[..., C, H, W]`` tensor.
@@ -160,6 +187,24 @@ def normalize_dem(x: Tensor, eps: float = 1e-6) -> Tensor:
     .. versionadded:: 0.1
     """
     _check_image(x, 'DEM')
-    mean = x.mean(dim=(-2, -1), keepdim=True)
-    std = x.std(dim=(-2, -1), keepdim=True, correction=0)
-    return (x - mean) / std.clamp_min(eps)
+    low, high = image_quantiles(x, tail)
+    x = torch.minimum(torch.maximum(x, low), high)
+    return (x - low) / (high - low + eps)
+
+
+def normalize_rgb(x: Tensor) -> Tensor:
+    """Preprocess 8-bit RGB: ``x / 255``.
+
+    Args:
+        x: Image with values in [0, 255], ``[..., C, H, W]``.
+
+    Returns:
+        Float tensor of the same shape, in [0, 1].
+
+    Raises:
+        ValueError: If *x* is not a float ``[..., C, H, W]`` tensor.
+
+    .. versionadded:: 0.1
+    """
+    _check_image(x, 'RGB')
+    return x / 255.0

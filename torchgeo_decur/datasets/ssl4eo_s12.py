@@ -76,11 +76,12 @@ class SSL4EOS12Pair(NonGeoDataset):
         {'image1': Tensor[2, 2, size, size],   # Sentinel-1 VV, VH: views a, b
          'image2': Tensor[2, C, size, size]}   # Sentinel-2 (C = 13 or 12 bands)
 
-    Normalisation follows DeCUR: Sentinel-2 digital numbers become
-    ``x / 10000 * 255`` clipped to ``[0, 255]``; Sentinel-1 backscatter (dB)
-    has its 2% tails clipped per image and band (to the 2nd and 98th
-    percentiles) and is then standardised with the dataset-wide mean and
-    standard deviation of each band (VV: -12.59 / 5.26, VH: -20.26 / 5.91).
+    Preprocessing follows the DeCUR authors' code that produced the published
+    weights (see :mod:`torchgeo_decur.datasets.normalize`), giving values in
+    ``[0, 1]``: Sentinel-2 digital numbers become ``clip(x / 10000, 0, 1)``;
+    Sentinel-1 backscatter (dB) is clipped per image and band to its 1st and
+    99th percentiles and stretched from ``mean - 2 std`` to ``mean + 2 std``
+    onto ``[0, 1]`` (VV: -12.548 / 5.257, VH: -20.192 / 5.912 dB).
 
     Locations present in only one modality, or without any season folder, are
     skipped with a single warning that says how many.
@@ -271,7 +272,7 @@ class SSL4EOS12Pair(NonGeoDataset):
 
         Returns:
             ``{'image1': Tensor[2, 2, size, size], 'image2': Tensor[2, C, size,
-            size]}``, float32, normalised.
+            size]}``, float32, preprocessed to ``[0, 1]``.
 
         Raises:
             FileNotFoundError: If a location or band file is missing.
@@ -405,7 +406,7 @@ class SSL4EOS12Pair(NonGeoDataset):
         for v, view in enumerate('ab'):
             axes[0, v].imshow(sample['image1'][v, 0].numpy(), cmap='gray')
             image = sample['image2'][v, rgb].permute(1, 2, 0).numpy()
-            axes[1, v].imshow(np.clip(image / 255 * 3, 0, 1))
+            axes[1, v].imshow(np.clip(image * 3, 0, 1))  # reflectance, brightened
             if show_titles:
                 axes[0, v].set_title(f'S1 VV, view {view}')
                 axes[1, v].set_title(f'S2 RGB, view {view}')

@@ -12,11 +12,14 @@ from torchgeo.models import get_weight
 from torchgeo.tasks import utils
 from torchvision.models._api import WeightsEnum
 
+from ..datasets.modalities import MODALITIES
 from .weights import (
     DeCURWeightsEnum,
     NotDeCURCheckpointError,
+    convert_input_layer,
     read_decur_checkpoint,
     select_state_dict,
+    source_bands,
     state_dict_mismatches,
 )
 
@@ -79,9 +82,13 @@ def create_encoder(
       file of the export or of the DeCUR authors, or a DeCUR Lightning
       checkpoint (with *modality*).
 
-    DeCUR weights are loaded with ``strict=True``. TorchGeo's own weights and
-    TorchGeo Lightning checkpoints (e.g. MoCo, SimCLR) keep TorchGeo's lenient
-    loading, and take no *modality*.
+    DeCUR weights are loaded with ``strict=True``, their first layer converted
+    to the channel order of the registered modality when the source records
+    another one (the authors' GeoNRW files store B, G, R and a DEM repeated
+    on three channels; see
+    :func:`~torchgeo_decur.models.weights.convert_input_layer`). TorchGeo's own
+    weights and TorchGeo Lightning checkpoints (e.g. MoCo, SimCLR) keep
+    TorchGeo's lenient loading, and take no *modality*.
 
     Args:
         model: Name of the `timm <https://huggingface.co/docs/timm>`__ model.
@@ -168,7 +175,7 @@ def create_encoder(
 
     path = os.fspath(cast(str | os.PathLike[str], weights))
     try:
-        state_dicts, _ = read_decur_checkpoint(path)
+        state_dicts, meta = read_decur_checkpoint(path)
     except NotDeCURCheckpointError:
         if modality is not None:
             raise
@@ -177,6 +184,13 @@ def create_encoder(
         utils.load_state_dict(backbone, state_dict)
         return backbone
     state_dict = select_state_dict(state_dicts, modality, path)
+    name = modality if modality is not None else next(iter(state_dicts))
+    stored = source_bands(meta, name)
+    if stored is not None and name in MODALITIES:
+        # e.g. the authors' GeoNRW files: B, G, R and a DEM on three channels
+        state_dict = convert_input_layer(
+            state_dict, stored, MODALITIES[name].bands, f'{path} ({name})'
+        )
     _load_strict(backbone, state_dict, path, in_channels)
     return backbone
 

@@ -42,6 +42,7 @@ checkpoints) and returns one timm state dict per modality.
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -55,7 +56,12 @@ from torchgeo.models import get_weight
 from torchvision.models._api import Weights, WeightsEnum
 
 from ..datasets.modalities import MODALITIES
-from ..datasets.normalize import normalize_dem, normalize_s1, normalize_s2
+from ..datasets.normalize import (
+    normalize_dem,
+    normalize_rgb,
+    normalize_s1,
+    normalize_s2,
+)
 
 __all__ = (
     'DeCURTransforms',
@@ -63,13 +69,16 @@ __all__ = (
     'NotDeCURCheckpointError',
     'ResNet50_Weights',
     'ViTSmall16_Weights',
+    'convert_input_layer',
     'load_decur_state_dict',
     'load_decur_state_dicts',
     'modality_transforms',
     'parse_decur_lightning_checkpoint',
+    'published_entry',
     'read_decur_checkpoint',
     'register_weights',
     'select_state_dict',
+    'source_bands',
     'split_joint_state_dict',
     'state_dict_mismatches',
 )
@@ -103,38 +112,60 @@ class NotDeCURCheckpointError(ValueError):
 # Transforms
 # --------------------------------------------------------------------------- #
 
+#: Preprocessing function of each modality with a known normalisation.
+_NORMALISE: dict[str, Callable[[Tensor], Tensor]] = {
+    's1': normalize_s1,
+    's2c': normalize_s2,
+    's2a': normalize_s2,
+    'rgb': normalize_rgb,
+    'hha': normalize_rgb,
+    'dem': normalize_dem,
+}
+
 
 class _Normalise(nn.Module):
-    """Apply one of :mod:`torchgeo_decur.datasets.normalize`'s functions."""
+    """Preprocess raw inputs of one modality, warning on implausible ranges."""
 
-    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__()
-        self.fn = fn
+        self.name = name
+        self.fn = _NORMALISE[name]
+        self.check = MODALITIES[name].raw_check
 
     def forward(self, x: Tensor) -> Tensor:
-        """Normalise *x* of shape ``(..., C, H, W)``."""
-        return self.fn(x.float() if not torch.is_floating_point(x) else x)
+        """Preprocess *x* of shape ``(..., C, H, W)``."""
+        x = x.float() if not torch.is_floating_point(x) else x
+        if self.check is not None:
+            problem = self.check(x)
+            if problem is not None:
+                warnings.warn(
+                    f'{problem} (modality {self.name!r}: '
+                    f'{MODALITIES[self.name].normalisation})',
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return self.fn(x)
 
     def extra_repr(self) -> str:
-        return getattr(self.fn, '__name__', repr(self.fn))
+        return f'{self.name!r}, {self.fn.__name__}'
 
 
 def modality_transforms(name: str, size: int = 224) -> nn.Module:
-    """Evaluation transforms of one modality, as DeCUR's encoders expect it.
+    """Evaluation transforms of one modality, from raw input to the encoder's.
 
-    ``Resize(size * 8 / 7)`` and ``CenterCrop(size)`` (as TorchGeo's SSL4EO
-    entries) followed by the normalisation of
-    :data:`torchgeo_decur.datasets.modalities.MODALITIES`, computed by the
-    functions of :mod:`torchgeo_decur.datasets.normalize` (the ones the
-    datasets use):
+    The preprocessing the DeCUR encoders were trained with (see
+    :mod:`torchgeo_decur.datasets.normalize`), applied to the raw image as the
+    authors applied it to whole tiles, then ``Resize(size * 8 / 7)`` and
+    ``CenterCrop(size)`` as TorchGeo's SSL4EO entries:
 
-    * ``s1``: :func:`~torchgeo_decur.datasets.normalize.normalize_s1`
-      (per-image quantile clipping, then ``(x - mean) / std``);
-    * ``s2c`` / ``s2a``: :func:`~torchgeo_decur.datasets.normalize.normalize_s2`
-      (``x / 10000 * 255`` clamped to ``[0, 255]``);
-    * ``rgb`` / ``hha``: ``x / 255``;
-    * ``dem``: :func:`~torchgeo_decur.datasets.normalize.normalize_dem`
-      (per-image ``(x - mean) / std``).
+    * ``s1``: dB, per-image 1 %/99 % clip, then the ``mean +- 2 std`` stretch
+      to [0, 1] (:func:`~torchgeo_decur.datasets.normalize.normalize_s1`);
+    * ``s2c`` / ``s2a``: digital numbers, ``clip(x / 10000, 0, 1)``;
+    * ``rgb`` / ``hha``: 8-bit, ``x / 255``;
+    * ``dem``: metres, per-image 1 %/99 % clip and min-max stretch.
+
+    A tensor that does not look like the raw input (e.g. Sentinel-2 already
+    divided by 10000) gets a :class:`UserWarning` naming the expected range.
 
     Args:
         name: Modality name.
@@ -145,28 +176,18 @@ def modality_transforms(name: str, size: int = 224) -> nn.Module:
         ``(N, C, H, W)``.
 
     Raises:
-        ValueError: If *name* is not a modality with known normalisation.
+        ValueError: If *name* is not a modality with known preprocessing.
 
     .. versionadded:: 0.1
     """
-    normalise: nn.Module
-    match name:
-        case 's1':
-            normalise = _Normalise(normalize_s1)
-        case 's2c' | 's2a':
-            normalise = _Normalise(normalize_s2)
-        case 'rgb' | 'hha':
-            normalise = T.Normalize(mean=[0.0], std=[255.0])
-        case 'dem':
-            normalise = _Normalise(normalize_dem)
-        case _:
-            known = ', '.join(sorted(MODALITIES))
-            msg = f'no transforms for modality {name!r}; known modalities: {known}'
-            raise ValueError(msg)
+    if name not in _NORMALISE:
+        known = ', '.join(sorted(_NORMALISE))
+        msg = f'no transforms for modality {name!r}; known modalities: {known}'
+        raise ValueError(msg)
     return nn.Sequential(
+        _Normalise(name),
         T.Resize((round(size * 8 / 7),) * 2, antialias=True),
         T.CenterCrop(size),
-        normalise,
     )
 
 
@@ -228,9 +249,28 @@ class DeCURTransforms(nn.Module):
 # --------------------------------------------------------------------------- #
 
 
-def _modality_meta(name: str) -> dict[str, Any]:
-    bands = list(MODALITIES[name].bands)
-    return {'bands': bands, 'in_chans': len(bands)}
+def _modality_meta(name: str, file_bands: Sequence[str] | None) -> dict[str, Any]:
+    """Describe one encoder of a weight entry.
+
+    Args:
+        name: Modality name.
+        file_bands: Input channels of the encoder as stored in the file, if
+            they differ from the modality's bands (converted at load).
+
+    Returns:
+        ``bands`` and ``in_chans`` of the served encoder, its ``raw`` input
+        and ``preprocessing``, and ``file_bands`` if given.
+    """
+    modality = MODALITIES[name]
+    meta: dict[str, Any] = {
+        'bands': list(modality.bands),
+        'in_chans': modality.in_channels,
+        'raw': modality.raw,
+        'preprocessing': modality.normalisation,
+    }
+    if file_bands is not None:
+        meta['file_bands'] = list(file_bands)
+    return meta
 
 
 def _weights(
@@ -239,35 +279,105 @@ def _weights(
     model: str,
     modalities: Sequence[str],
     modality: str | None = None,
+    joint: str | None = None,
+    file_bands: Mapping[str, Sequence[str]] | None = None,
 ) -> Weights:
-    """Build the Weights of a joint entry (modality None) or of one modality."""
+    """Build the Weights of a joint entry (modality None) or of one modality.
+
+    Args:
+        file: File name on the authors' Hugging Face repository.
+        dataset: Pretraining dataset.
+        model: timm model name.
+        modalities: Modality names in backbone order.
+        modality: The modality of a per-modality entry, None for a joint one.
+        joint: Name of the joint member a per-modality entry belongs to.
+        file_bands: Channel order stored in the files, per modality, where it
+            is not the modality's.
+
+    Returns:
+        The weights.
+    """
+    file_bands = file_bands or {}
     meta: dict[str, Any] = {
         'dataset': dataset,
         'model': model,
-        'modalities': {m: _modality_meta(m) for m in modalities},
+        'modalities': {m: _modality_meta(m, file_bands.get(m)) for m in modalities},
         'publication': _PUBLICATION,
         'repo': _REPO,
         'ssl_method': 'decur',
+        'file': file,
     }
     transforms: nn.Module
     if modality is None:
         transforms = DeCURTransforms({m: modality_transforms(m) for m in modalities})
     else:
         meta['modality'] = modality
-        meta.update(_modality_meta(modality))
+        meta['joint'] = joint
+        meta.update(meta['modalities'][modality])
         transforms = modality_transforms(modality)
     return Weights(url=_HF + file, transforms=transforms, meta=meta)
+
+
+def _family(
+    stem: str,
+    name: str,
+    dataset: str,
+    model: str,
+    modalities: tuple[str, str],
+    backbone_files: Mapping[str, str] | None = None,
+    file_bands: Mapping[str, Sequence[str]] | None = None,
+    epochs: int = 100,
+) -> dict[str, Weights]:
+    """Build a joint entry and its per-modality entries.
+
+    Args:
+        stem: Prefix of the authors' file names, e.g. ``'rn50_ssl4eo-s12'``.
+        name: Name of the joint member, e.g. ``'DECUR_S1S2'``.
+        dataset: Pretraining dataset.
+        model: timm model name.
+        modalities: Modality names in backbone order.
+        backbone_files: The authors' backbone-only file of each modality
+            (served by the per-modality entries); the joint file otherwise.
+        file_bands: Channel order stored in the files, per modality, where it
+            is not the modality's.
+        epochs: Pretraining epochs in the file names.
+
+    Returns:
+        ``{member name: Weights}``.
+    """
+    joint_file = f'{stem}_joint_decur_ep{epochs}.pth'
+    members = {
+        name: _weights(joint_file, dataset, model, modalities, None, None, file_bands)
+    }
+    for modality in modalities:
+        file = (backbone_files or {}).get(modality, joint_file)
+        members[f'{name}_{modality.upper()}'] = _weights(
+            file, dataset, model, modalities, modality, name, file_bands
+        )
+    return members
+
+
+#: Channel order of the authors' GeoNRW files: OpenCV reads the orthophotos as
+#: B, G, R; the DEM is repeated on three channels.
+_GEONRW_FILE_BANDS = {'rgb': ('B', 'G', 'R'), 'dem': ('DEM', 'DEM', 'DEM')}
 
 
 class DeCURWeightsEnum(WeightsEnum):
     """Base class of DeCUR weight enums.
 
-    Entries point at a joint checkpoint holding both encoders in the authors'
+    Joint entries point at a checkpoint holding both encoders in the authors'
     layout (``{'epoch': ..., 'model': {'module.backbone_1.<key>': ...,
-    'module.backbone_2.<key>': ...}}``). ``meta['modalities']`` maps the
-    modality names, in backbone order, to their ``bands`` and ``in_chans``;
-    per-modality entries add ``meta['modality']``, ``meta['bands']`` and
-    ``meta['in_chans']``.
+    'module.backbone_2.<key>': ...}}``); per-modality entries at the authors'
+    backbone-only file of that encoder where one is published (a plain state
+    dict), else at the joint file. ``meta['modalities']`` maps the modality
+    names, in backbone order, to the ``bands`` and ``in_chans`` of the served
+    encoders, their ``raw`` input and ``preprocessing`` (what ``transforms``
+    does), and ``file_bands`` where the file stores the input channels in
+    another order (converted at load, exactly: see
+    :func:`convert_input_layer`). Per-modality entries repeat their
+    modality's description at the top level of ``meta`` (``bands``,
+    ``in_chans``, ...), as TorchGeo's entries do, and name their ``joint``
+    member.
 
     .. versionadded:: 0.1
     """
@@ -299,7 +409,10 @@ class DeCURWeightsEnum(WeightsEnum):
                 return self
         elif name in self.modalities:
             for member in type(self).__members__.values():
-                if member.url == self.url and member.meta.get('modality') == name:
+                if (
+                    member.meta.get('joint') == self.name
+                    and member.meta.get('modality') == name
+                ):
                     return member
         valid = self.modalities if self.is_joint else (self.meta['modality'],)
         msg = f'{self} has no modality {name!r}; valid: {", ".join(valid)}'
@@ -309,7 +422,9 @@ class DeCURWeightsEnum(WeightsEnum):
         """Download (or read from the hub cache) and convert the weights.
 
         The file is fetched with :func:`torch.hub.load_state_dict_from_url`, so
-        it is cached as ``torch.hub.get_dir()/checkpoints/<file name>``.
+        it is cached as ``torch.hub.get_dir()/checkpoints/<file name>``. The
+        first layer is converted from the file's channel order to the served
+        one (``meta['modalities'][name]['file_bands']`` to ``bands``).
 
         Args:
             *args: Positional arguments of
@@ -322,99 +437,139 @@ class DeCURWeightsEnum(WeightsEnum):
             For a joint entry ``{modality: state_dict}``; for a per-modality
             entry the state dict of that encoder. State dicts load with
             ``strict=True`` into ``timm.create_model(meta['model'],
-            in_chans=..., num_classes=0)``.
+            in_chans=meta[...]['in_chans'], num_classes=0)``.
         """
         if len(args) < 2:
             kwargs.setdefault('map_location', 'cpu')
         checkpoint = torch.hub.load_state_dict_from_url(self.url, *args, **kwargs)
-        state_dicts = split_joint_state_dict(checkpoint, self.modalities, str(self))
+        source = f'{self} ({self.meta["file"]})'
+        if _joint_model(checkpoint) is not None:
+            state_dicts = split_joint_state_dict(checkpoint, self.modalities, source)
+        elif not self.is_joint and _is_tensor_dict(checkpoint):
+            state_dicts = {self.meta['modality']: _backbone_state_dict(checkpoint)}
+        else:
+            msg = (
+                f'{source} holds neither a joint DeCUR checkpoint nor an encoder '
+                f'state dict: found {_prefixes(list(checkpoint))}'
+            )
+            raise NotDeCURCheckpointError(msg)
         for name, state_dict in state_dicts.items():
-            expected = self.meta['modalities'][name]['in_chans']
-            _adapt_input_channels(state_dict, expected, f'{self} ({name})')
+            spec = self.meta['modalities'][name]
+            state_dicts[name] = convert_input_layer(
+                state_dict,
+                spec.get('file_bands', spec['bands']),
+                spec['bands'],
+                f'{source} ({name})',
+            )
         if self.is_joint:
             return state_dicts
         return state_dicts[self.meta['modality']]
 
 
+_RN50 = {
+    **_family(
+        'rn50_ssl4eo-s12',
+        'DECUR_S1S2',
+        'SSL4EO-S12',
+        'resnet50',
+        ('s1', 's2c'),
+        backbone_files={
+            's1': 'rn50_ssl4eo-s12_sar_decur_ep100.pth',
+            's2c': 'rn50_ssl4eo-s12_ms_decur_ep100.pth',
+        },
+    ),
+    **_family(
+        'rn50_geonrw',
+        'DECUR_RGB_DEM',
+        'GeoNRW',
+        'resnet50',
+        ('rgb', 'dem'),
+        backbone_files={
+            'rgb': 'rn50_geonrw_rgb_decur_ep100.pth',
+            'dem': 'rn50_geonrw_dem_decur_ep100.pth',
+        },
+        file_bands=_GEONRW_FILE_BANDS,
+    ),
+}
+
+_VITS16 = {
+    **_family(
+        'vits16_ssl4eo-s12',
+        'DECUR_S1S2',
+        'SSL4EO-S12',
+        'vit_small_patch16_224',
+        ('s1', 's2c'),
+        backbone_files={
+            's1': 'vits16_ssl4eo-s12_sar_decur_ep100.pth',
+            's2c': 'vits16_ssl4eo-s12_ms_decur_ep100.pth',
+        },
+    ),
+    **_family(
+        'vits16_geonrw',
+        'DECUR_RGB_DEM',
+        'GeoNRW',
+        'vit_small_patch16_224',
+        ('rgb', 'dem'),
+        file_bands=_GEONRW_FILE_BANDS,
+    ),
+}
+
+
 class ResNet50_Weights(DeCURWeightsEnum):
-    """DeCUR ResNet-50 weights (two encoders per checkpoint).
+    """DeCUR ResNet-50 weights, as published by the DeCUR authors.
 
     For the `timm <https://github.com/huggingface/pytorch-image-models>`__
     *resnet50* implementation (whose keys equal torchvision's).
 
     * ``DECUR_S1S2``: SSL4EO-S12, modality 1 ``s1`` (Sentinel-1 GRD, VV/VH),
-      modality 2 ``s2c`` (Sentinel-2 L1C, 13 bands).
-      ``DECUR_S1S2_S1`` / ``DECUR_S1S2_S2C`` are its encoders alone.
+      modality 2 ``s2c`` (Sentinel-2 L1C, 13 bands), joint file
+      ``rn50_ssl4eo-s12_joint_decur_ep100.pth``. ``DECUR_S1S2_S1`` /
+      ``DECUR_S1S2_S2C``: the backbone-only files
+      ``rn50_ssl4eo-s12_sar_decur_ep100.pth`` / ``..._ms_...`` (the same
+      encoders; TorchGeo ships pinned copies of these two as
+      ``SENTINEL1_GRD_DECUR`` / ``SENTINEL2_ALL_DECUR``).
     * ``DECUR_RGB_DEM``: GeoNRW, modality 1 ``rgb`` (aerial RGB), modality 2
-      ``dem`` (1 band). ``DECUR_RGB_DEM_RGB`` / ``DECUR_RGB_DEM_DEM`` are its
-      encoders alone. The authors read the RGB tiles with OpenCV, i.e. in
-      B, G, R order; if the DEM encoder's first convolution was saved with 3
-      input channels, it is summed over them into 1 channel (exact for a DEM
-      repeated on 3 channels), with a warning.
+      ``dem`` (1 band), joint file ``rn50_geonrw_joint_decur_ep100.pth``.
+      ``DECUR_RGB_DEM_RGB`` / ``DECUR_RGB_DEM_DEM``: the backbone-only files.
+      The authors read the orthophotos with OpenCV (channels B, G, R) and
+      repeat the DEM on three channels; the served encoders take R, G, B and
+      one DEM channel (first layer permuted, and summed over the repeats),
+      which gives identical features.
 
     .. versionadded:: 0.1
     """
 
-    DECUR_S1S2 = _weights(
-        'rn50_ssl4eo-s12_joint_decur_ep100.pth', 'SSL4EO-S12', 'resnet50', ('s1', 's2c')
-    )
-    DECUR_S1S2_S1 = _weights(
-        'rn50_ssl4eo-s12_joint_decur_ep100.pth',
-        'SSL4EO-S12',
-        'resnet50',
-        ('s1', 's2c'),
-        's1',
-    )
-    DECUR_S1S2_S2C = _weights(
-        'rn50_ssl4eo-s12_joint_decur_ep100.pth',
-        'SSL4EO-S12',
-        'resnet50',
-        ('s1', 's2c'),
-        's2c',
-    )
-    DECUR_RGB_DEM = _weights(
-        'rn50_geonrw_joint_decur_ep100.pth', 'GeoNRW', 'resnet50', ('rgb', 'dem')
-    )
-    DECUR_RGB_DEM_RGB = _weights(
-        'rn50_geonrw_joint_decur_ep100.pth', 'GeoNRW', 'resnet50', ('rgb', 'dem'), 'rgb'
-    )
-    DECUR_RGB_DEM_DEM = _weights(
-        'rn50_geonrw_joint_decur_ep100.pth', 'GeoNRW', 'resnet50', ('rgb', 'dem'), 'dem'
-    )
+    DECUR_S1S2 = _RN50['DECUR_S1S2']
+    DECUR_S1S2_S1 = _RN50['DECUR_S1S2_S1']
+    DECUR_S1S2_S2C = _RN50['DECUR_S1S2_S2C']
+    DECUR_RGB_DEM = _RN50['DECUR_RGB_DEM']
+    DECUR_RGB_DEM_RGB = _RN50['DECUR_RGB_DEM_RGB']
+    DECUR_RGB_DEM_DEM = _RN50['DECUR_RGB_DEM_DEM']
 
 
 class ViTSmall16_Weights(DeCURWeightsEnum):
-    """DeCUR ViT-S/16 weights (two encoders per checkpoint).
+    """DeCUR ViT-S/16 weights, as published by the DeCUR authors.
 
     For the `timm <https://github.com/huggingface/pytorch-image-models>`__
     *vit_small_patch16_224* implementation (224 x 224 inputs).
 
-    * ``DECUR_S1S2``: SSL4EO-S12, modality 1 ``s1``, modality 2 ``s2c``;
-      ``DECUR_S1S2_S1`` / ``DECUR_S1S2_S2C`` are its encoders alone.
+    * ``DECUR_S1S2``: SSL4EO-S12, modality 1 ``s1``, modality 2 ``s2c``, joint
+      file ``vits16_ssl4eo-s12_joint_decur_ep100.pth``; ``DECUR_S1S2_S1`` /
+      ``DECUR_S1S2_S2C``: the backbone-only files.
+    * ``DECUR_RGB_DEM``: GeoNRW, modality 1 ``rgb``, modality 2 ``dem``, joint
+      file ``vits16_geonrw_joint_decur_ep100.pth``; ``DECUR_RGB_DEM_RGB`` /
+      ``DECUR_RGB_DEM_DEM`` take their encoder out of it. Channels as for
+      ResNet-50's ``DECUR_RGB_DEM``.
 
     .. versionadded:: 0.1
     """
 
-    DECUR_S1S2 = _weights(
-        'vits16_ssl4eo-s12_joint_decur_ep100.pth',
-        'SSL4EO-S12',
-        'vit_small_patch16_224',
-        ('s1', 's2c'),
-    )
-    DECUR_S1S2_S1 = _weights(
-        'vits16_ssl4eo-s12_joint_decur_ep100.pth',
-        'SSL4EO-S12',
-        'vit_small_patch16_224',
-        ('s1', 's2c'),
-        's1',
-    )
-    DECUR_S1S2_S2C = _weights(
-        'vits16_ssl4eo-s12_joint_decur_ep100.pth',
-        'SSL4EO-S12',
-        'vit_small_patch16_224',
-        ('s1', 's2c'),
-        's2c',
-    )
+    DECUR_S1S2 = _VITS16['DECUR_S1S2']
+    DECUR_S1S2_S1 = _VITS16['DECUR_S1S2_S1']
+    DECUR_S1S2_S2C = _VITS16['DECUR_S1S2_S2C']
+    DECUR_RGB_DEM = _VITS16['DECUR_RGB_DEM']
+    DECUR_RGB_DEM_RGB = _VITS16['DECUR_RGB_DEM_RGB']
+    DECUR_RGB_DEM_DEM = _VITS16['DECUR_RGB_DEM_DEM']
 
 
 #: Keys under which the enums are added to TorchGeo's weight registry.
@@ -577,36 +732,85 @@ def split_joint_state_dict(
     return state_dicts
 
 
-def _adapt_input_channels(
-    state_dict: dict[str, Tensor], expected: int, source: str
-) -> None:
-    """Check (and for 1-band modalities, fold) the first layer's input channels.
+def _backbone_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Drop the classifier keys of an encoder state dict.
+
+    Args:
+        state_dict: A plain state dict of one backbone.
+
+    Returns:
+        The state dict without ``fc.*`` / ``head.*`` classifier weights.
+    """
+    return {k: v for k, v in state_dict.items() if k not in _CLASSIFIER_KEYS}
+
+
+def convert_input_layer(
+    state_dict: Mapping[str, Tensor],
+    from_bands: Sequence[str],
+    to_bands: Sequence[str],
+    source: str = 'weights',
+) -> dict[str, Tensor]:
+    """Convert the first layer of an encoder from one channel order to another.
+
+    Output channel ``j`` of the new first layer (``conv1`` of a ResNet,
+    ``patch_embed.proj`` of a ViT) gets the sum of the kernels of every input
+    channel ``i`` with ``from_bands[i] == to_bands[j]``. This is exact: a
+    permutation of the bands (e.g. the authors' B, G, R to R, G, B) permutes
+    the kernels, and a band repeated on several channels (the authors' DEM on
+    three) folds into one kernel, since the repeated input gives the same sum.
+
+    Args:
+        state_dict: The encoder state dict.
+        from_bands: Band of each input channel in *state_dict*.
+        to_bands: Band of each input channel wanted.
+        source: Name of the weights for error messages.
+
+    Returns:
+        A new state dict (tensors shared except the converted one). Unchanged if
+        the bands are equal, or if the first layer already has
+        ``len(to_bands)`` channels while *from_bands* describes another count
+        (the file is in the wanted layout already).
 
     Raises:
-        ValueError: If the first layer has other input channels than *expected*
-            and cannot be folded.
+        ValueError: If a band of one side is missing on the other, or the first
+            layer has neither ``len(from_bands)`` nor ``len(to_bands)`` channels.
+
+    .. versionadded:: 0.1
     """
+    out = dict(state_dict)
     for key in _INPUT_CONV_KEYS:
         weight = state_dict.get(key)
-        if weight is None or weight.ndim != 4:
-            continue
-        found = weight.shape[1]
-        if found == expected:
-            return
-        if expected == 1:
-            warnings.warn(
-                f'{source}: {key} has {found} input channels; summed over them '
-                'for the 1-band modality',
-                UserWarning,
-                stacklevel=3,
-            )
-            state_dict[key] = weight.sum(dim=1, keepdim=True)
-            return
+        if weight is not None and weight.ndim == 4:
+            break
+    else:
+        return out
+    found = weight.shape[1]
+    if list(from_bands) == list(to_bands) and found == len(to_bands):
+        return out
+    if found != len(from_bands):
+        if found == len(to_bands):
+            return out
         msg = (
             f'{source}: {key} has {found} input channels, but the weights '
-            f'declare in_chans={expected}'
+            f'declare bands {list(from_bands)} and {list(to_bands)} are wanted'
         )
         raise ValueError(msg)
+    missing = sorted(set(to_bands) - set(from_bands))
+    extra = sorted(set(from_bands) - set(to_bands))
+    if missing or extra:
+        msg = (
+            f'{source}: cannot convert the input channels {list(from_bands)} to '
+            f'{list(to_bands)} (missing {missing or "none"}, unused {extra or "none"})'
+        )
+        raise ValueError(msg)
+    out[key] = torch.stack(
+        [
+            weight[:, [i for i, b in enumerate(from_bands) if b == band]].sum(dim=1)
+            for band in to_bands
+        ],
+        dim=1,
+    )
+    return out
 
 
 def _find_sidecar(path: Path) -> tuple[dict[str, Any], str | None] | None:
@@ -645,7 +849,9 @@ def parse_decur_lightning_checkpoint(
         ``backbone1`` and ``backbone2`` and the export metadata (``format``,
         ``epoch``, ``global_step`` and per modality ``name``, ``index``,
         ``model``, ``in_chans``, ``model_kwargs``, ``bands``,
-        ``normalisation``).
+        ``normalisation``). Bands and normalisation are those the checkpoint
+        recorded (:meth:`~torchgeo_decur.tasks.DeCURTask.on_save_checkpoint`),
+        else those of the registered modality.
 
     Raises:
         NotDeCURCheckpointError: If the checkpoint is from another task.
@@ -674,6 +880,10 @@ def parse_decur_lightning_checkpoint(
     if len(names) != 2 or names[0] == names[1]:
         msg = f'{source}: expected two distinct modalities, got {names}'
         raise ValueError(msg)
+    # bands and preprocessing as the task recorded them when it saved (older
+    # checkpoints: as the modality registry says now)
+    record = checkpoint.get('torchgeo_decur') or {}
+    recorded = {m['name']: m for m in record.get('modalities') or []}
     state_dicts: dict[str, dict[str, Tensor]] = {}
     modalities: list[dict[str, Any]] = []
     for i, name in enumerate(names, start=1):
@@ -688,7 +898,12 @@ def parse_decur_lightning_checkpoint(
             )
             raise ValueError(msg)
         state_dicts[name] = sub
+        record = recorded.get(name) or {}
         known = MODALITIES.get(name)
+        bands = record.get('bands') or (list(known.bands) if known else None)
+        normalisation = record.get('normalisation') or (
+            known.normalisation if known else None
+        )
         modalities.append(
             {
                 'name': name,
@@ -696,8 +911,8 @@ def parse_decur_lightning_checkpoint(
                 'model': hparams[f'model{i}'],
                 'in_chans': hparams.get(f'in_channels{i}'),
                 'model_kwargs': dict(hparams.get(f'model_kwargs{i}') or {}),
-                'bands': list(known.bands) if known else None,
-                'normalisation': known.normalisation if known else None,
+                'bands': bands,
+                'normalisation': normalisation,
             }
         )
     meta = {
@@ -710,6 +925,94 @@ def parse_decur_lightning_checkpoint(
         'modalities': modalities,
     }
     return state_dicts, meta
+
+
+#: Hash suffix of TorchGeo's pinned copies of published files.
+_HASH_SUFFIX = re.compile(r'-[0-9a-f]{8,}$')
+
+
+def published_entry(file_name: str) -> 'DeCURWeightsEnum | None':
+    """The weight entry of one of the authors' published files, by file name.
+
+    Args:
+        file_name: A file name such as ``rn50_geonrw_rgb_decur_ep100.pth``, or
+            TorchGeo's pinned copy of one, with a hash suffix before
+            ``.pth`` (``rn50_ssl4eo-s12_sar_decur_ep100-f0e69ba2.pth``).
+
+    Returns:
+        The entry serving that file (the joint entry for a joint file, the
+        per-modality entry for a backbone-only file), or None.
+
+    .. versionadded:: 0.1
+    """
+    stem, suffix = os.path.splitext(os.path.basename(file_name))
+    name = _HASH_SUFFIX.sub('', stem) + suffix
+    for enum in REGISTRY.values():
+        for member in enum:  # joint members come before their modalities
+            if member.meta['file'] == name:
+                return member
+    return None
+
+
+def _read_published(
+    checkpoint: Mapping[str, Any], entry: 'DeCURWeightsEnum', source: str
+) -> tuple[dict[str, dict[str, Tensor]], dict[str, Any]]:
+    """Read a published file with its entry's names and channel order.
+
+    Args:
+        checkpoint: The loaded file.
+        entry: Its entry (see :func:`published_entry`).
+        source: Name of the file for error messages.
+
+    Returns:
+        ``({modality: state_dict}, description)`` as
+        :func:`read_decur_checkpoint`; state dicts as stored in the file.
+
+    Raises:
+        NotDeCURCheckpointError: If the content does not fit the entry.
+    """
+    names = list(entry.modalities if entry.is_joint else (entry.meta['modality'],))
+    if entry.is_joint:
+        state_dicts = split_joint_state_dict(checkpoint, names, source)
+    elif _is_tensor_dict(checkpoint):
+        state_dicts = {names[0]: _backbone_state_dict(checkpoint)}
+    else:
+        msg = (
+            f'{source} has the name of the published backbone-only file of '
+            f'{entry} but holds {_prefixes(list(checkpoint))}, not a state dict'
+        )
+        raise NotDeCURCheckpointError(msg)
+    described = {
+        'source': str(entry),
+        'modalities': [
+            {
+                'name': name,
+                'bands': entry.meta['modalities'][name].get(
+                    'file_bands', entry.meta['modalities'][name]['bands']
+                ),
+            }
+            for name in names
+        ],
+    }
+    return state_dicts, described
+
+
+def source_bands(meta: Mapping[str, Any] | None, name: str) -> list[str] | None:
+    """Channel order of one encoder, from what :func:`read_decur_checkpoint` says.
+
+    Args:
+        meta: The metadata returned with the state dicts (or None).
+        name: Modality name.
+
+    Returns:
+        The band of each input channel stored in the file, or None if unknown.
+
+    .. versionadded:: 0.1
+    """
+    for spec in (meta or {}).get('modalities') or []:
+        if spec.get('name') == name and spec.get('bands'):
+            return list(spec['bands'])
+    return None
 
 
 def read_decur_checkpoint(
@@ -736,6 +1039,11 @@ def read_decur_checkpoint(
        (``<stem>_<modality>.ckpt``, ``hyper_parameters`` with ``modality``
        and ``ssl_method='decur'``, keys ``model.<key>``).
 
+    A file that carries the name of one of the authors' published files (see
+    :func:`published_entry`; also TorchGeo's hash-suffixed copies such as
+    ``rn50_ssl4eo-s12_sar_decur_ep100-f0e69ba2.pth``) gets that entry's
+    modality names and channel order.
+
     Files are read with ``torch.load(weights_only=False)``: only read files
     you trust.
 
@@ -744,7 +1052,10 @@ def read_decur_checkpoint(
 
     Returns:
         ``({modality: state_dict}, metadata)`` in backbone order; *metadata*
-        is the export metadata (the dict the export writes as JSON) or None.
+        is the export metadata (the dict the export writes as JSON), a
+        description ``{'modalities': [{'name', 'bands'}, ...]}`` of a
+        published file or an exported encoder checkpoint (``bands``: the
+        channel order stored in the file), or None. See :func:`source_bands`.
 
     Raises:
         FileNotFoundError: If *path* does not exist.
@@ -775,9 +1086,15 @@ def read_decur_checkpoint(
                 for k, v in checkpoint['state_dict'].items()
                 if k.startswith('model.')
             }
-            return {hparams['modality']: state_dict}, None
+            name = hparams['modality']
+            bands = hparams.get('bands')
+            described = {'modalities': [{'name': name, 'bands': bands}]}
+            return {name: state_dict}, described if bands else None
         return parse_decur_lightning_checkpoint(checkpoint, source)
     meta: dict[str, Any] | None = None
+    published = published_entry(path.name)
+    if published is not None:
+        return _read_published(checkpoint, published, source)
     if _joint_model(checkpoint) is not None:
         embedded = checkpoint.get('meta')
         if isinstance(embedded, Mapping) and embedded.get('format') == EXPORT_FORMAT:
