@@ -5,10 +5,8 @@ from torch import nn
 from torchgeo.transforms import RandomGrayscale
 
 from torchgeo_decur.transforms import (
-    AUGMENTATIONS,
     MultiViewAugmentation,
     RandomBrightnessContrast,
-    augmentation_for,
     dem_augmentation,
     hha_augmentation,
     optical_augmentation,
@@ -215,28 +213,6 @@ def test_invalid_arguments() -> None:
         sar_augmentation(0)
     with pytest.raises(ValueError, match='in_channels'):
         optical_augmentation(SIZE, 0)
-
-
-def test_augmentation_for() -> None:
-    assert set(AUGMENTATIONS) == {'s1', 's2c', 's2a', 'rgb', 'dem', 'hha'}
-    assert augmentation_for('s2a', SIZE)(torch.rand(2, 12, 20, 20)).shape == (
-        2,
-        12,
-        SIZE,
-        SIZE,
-    )
-    gray = next(
-        m
-        for m in augmentation_for('s2c', SIZE).modules()
-        if isinstance(m, RandomGrayscale)
-    )
-    assert gray.flags['weights'].shape == (13,)
-    assert RandomBrightnessContrast not in ops(augmentation_for('s1', SIZE))
-    assert RandomBrightnessContrast in ops(augmentation_for('rgb', SIZE))
-    assert K.RandomVerticalFlip not in ops(augmentation_for('hha', SIZE))
-    assert K.RandomVerticalFlip in ops(augmentation_for('dem', SIZE))
-    with pytest.raises(ValueError, match="'sar'"):
-        augmentation_for('sar', SIZE)
 
 
 def test_multiview() -> None:

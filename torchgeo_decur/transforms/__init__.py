@@ -1,9 +1,7 @@
-"""Transforms of torchgeo-decur: per-modality Kornia augmentation pipelines."""
+"""Transforms of torchgeo-decur: preprocessing and Kornia augmentation pipelines."""
 
 from .augmentation import (
-    AUGMENTATIONS,
     MultiViewAugmentation,
-    augmentation_for,
     dem_augmentation,
     hha_augmentation,
     optical_augmentation,
@@ -11,14 +9,30 @@ from .augmentation import (
     sar_augmentation,
 )
 from .intensity import RandomBrightnessContrast
+from .normalize import (
+    PercentileStretch,
+    Scale,
+    SigmaStretch,
+    image_quantiles,
+    normalize_dem,
+    normalize_rgb,
+    normalize_s1,
+    normalize_s2,
+)
 
 __all__ = (
-    'AUGMENTATIONS',
     'MultiViewAugmentation',
+    'PercentileStretch',
     'RandomBrightnessContrast',
-    'augmentation_for',
+    'Scale',
+    'SigmaStretch',
     'dem_augmentation',
     'hha_augmentation',
+    'image_quantiles',
+    'normalize_dem',
+    'normalize_rgb',
+    'normalize_s1',
+    'normalize_s2',
     'optical_augmentation',
     'rgb_augmentation',
     'sar_augmentation',

@@ -1,8 +1,10 @@
 """Per-modality Kornia augmentation pipelines of DeCUR.
 
-Each factory returns an :class:`~torch.nn.Module` that maps a batch
-``[B, C, H, W]`` to ``[B, C, size, size]``, drawing the random parameters
-independently for every image of the batch. :class:`MultiViewAugmentation`
+Each factory takes the patch size and the number of bands, ``factory(size,
+in_channels)``, as a :class:`~torchgeo_decur.modalities.Modality` calls it,
+and returns an :class:`~torch.nn.Module` that maps a batch ``[B, C, H, W]`` to
+``[B, C, size, size]``, drawing the random parameters independently for every
+image of the batch. :class:`MultiViewAugmentation`
 applies one pipeline per modality to batches of paired multi-view samples
 (``[B, V, C, H, W]``), as the datamodules do after transfer to the device.
 
@@ -12,11 +14,10 @@ augmentations (https://arxiv.org/abs/2006.07733) to each modality: colour
 operations only where they make sense (optical, RGB), band-weighted grayscale
 for multispectral data, and geometric operations everywhere. Every pipeline
 expects inputs in ``[0, 1]``, as the preprocessing of
-:mod:`torchgeo_decur.datasets.normalize` gives.
+:mod:`torchgeo_decur.transforms.normalize` gives.
 """
 
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kornia.augmentation as K
@@ -24,13 +25,10 @@ import torch
 from torch import Tensor, nn
 from torchgeo.transforms import RandomGrayscale
 
-from ..datasets.modalities import MODALITIES
 from .intensity import RandomBrightnessContrast
 
 __all__ = (
-    'AUGMENTATIONS',
     'MultiViewAugmentation',
-    'augmentation_for',
     'dem_augmentation',
     'hha_augmentation',
     'optical_augmentation',
@@ -133,7 +131,7 @@ def optical_augmentation(
     solarisation at 0.5 (p=0.2) and horizontal and vertical flips.
 
     Inputs are expected in ``[0, 1]`` (Sentinel-2 as ``clip(x / 10000, 0, 1)``,
-    see :func:`~torchgeo_decur.datasets.normalize.normalize_s2`) and outputs
+    see :func:`~torchgeo_decur.transforms.normalize.normalize_s2`) and outputs
     stay there.
 
     Args:
@@ -202,7 +200,7 @@ def sar_augmentation(
 
 
 def dem_augmentation(
-    size: int = 224, scale: tuple[float, float] = (0.2, 1.0)
+    size: int = 224, in_channels: int = 1, scale: tuple[float, float] = (0.2, 1.0)
 ) -> nn.Module:
     """Augmentation for digital elevation models: geometric operations only.
 
@@ -212,17 +210,18 @@ def dem_augmentation(
 
     Args:
         size: Output patch size in pixels.
+        in_channels: Number of channels (any).
         scale: Range of the crop area relative to the input area.
 
     Returns:
         The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
 
     Raises:
-        ValueError: If *size* is not positive.
+        ValueError: If *size* or *in_channels* is not positive.
 
     .. versionadded:: 0.1
     """
-    _check(size, 1)
+    _check(size, in_channels)
     return K.AugmentationSequential(
         K.RandomResizedCrop(size=(size, size), scale=scale),
         K.RandomHorizontalFlip(),
@@ -232,7 +231,7 @@ def dem_augmentation(
 
 
 def hha_augmentation(
-    size: int = 224, scale: tuple[float, float] = (0.5, 1.0)
+    size: int = 224, in_channels: int = 3, scale: tuple[float, float] = (0.5, 1.0)
 ) -> nn.Module:
     """Augmentation for HHA-encoded depth: geometric operations only.
 
@@ -242,17 +241,18 @@ def hha_augmentation(
 
     Args:
         size: Output patch size in pixels.
+        in_channels: Number of channels (any).
         scale: Range of the crop area relative to the input area.
 
     Returns:
         The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
 
     Raises:
-        ValueError: If *size* is not positive.
+        ValueError: If *size* or *in_channels* is not positive.
 
     .. versionadded:: 0.1
     """
-    _check(size, 1)
+    _check(size, in_channels)
     return K.AugmentationSequential(
         K.RandomResizedCrop(size=(size, size), scale=scale),
         K.RandomHorizontalFlip(),
@@ -261,7 +261,7 @@ def hha_augmentation(
 
 
 def rgb_augmentation(
-    size: int = 224, scale: tuple[float, float] = (0.2, 1.0)
+    size: int = 224, in_channels: int = 3, scale: tuple[float, float] = (0.2, 1.0)
 ) -> nn.Module:
     """Augmentation for RGB images in [0, 1], as DeCUR's GeoNRW pretraining.
 
@@ -273,66 +273,21 @@ def rgb_augmentation(
 
     Args:
         size: Output patch size in pixels.
+        in_channels: Number of channels (3 for RGB).
         scale: Range of the crop area relative to the input area.
-
-    Returns:
-        The augmentation, mapping ``[B, 3, H, W]`` to ``[B, 3, size, size]``.
-
-    Raises:
-        ValueError: If *size* is not positive.
-
-    .. versionadded:: 0.1
-    """
-    _check(size, 3)
-    return _colour_pipeline(
-        size, _equal_weights(3), scale, solarize=True, vertical_flip=True
-    )
-
-
-#: Augmentation factory of each modality name (see
-#: :data:`~torchgeo_decur.datasets.MODALITIES`). Each factory takes the patch
-#: size as first argument; those with an ``in_channels`` argument get the
-#: modality's number of bands. Add entries here for a new modality.
-AUGMENTATIONS: dict[str, Callable[..., nn.Module]] = {
-    's1': sar_augmentation,
-    's2c': optical_augmentation,
-    's2a': optical_augmentation,
-    'rgb': rgb_augmentation,
-    'dem': dem_augmentation,
-    'hha': hha_augmentation,
-}
-
-
-def augmentation_for(modality: str, size: int = 224, **kwargs: Any) -> nn.Module:
-    """Augmentation pipeline of a modality, by name.
-
-    Args:
-        modality: Modality name, a key of :data:`AUGMENTATIONS` (``'s1'``,
-            ``'s2c'``, ``'s2a'``, ``'rgb'``, ``'dem'``, ``'hha'``).
-        size: Output patch size in pixels.
-        **kwargs: Further keyword arguments of the factory (e.g.
-            ``grayscale_weights`` for optical data).
 
     Returns:
         The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
 
     Raises:
-        ValueError: If *modality* has no augmentation pipeline.
+        ValueError: If *size* or *in_channels* is not positive.
 
     .. versionadded:: 0.1
     """
-    try:
-        factory = AUGMENTATIONS[modality]
-    except KeyError:
-        known = ', '.join(sorted(AUGMENTATIONS))
-        msg = f'no augmentation for modality {modality!r}; known: {known}'
-        raise ValueError(msg) from None
-    if (
-        modality in MODALITIES
-        and 'in_channels' in inspect.signature(factory).parameters
-    ):
-        kwargs.setdefault('in_channels', MODALITIES[modality].in_channels)
-    return factory(size, **kwargs)
+    _check(size, in_channels)
+    return _colour_pipeline(
+        size, _equal_weights(in_channels), scale, solarize=True, vertical_flip=True
+    )
 
 
 class MultiViewAugmentation(nn.Module):

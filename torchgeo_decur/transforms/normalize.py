@@ -1,10 +1,12 @@
 """Pixel preprocessing of each modality, as the published DeCUR encoders saw it.
 
-Small tensor functions shared by the pretraining dataset, the downstream
-datamodules and the weight entries' transforms, so that an encoder sees the
-same value ranges everywhere. They work on a single image ``[C, H, W]`` or on
-a batch ``[..., C, H, W]`` (any leading dimensions), on any device, and never
-modify their input in place. Every output lies in ``[0, 1]``.
+Small tensor functions and the :class:`~torch.nn.Module` versions that the
+modalities (:mod:`torchgeo_decur.modalities`) use, so that an encoder sees
+the same value ranges in pretraining, in transfer and in the weight entries'
+transforms. They work on a single image ``[C, H, W]`` or on a batch
+``[..., C, H, W]`` (any leading dimensions, e.g. ``[B, V, C, H, W]`` views),
+on any device, and never modify their input in place. The built-in ones map
+raw values to ``[0, 1]``.
 
 The formulas follow the DeCUR authors' code that produced the published
 checkpoints (https://github.com/zhu-xlab/DeCUR), which differs from the
@@ -16,9 +18,12 @@ paper's text in places; the user guide lists each difference and its reason.
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .modalities import S1_MEAN, S1_STD
+#: Sentinel-1 GRD (VV, VH) means and standard deviations in dB over SSL4EO-S12,
+#: as in the DeCUR authors' pretraining code.
+S1_MEAN = (-12.54847273, -20.19237134)
+S1_STD = (5.25697717, 5.91150917)
 
 #: Divisor of Sentinel-2 digital numbers (reflectance scale factor).
 S2_SCALE = 10000.0
@@ -80,6 +85,9 @@ def image_quantiles(x: Tensor, q: float) -> tuple[Tensor, Tensor]:
     if not 0 <= q <= 0.5:
         msg = f'quantile q must be in [0, 0.5], got {q!r}'
         raise ValueError(msg)
+    if q == 0:  # the extremes: no sort needed
+        flat = x.flatten(-2)
+        return flat.amin(dim=-1)[..., None, None], flat.amax(dim=-1)[..., None, None]
     flat = x.flatten(-2).sort(dim=-1).values
     n = flat.shape[-1]
 
@@ -114,7 +122,9 @@ def normalize_s1(
     not depend on the other seasons drawn. The difference only shows where a
     percentile falls inside ``mean +- 2 std`` of its band, since the stretch
     clips there anyway. The authors then store the result as 8-bit
-    integers; here it stays float (a difference below 1/255).
+    integers; here it stays float (a difference below 1/255). ``tail=0``
+    skips the percentile clip: the authors' 8-bit SAR files, as their job
+    scripts read them, were stretched without it (see the user guide).
 
     Args:
         x: Backscatter in dB, ``[..., 2, H, W]`` with bands (VV, VH).
@@ -131,7 +141,29 @@ def normalize_s1(
 
     .. versionadded:: 0.1
     """
-    _check_image(x, 'Sentinel-1', len(mean))
+    return _sigma_stretch(x, mean, std, tail, 'Sentinel-1')
+
+
+def _sigma_stretch(
+    x: Tensor,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    tail: float,
+    name: str,
+) -> Tensor:
+    """Percentile clip per image and band, then stretch mean +- 2 std to [0, 1].
+
+    Args:
+        x: Images ``[..., C, H, W]``.
+        mean: Per-band mean.
+        std: Per-band standard deviation.
+        tail: Fraction of pixels clipped at each end.
+        name: Input named in error messages.
+
+    Returns:
+        The stretched images.
+    """
+    _check_image(x, name, len(mean))
     low, high = image_quantiles(x, tail)
     x = torch.minimum(torch.maximum(x, low), high)
     m = torch.tensor(mean, dtype=x.dtype, device=x.device)[:, None, None]
@@ -171,7 +203,7 @@ def normalize_dem(x: Tensor, tail: float = TAIL, eps: float = DEM_EPS) -> Tensor
     maps to zeros. The authors repeat the result on three channels; a
     one-channel encoder whose first-layer weights are the sum over those
     three gives the same output (see
-    :func:`torchgeo_decur.models.weights.convert_input_layer`).
+    :func:`torchgeo_decur.models.checkpoints.convert_input_layer`).
 
     Args:
         x: Elevation, ``[..., C, H, W]`` (usually ``C = 1``).
@@ -208,3 +240,111 @@ def normalize_rgb(x: Tensor) -> Tensor:
     """
     _check_image(x, 'RGB')
     return x / 255.0
+
+
+class SigmaStretch(nn.Module):
+    """Percentile clip, then a linear stretch of ``mean +- 2 std`` onto [0, 1].
+
+    The module form of :func:`normalize_s1`, for any number of bands: each band
+    of each image is clipped to its ``[tail, 1 - tail]`` quantiles, then mapped
+    with ``clip((x - (mean - 2 std)) / (4 std), 0, 1)``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        mean: tuple[float, ...] = S1_MEAN,
+        std: tuple[float, ...] = S1_STD,
+        tail: float = TAIL,
+    ) -> None:
+        """Initialize a new SigmaStretch instance.
+
+        Args:
+            mean: Per-band mean.
+            std: Per-band standard deviation.
+            tail: Fraction of pixels clipped at each end, per image and band.
+
+        Raises:
+            ValueError: If *mean* and *std* differ in length or a std is not
+                positive.
+        """
+        super().__init__()
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            msg = (
+                'mean and std must have the same length and std > 0, '
+                f'got mean={mean}, std={std}'
+            )
+            raise ValueError(msg)
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.tail = tail
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Preprocess *x* ``[..., C, H, W]``."""
+        return _sigma_stretch(x, self.mean, self.std, self.tail, 'input')
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f'mean={self.mean}, std={self.std}, tail={self.tail}'
+
+
+class PercentileStretch(nn.Module):
+    """Per-image percentile clip and min-max stretch to [0, 1] (DEM).
+
+    The module form of :func:`normalize_dem`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, tail: float = TAIL, eps: float = DEM_EPS) -> None:
+        """Initialize a new PercentileStretch instance.
+
+        Args:
+            tail: Fraction of pixels clipped at each end, per image and channel.
+            eps: Added to the percentile range.
+        """
+        super().__init__()
+        self.tail = tail
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Preprocess *x* ``[..., C, H, W]``."""
+        return normalize_dem(x, self.tail, self.eps)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f'tail={self.tail}, eps={self.eps}'
+
+
+class Scale(nn.Module):
+    """Divide by a constant, optionally clipping to [0, 1].
+
+    ``Scale(10000, clip=True)`` is :func:`normalize_s2`, ``Scale(255)`` is
+    :func:`normalize_rgb`.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, divisor: float, clip: bool = False) -> None:
+        """Initialize a new Scale instance.
+
+        Args:
+            divisor: The constant.
+            clip: Whether to clip the result to [0, 1].
+
+        Raises:
+            ValueError: If *divisor* is zero.
+        """
+        super().__init__()
+        if divisor == 0:
+            raise ValueError('divisor must not be 0')
+        self.divisor = float(divisor)
+        self.clip = clip
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Preprocess *x* ``[..., C, H, W]``."""
+        _check_image(x, 'input')
+        out = x / self.divisor
+        return out.clamp(0.0, 1.0) if self.clip else out
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f'divisor={self.divisor:g}, clip={self.clip}'

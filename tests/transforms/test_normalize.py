@@ -2,8 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from torchgeo_decur.datasets.modalities import S1_MEAN, S1_STD, get_modality
-from torchgeo_decur.datasets.normalize import (
+from torchgeo_decur.modalities import get_modality
+from torchgeo_decur.transforms.normalize import (
+    S1_MEAN,
+    S1_STD,
+    PercentileStretch,
+    Scale,
+    SigmaStretch,
     image_quantiles,
     normalize_dem,
     normalize_rgb,
@@ -31,7 +36,8 @@ def test_s1_constants_match_authors_code() -> None:
     # SSL4EO-S12 statistics of the DeCUR pretraining code (VV, VH)
     assert S1_MEAN == (-12.54847273, -20.19237134)
     assert S1_STD == (5.25697717, 5.91150917)
-    assert get_modality('s1').mean == S1_MEAN
+    stretch = get_modality('s1').normalizer()
+    assert (stretch.mean, stretch.std) == (S1_MEAN, S1_STD)
 
 
 def test_normalize_s1_known_image() -> None:
@@ -151,3 +157,34 @@ def test_normalize_rgb() -> None:
     torch.testing.assert_close(
         normalize_rgb(x), torch.tensor([0.0, 0.2, 1.0]).reshape(3, 1, 1)
     )
+
+
+def test_tail_zero_is_the_plain_stretch() -> None:
+    x = torch.randn(3, 2, 9, 9) * 8 - 14
+    x[0, 0, 0, 0] = -1.0  # inside mean +- 2 std, above the 99th percentile
+    plain = normalize_s1(x, tail=0.0)
+    mean = torch.tensor(S1_MEAN)[:, None, None]
+    std = torch.tensor(S1_STD)[:, None, None]
+    torch.testing.assert_close(plain, ((x - (mean - 2 * std)) / (4 * std)).clamp(0, 1))
+    assert not torch.allclose(plain, normalize_s1(x))
+    low, high = image_quantiles(x, 0.0)
+    torch.testing.assert_close(low[..., 0, 0], x.flatten(-2).amin(-1))
+    torch.testing.assert_close(high[..., 0, 0], x.flatten(-2).amax(-1))
+
+
+def test_modules() -> None:
+    x = torch.randn(2, 3, 8, 8) * 4 + 10
+    stretch = SigmaStretch((10.0, 10.0, 10.0), (4.0, 4.0, 4.0), tail=0.0)
+    torch.testing.assert_close(stretch(x), ((x - 2) / 16).clamp(0, 1))
+    assert 'tail=0.0' in repr(stretch)
+    with pytest.raises(ValueError, match='same length and std > 0'):
+        SigmaStretch((1.0,), (1.0, 2.0))
+    with pytest.raises(ValueError, match='3 channels'):
+        stretch(torch.zeros(1, 2, 4, 4))
+    torch.testing.assert_close(PercentileStretch()(x), normalize_dem(x))
+    torch.testing.assert_close(
+        Scale(10000, clip=True)(x * 3000), normalize_s2(x * 3000)
+    )
+    torch.testing.assert_close(Scale(255)(x), x / 255)
+    with pytest.raises(ValueError, match='divisor'):
+        Scale(0)
