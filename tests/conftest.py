@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-#: Read-only fixtures in the real dataset formats, beside the checkout.
-FIXTURES = Path(__file__).resolve().parents[1].parent / 'shared' / 'fixtures'
-TORCHGEO_FIXTURES = FIXTURES / 'torchgeo'
+#: Small datasets in the real on-disk formats, written by their data.py
+#: (``tests/data/<dataset>/data.py``), as TorchGeo's tests keep them.
+DATA = Path(__file__).resolve().parent / 'data'
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,11 +25,11 @@ def fake_trainer(split: str) -> SimpleNamespace:
 
 def copy_fixture(name: str, dest: Path) -> Path:
     """Copy a fixture dataset into *dest* (fixtures are never written to)."""
-    src = TORCHGEO_FIXTURES / name
+    src = DATA / name
     if not src.is_dir():
-        pytest.fail(f'fixture {src} is missing: shared/ must sit beside the checkout')
+        pytest.fail(f'fixture {src} is missing: run {src / "data.py"}')
     out = dest / name
-    shutil.copytree(src, out)
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns('data.py'))
     return out
 
 
@@ -42,7 +42,7 @@ def ssl4eo_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def bigearthnet_root(tmp_path: Path) -> Path:
     """A writable copy of the BigEarthNet v1 (S1 + S2) fixture."""
-    return copy_fixture('bigearthnet_v1', tmp_path)
+    return copy_fixture('bigearthnet', tmp_path)
 
 
 @pytest.fixture

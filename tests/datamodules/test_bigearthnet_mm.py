@@ -10,13 +10,9 @@ from lightning.pytorch import LightningModule, Trainer
 from rasterio.enums import Resampling
 from torchgeo.datasets import BigEarthNet
 
-from torchgeo_decur.datamodules.bigearthnet_mm import (
-    BigEarthNetMM,
-    BigEarthNetMMDataModule,
-    bigearthnet_to_pair,
-)
-from torchgeo_decur.datasets.modalities import S2_L1C_BANDS, get_modality
-from torchgeo_decur.datasets.normalize import normalize_s1, normalize_s2
+from torchgeo_decur.datamodules import BigEarthNetMMDataModule
+from torchgeo_decur.modalities import S2_L1C_BANDS, get_modality
+from torchgeo_decur.transforms.normalize import normalize_s1, normalize_s2
 
 from ..conftest import fake_trainer
 
@@ -79,21 +75,6 @@ def test_bands_in_order_with_b10_zeros(bigearthnet_root: Path) -> None:
         raw = torch.from_numpy(read_band(folders['s2'], name))
         torch.testing.assert_close(image2[i], normalize_s2(raw[None])[0])
         assert image2[i].abs().sum() > 0, band
-
-
-def test_dataset_band_order(
-    bigearthnet_root: Path,
-) -> None:
-    ours = BigEarthNetMM(bigearthnet_root, split='train')
-    theirs = BigEarthNet(bigearthnet_root, split='train', bands='all')
-    names = [os.path.basename(p) for p in ours._load_paths(0)]
-    assert names[0].endswith('_VV.tif')
-    assert names[1].endswith('_VH.tif')
-    assert names[-3].endswith('_B09.tif') and names[-1].endswith('_B12.tif')
-    a, b = ours[0], theirs[0]
-    assert torch.equal(a['label'], b['label'])
-    assert torch.equal(a['image'][2:], b['image'][2:])  # uint16 S2: exact
-    assert a['image'].dtype == torch.float32
 
 
 def test_labels_match_torchgeo(bigearthnet_root: Path) -> None:
@@ -177,20 +158,20 @@ def test_bad_fraction(bigearthnet_root: Path) -> None:
 
 
 def test_bad_arguments(bigearthnet_root: Path) -> None:
-    with pytest.raises(ValueError, match="bands='all'"):
-        BigEarthNetMM(bigearthnet_root, bands='s1')
     with pytest.raises(ValueError, match='size'):
         BigEarthNetMMDataModule(root=bigearthnet_root, size=0)
-    with pytest.raises(ValueError, match='14 bands'):
-        bigearthnet_to_pair({'image': torch.zeros(1, 12, 4, 4)})
+    with pytest.raises(ValueError, match="unknown modality 'sar'"):
+        BigEarthNetMMDataModule(root=bigearthnet_root, modalities=('sar', 's2c'))
 
 
-def test_missing_band_file(bigearthnet_root: Path) -> None:
-    ds = BigEarthNetMM(bigearthnet_root, split='val')
-    (vh,) = glob.glob(os.path.join(ds.folders[0]['s1'], '*_VH.tif'))
-    os.remove(vh)
-    with pytest.raises(FileNotFoundError, match='band VH'):
-        ds[0]
+def test_l2a_encoder_without_b10(bigearthnet_root: Path) -> None:
+    # an encoder pretrained on L2A takes BigEarthNet's 12 bands as they are
+    dm = BigEarthNetMMDataModule(root=bigearthnet_root, modalities=('s1', 's2a'))
+    batch = first_batch(dm, 'val')
+    l1c = first_batch(BigEarthNetMMDataModule(root=bigearthnet_root), 'val')
+    assert batch['image2'].shape == (1, 12, 120, 120)
+    keep = [i for i, b in enumerate(S2_L1C_BANDS) if b != 'B10']
+    torch.testing.assert_close(batch['image2'], l1c['image2'][:, keep])
 
 
 def test_small_train_split_keeps_its_batch(bigearthnet_root: Path) -> None:

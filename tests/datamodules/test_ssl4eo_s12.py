@@ -1,3 +1,4 @@
+import random
 from pathlib import Path
 
 import kornia.augmentation as K
@@ -5,9 +6,12 @@ import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
+from torch.utils.data import default_collate
 
 from torchgeo_decur.datamodules import SSL4EOS12PairDataModule
-from torchgeo_decur.transforms import MultiViewAugmentation
+from torchgeo_decur.datasets import SSL4EOS12Pair
+from torchgeo_decur.modalities import get_modality
+from torchgeo_decur.transforms import MultiViewAugmentation, normalize_s1, normalize_s2
 
 SIZE = 36  # tile size of the fixture
 PATCH = 32
@@ -28,8 +32,12 @@ def test_train_batches(ssl4eo_root: Path) -> None:
     batches = list(loader)
     assert len(batches) == 1
     batch = batches[0]
+    # raw values from the workers; coarser S2 bands at their stored size
     assert batch['image1'].shape == (2, 2, 2, SIZE, SIZE)
-    assert batch['image2'].shape == (2, 2, 13, SIZE, SIZE)
+    assert batch['image2'].shape == (2, 2, 4, SIZE, SIZE)
+    assert batch['image2@18'].shape == (2, 2, 6, 18, 18)
+    assert batch['image2@6'].shape == (2, 2, 3, 6, 6)
+    assert batch['image1'].max() < 0  # dB
 
     dm.trainer = Trainer(accelerator='cpu', max_epochs=1, logger=False)
     dm.trainer.training = True
@@ -39,18 +47,41 @@ def test_train_batches(ssl4eo_root: Path) -> None:
     # the four views of a sample are augmented independently
     assert not torch.allclose(out['image1'][0, 0], out['image1'][0, 1])
     assert not torch.allclose(out['image2'][1, 0], out['image2'][1, 1])
-    assert 0 <= out['image2'].min() and out['image2'].max() <= 1 + 1e-6
+    assert set(out) == {'image1', 'image2'}
+    for key in ('image1', 'image2'):  # preprocessed to [0, 1] on the batch
+        assert 0 <= out[key].min() and out[key].max() <= 1 + 1e-6
 
     dm.trainer.validating = True
     assert dm.on_after_batch_transfer(batch, 0)['image1'].shape[-1] == PATCH
+
+
+def test_preprocessing_on_the_batch(ssl4eo_root: Path) -> None:
+    """Without augmentation, a batch is the modalities' preprocessing of the
+    full samples the dataset gives on its own."""
+    dm = datamodule(ssl4eo_root, patch_size=SIZE)
+    dm.setup('fit')
+    dm.aug = dm.train_aug = dm.val_aug = torch.nn.Identity()
+    dm.trainer = Trainer(accelerator='cpu', max_epochs=1, logger=False)
+    dm.trainer.training = True
+    random.seed(0)  # the same season draws for both
+    batch = default_collate([dm.train_dataset[i] for i in range(2)])
+    random.seed(0)
+    full = SSL4EOS12Pair(ssl4eo_root)
+    samples = default_collate([full[i] for i in range(2)])
+    out = dm.on_after_batch_transfer(batch, 0)
+    torch.testing.assert_close(out['image1'], normalize_s1(samples['image1']))
+    torch.testing.assert_close(out['image2'], normalize_s2(samples['image2']))
+    assert dm.modality_of == {
+        'image1': get_modality('s1'),
+        'image2': get_modality('s2c'),
+    }
 
 
 def test_augmentations(ssl4eo_root: Path) -> None:
     dm = datamodule(ssl4eo_root, optical='s2a')
     assert isinstance(dm.train_aug, MultiViewAugmentation)
     assert dm.aug is dm.train_aug is dm.val_aug
-    # the dataset normalises: TorchGeo's default Normalize is replaced, and
-    # the SAR batch is not rescaled
+    # the modalities preprocess: TorchGeo's default Normalize is replaced
     assert K.Normalize not in {
         type(m) for m in dm.aug.augmentations['image1'].modules()
     }

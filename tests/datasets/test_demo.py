@@ -54,9 +54,11 @@ def test_georeferencing_and_values(demo_root: Path) -> None:
     s1 = next((demo_root / 's1' / '0000001').iterdir())
     s2 = next((demo_root / 's2c' / '0000001').iterdir())
     with rasterio.open(s1 / 'VV.tif') as f:
-        assert f.crs.to_epsg() == 32632
-        assert f.res == (10, 10)
+        # as the SSL4EO-S12 files: geographic, about 10 m pixels, uncompressed
+        assert f.crs.to_epsg() == 4326
+        assert f.res == pytest.approx((9e-5, 9e-5))
         assert f.dtypes[0] == 'float32'
+        assert f.compression is None
         bounds = f.bounds
         vv = f.read(1)
     with rasterio.open(s1 / 'VH.tif') as f:
@@ -66,7 +68,7 @@ def test_georeferencing_and_values(demo_root: Path) -> None:
     assert vh.mean() < vv.mean()
     for band, size in [('B4', SIZE), ('B11', SIZE // 2), ('B9', round(SIZE / 6))]:
         with rasterio.open(s2 / f'{band}.tif') as f:
-            assert f.crs.to_epsg() == 32632
+            assert f.crs.to_epsg() == 4326
             assert f.shape == (size, size)
             assert f.bounds == bounds  # same footprint for every band
             assert f.dtypes[0] == 'uint16'

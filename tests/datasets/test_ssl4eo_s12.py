@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torchgeo.datasets import DatasetNotFoundError
 
 from torchgeo_decur.datasets import SSL4EOS12Pair, band_resolution
+from torchgeo_decur.datasets import ssl4eo_s12 as pair_module
 
 matplotlib.use('Agg')
 
@@ -45,11 +46,12 @@ def test_length_and_shapes(ssl4eo_root: Path) -> None:
     assert sample['image1'].shape == (2, 2, SIZE, SIZE)
     assert sample['image2'].shape == (2, 13, SIZE, SIZE)
     assert sample['image1'].dtype == sample['image2'].dtype == torch.float32
-    for key in ('image1', 'image2'):  # preprocessed to [0, 1]
-        assert 0 <= sample[key].min() and sample[key].max() <= 1
+    # raw values: backscatter in dB, digital numbers
+    assert sample['image1'].max() < 0
+    assert sample['image2'].min() >= 0 and sample['image2'].max() > 100
 
 
-def test_normalisation(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raw_values(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first_season(monkeypatch)
     ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE)
     sample = ds[0]
@@ -57,27 +59,51 @@ def test_normalisation(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert torch.equal(sample['image1'][0], sample['image1'][1])
 
     s1 = season_dir(ssl4eo_root, 's1', '0000000')
-    stats = [('VV', -12.54847273, 5.25697717), ('VH', -20.19237134, 5.91150917)]
-    for b, (band, mean, std) in enumerate(stats):
+    for b, band in enumerate(('VV', 'VH')):
         with rasterio.open(s1 / f'{band}.tif') as f:
-            raw = f.read(1).astype(np.float64)
-        low, high = np.percentile(raw, [1, 99])
-        expected = (np.clip(raw, low, high) - (mean - 2 * std)) / (4 * std)
-        actual = sample['image1'][0, b].numpy()
-        np.testing.assert_allclose(actual, np.clip(expected, 0, 1), atol=1e-5)
+            raw = f.read(1)
+        np.testing.assert_array_equal(sample['image1'][0, b].numpy(), raw)
 
     s2 = season_dir(ssl4eo_root, 's2c', '0000000')
     with rasterio.open(s2 / 'B4.tif') as f:  # 10 m band: no resampling
-        raw = f.read(1).astype(np.float64)
-    expected = np.clip(raw / 10000, 0, 1)  # reflectance, as the weights saw it
-    np.testing.assert_allclose(sample['image2'][0, 3].numpy(), expected, rtol=1e-5)
+        raw = f.read(1).astype(np.float32)
+    np.testing.assert_array_equal(sample['image2'][0, 3].numpy(), raw)
 
     with rasterio.open(s2 / 'B1.tif') as f:  # 60 m band: 6 px, bilinear to 36
         raw = torch.from_numpy(f.read(1).astype(np.float32))
     assert raw.shape == (6, 6)
     up = F.interpolate(raw[None, None], size=(SIZE, SIZE), mode='bilinear')[0, 0]
-    expected = (up / 10000).clamp(0, 1)
-    torch.testing.assert_close(sample['image2'][0, 0], expected)
+    torch.testing.assert_close(sample['image2'][0, 0], up)
+
+
+def test_resample_on_the_batch(ssl4eo_root: Path) -> None:
+    """resample='batch' hands over native-size groups; on_device assembles them."""
+    per_sample = SSL4EOS12Pair(ssl4eo_root)
+    per_batch = SSL4EOS12Pair(ssl4eo_root, resample='batch')
+    assert per_batch.stored_size['B4'] == SIZE
+    assert per_batch.stored_size['B11'] == SIZE // 2
+    assert per_batch.stored_size['B9'] == SIZE // 6
+    assert per_batch.groups(per_batch.bands2) == {
+        36: [1, 2, 3, 7],
+        6: [0, 9, 10],
+        18: [4, 5, 6, 8, 11, 12],
+    }
+    random.seed(3)
+    full = [per_sample[i] for i in range(2)]
+    random.seed(3)
+    parts = [per_batch[i] for i in range(2)]
+    assert set(parts[0]) == {'image1', 'image2', 'image2@18', 'image2@6'}
+    assert parts[0]['image2'].shape == (2, 4, SIZE, SIZE)
+    assert parts[0]['image2@18'].shape == (2, 6, 18, 18)
+    nbytes = [sum(v.numel() for v in p.values()) for p in (full[0], parts[0])]
+    assert nbytes[1] < 0.6 * nbytes[0]
+    batch = per_batch.on_device(torch.utils.data.default_collate(parts))
+    assert set(batch) == {'image1', 'image2'}
+    expected = torch.utils.data.default_collate(full)
+    torch.testing.assert_close(batch['image1'], expected['image1'])
+    torch.testing.assert_close(batch['image2'], expected['image2'])
+    with pytest.raises(ValueError, match='resample'):
+        SSL4EOS12Pair(ssl4eo_root, resample='gpu')  # type: ignore[arg-type]
 
 
 def test_views_draw_seasons_independently(
@@ -86,13 +112,13 @@ def test_views_draw_seasons_independently(
     draws = iter([0, 1, 2, 2])  # s1 view a, b; s2 view a, b
     monkeypatch.setattr(random, 'choice', lambda seq: seq[next(draws)])
     opened: list[str] = []
-    real_open = rasterio.open
+    real_open = pair_module.DatasetReader
 
     def counting_open(path: str, *args: object, **kwargs: object) -> object:
         opened.append(os.fspath(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(rasterio, 'open', counting_open)
+    monkeypatch.setattr(pair_module, 'DatasetReader', counting_open)
     sample = SSL4EOS12Pair(ssl4eo_root, size=SIZE)[0]
     assert not torch.equal(sample['image1'][0], sample['image1'][1])
     assert torch.equal(sample['image2'][0], sample['image2'][1])
@@ -110,9 +136,6 @@ def test_random_seasons_differ(ssl4eo_root: Path) -> None:
 
 
 def test_s2a(ssl4eo_root: Path) -> None:
-    shutil.copytree(ssl4eo_root / 's2c', ssl4eo_root / 's2a')
-    for path in (ssl4eo_root / 's2a').glob('*/*/B10.tif'):
-        path.unlink()
     ds = SSL4EOS12Pair(ssl4eo_root, optical='s2a', size=SIZE)
     assert ds.modalities == ('s1', 's2a')
     assert 'B10' not in ds.bands2
@@ -153,6 +176,7 @@ def test_missing_root(tmp_path: Path) -> None:
 
 
 def test_missing_modality(ssl4eo_root: Path) -> None:
+    shutil.rmtree(ssl4eo_root / 's2a')
     with pytest.raises(FileNotFoundError, match=r's2a not found'):
         SSL4EOS12Pair(ssl4eo_root, optical='s2a')
     shutil.rmtree(ssl4eo_root / 's1')
@@ -169,13 +193,19 @@ def test_invalid_arguments(ssl4eo_root: Path) -> None:
 
 def test_missing_band(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first_season(monkeypatch)
-    path = season_dir(ssl4eo_root, 's2c', '0000000') / 'B8A.tif'
+    path = season_dir(ssl4eo_root, 's2c', '0000001') / 'B8A.tif'
     path.unlink()
     ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE)
+    ds[0]
     with pytest.raises(
         FileNotFoundError, match=re.escape(f'band B8A not found: {path}')
     ):
-        ds[0]
+        ds[1]
+    # the first location gives the layout: a band missing there is found at once
+    first = season_dir(ssl4eo_root, 's2c', '0000000') / 'B8A.tif'
+    first.unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(str(first))):
+        SSL4EOS12Pair(ssl4eo_root, size=SIZE)
 
 
 def test_wrong_size(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,9 +223,9 @@ def test_wrong_size(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_size_mismatch(ssl4eo_root: Path) -> None:
-    ds = SSL4EOS12Pair(ssl4eo_root, size=264)  # real dataset 264, fixture 36 px
+    # real dataset 264, fixture 36 px: found when the layout is read
     with pytest.raises(ValueError, match=r'has shape \(36, 36\), expected \(264'):
-        ds[0]
+        SSL4EOS12Pair(ssl4eo_root, size=264)
 
 
 def test_size_inference_needs_first_band(ssl4eo_root: Path) -> None:
@@ -203,7 +233,6 @@ def test_size_inference_needs_first_band(ssl4eo_root: Path) -> None:
     path.unlink()
     with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
         SSL4EOS12Pair(ssl4eo_root)
-    assert SSL4EOS12Pair(ssl4eo_root, size=SIZE).size == SIZE
 
 
 def test_nan(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

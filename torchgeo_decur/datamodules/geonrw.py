@@ -1,7 +1,6 @@
 """GeoNRW (RGB + DEM) segmentation datamodule for DeCUR transfer."""
 
 import os
-import warnings
 from typing import Any, Literal
 
 import kornia.augmentation as K
@@ -10,67 +9,14 @@ from torchgeo.datamodules.utils import group_shuffle_split
 from torchgeo.datasets import GeoNRW
 from torchgeo.datasets.utils import Sample
 
-from ..datasets.normalize import normalize_dem
-from .utils import FractionDataModule, PairedAugmentation, subset_fraction
+from ..datasets import GeoNRWCities
+from .transfer import TransferDataModule
+from .utils import PairedAugmentation, subset_fraction
+
+__all__ = ('GeoNRWDataModule',)
 
 
-class GeoNRWCities(GeoNRW):
-    """TorchGeo's :class:`~torchgeo.datasets.GeoNRW` that accepts a subset of cities.
-
-    TorchGeo 0.10 raises :class:`~torchgeo.datasets.DatasetNotFoundError` unless
-    the folder of every city of the split exists. This subclass uses the
-    cities of the split that are present (with a :class:`UserWarning` naming
-    the missing ones), so that a partial copy, such as the test fixtures,
-    loads. When no city of the split is present it behaves as TorchGeo's
-    (extracts the archive, downloads it, or raises).
-
-    Samples are TorchGeo's: ``image`` float32 RGB ``[3, H, W]`` in [0, 1],
-    ``dem`` float32 ``[1, H, W]`` and ``mask`` int64 ``[H, W]``.
-
-    .. versionadded:: 0.1
-    """
-
-    def _verify(self) -> None:
-        """Verify that the data is present; keep the cities found on disk."""
-        present = tuple(
-            c for c in self.city_names if os.path.isdir(os.path.join(self.root, c))
-        )
-        if present and len(present) < len(self.city_names):
-            missing = [c for c in self.city_names if c not in present]
-            msg = (
-                f'GeoNRW {self.split} split: {len(missing)} of '
-                f'{len(self.city_names)} city folders missing in {self.root} '
-                f'({", ".join(missing[:5])}{", ..." if len(missing) > 5 else ""}); '
-                f'using the {len(present)} present'
-            )
-            warnings.warn(msg, UserWarning, stacklevel=2)
-            self.city_names = present
-            return
-        super()._verify()
-
-
-def geonrw_to_pair(batch: Sample) -> Sample:
-    """Rename and normalise a GeoNRW batch into the paired-input format.
-
-    Args:
-        batch: ``{'image': [B, 3, H, W] in [0, 1], 'dem': [B, 1, H, W],
-            'mask': [B, H, W]}`` as collated from :class:`GeoNRWCities`.
-
-    Returns:
-        ``{'image1': RGB [B, 3, H, W], 'image2': DEM [B, 1, H, W],
-        'mask': [B, H, W]}``, the DEM preprocessed per image by
-        :func:`~torchgeo_decur.datasets.normalize.normalize_dem`.
-
-    .. versionadded:: 0.1
-    """
-    out = {k: v for k, v in batch.items() if k not in ('image', 'dem')}
-    out['image1'] = batch['image'].float()
-    out['image2'] = normalize_dem(batch['dem'].float())
-    out['mask'] = batch['mask'].long()
-    return out
-
-
-class GeoNRWDataModule(FractionDataModule):
+class GeoNRWDataModule(TransferDataModule):
     """GeoNRW semantic segmentation with RGB and DEM inputs.
 
     GeoNRW has train and test cities; as in TorchGeo's datamodule, 20 % of
@@ -84,11 +30,11 @@ class GeoNRWDataModule(FractionDataModule):
          'mask': int64 [B, H, W]}         # class indices 0..10
 
     Preprocessing as the published RGB-DEM encoders saw it (see
-    :mod:`torchgeo_decur.datasets.normalize`): the DEM of each image is
+    :mod:`torchgeo_decur.transforms.normalize`): the DEM of each image is
     clipped to its 1st and 99th percentiles and stretched to [0, 1]. The RGB
     channels stay in R, G, B order: the authors' files, which store B, G, R,
     are converted when they are loaded (see
-    :func:`~torchgeo_decur.models.weights.convert_input_layer`).
+    :func:`~torchgeo_decur.models.checkpoints.convert_input_layer`).
 
     All splits are first resized to *size* if given (masks with nearest
     neighbour). Training batches then get a random *patch_size* crop and
@@ -99,8 +45,6 @@ class GeoNRWDataModule(FractionDataModule):
     .. versionadded:: 0.1
     """
 
-    #: Modality names of ``image1`` and ``image2``.
-    modalities = ('rgb', 'dem')
     #: Number of classes, background (0) included.
     num_classes = len(GeoNRW.classes)
 
@@ -114,6 +58,7 @@ class GeoNRWDataModule(FractionDataModule):
         train_fraction: float = 1.0,
         seed: int = 0,
         as_image: Literal['image1', 'image2'] | None = None,
+        modalities: tuple[str, str] = ('rgb', 'dem'),
         **kwargs: Any,
     ) -> None:
         """Initialize a new GeoNRWDataModule instance.
@@ -131,9 +76,13 @@ class GeoNRWDataModule(FractionDataModule):
                 :func:`~torchgeo_decur.datamodules.utils.subset_fraction`).
             seed: Seed of the training-fraction draw.
             as_image: Emit only this modality as ``image`` for TorchGeo's own
-                single-input tasks (see :class:`FractionDataModule`).
+                single-input tasks (see
+                :class:`~torchgeo_decur.datamodules.TransferDataModule`).
+            modalities: Modalities of the pretrained encoders for ``image1``
+                and ``image2``.
             **kwargs: Additional keyword arguments passed to
-                :class:`GeoNRWCities` (``root``, ``download``, ...).
+                :class:`~torchgeo_decur.datasets.GeoNRWCities` (``download``,
+                ...).
 
         Raises:
             ValueError: If *train_fraction* is not in (0, 1] or *patch_size*
@@ -145,6 +94,7 @@ class GeoNRWDataModule(FractionDataModule):
                 raise ValueError(msg)
         super().__init__(
             GeoNRWCities,
+            modalities,
             batch_size,
             num_workers,
             train_fraction,
@@ -188,10 +138,10 @@ class GeoNRWDataModule(FractionDataModule):
             self.test_dataset = GeoNRWCities(split='test', **self.kwargs)
 
     def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
-        """Rename, normalise and augment a batch on the device.
+        """Preprocess and augment a batch on the device.
 
         Args:
-            batch: Batch from the data loader (``image``, ``dem``, ``mask``).
+            batch: Batch from the data loader (``image1``, ``image2``, ``mask``).
             dataloader_idx: Index of the dataloader the batch comes from.
 
         Returns:
@@ -200,7 +150,6 @@ class GeoNRWDataModule(FractionDataModule):
         Raises:
             ValueError: If a training batch is smaller than *patch_size*.
         """
-        batch = geonrw_to_pair(batch)
         if self.trainer is not None and self.trainer.training and self.patch_size:
             height, width = batch['image1'].shape[-2:]
             if self.size is not None:

@@ -1,47 +1,26 @@
 """Datamodule of paired SSL4EO-S12 Sentinel-1 / Sentinel-2 samples."""
 
-import warnings
 from typing import Any, Literal
 
-import torch
-from torch.utils.data import DataLoader, Dataset, random_split
-from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.datasets.utils import Sample
-
 from ..datasets import SSL4EOS12Pair
-from ..transforms import MultiViewAugmentation, augmentation_for
-from .utils import small_split_dataloader
+from .paired import PairedDataModule
 
 __all__ = ('SSL4EOS12PairDataModule',)
 
 
-class SSL4EOS12PairDataModule(NonGeoDataModule):
+class SSL4EOS12PairDataModule(PairedDataModule):
     """LightningDataModule for DeCUR pretraining on SSL4EO-S12 S1/S2 pairs.
 
-    Loads :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` samples (already
-    normalised) and, after transfer to the device, augments each of the four
-    views (two per modality) independently with the modality's pipeline
-    (:func:`~torchgeo_decur.transforms.sar_augmentation` and
-    :func:`~torchgeo_decur.transforms.optical_augmentation`), giving batches
-    ``{'image1': [B, 2, 2, P, P], 'image2': [B, 2, C, P, P]}`` with
-    P = *patch_size*. Validation batches are augmented the same way, so that
-    the validation loss compares augmented views as in training.
-
-    A fraction of the locations (*val_fraction*) is held out for validation
-    with a fixed random split (seed 0), the same in every process.
-
-    Batch statistics: DeCUR, like Barlow Twins, normalises embeddings along
-    the batch, so every batch needs at least 2 samples. Training batches are
-    therefore all full (``drop_last=True``) when the training set has at least
-    *batch_size* samples; a smaller training set gives a single batch. The
-    validation loader keeps every sample, except that it drops a last batch of
-    a single sample.
+    A :class:`~torchgeo_decur.datamodules.PairedDataModule` over
+    :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` with the modalities
+    ``s1`` and ``s2c`` (or ``s2a``): raw samples from the workers, the coarser
+    Sentinel-2 bands resampled on the batch, then each modality preprocessed
+    as the DeCUR weights saw it and augmented, four views independently, on
+    the device. Batches are ``{'image1': [B, 2, 2, P, P], 'image2': [B, 2, C,
+    P, P]}`` with P = *patch_size*.
 
     .. versionadded:: 0.1
     """
-
-    #: Seed of the train/validation split.
-    split_seed = 0
 
     def __init__(
         self,
@@ -57,7 +36,7 @@ class SSL4EOS12PairDataModule(NonGeoDataModule):
         """Initialize a new SSL4EOS12PairDataModule instance.
 
         Args:
-            batch_size: Size of each mini-batch.
+            batch_size: Size of each mini-batch (per process).
             num_workers: Number of workers for parallel data loading.
             patch_size: Size of the augmented patches (random resized crops).
             val_fraction: Fraction of the locations held out for validation,
@@ -75,93 +54,16 @@ class SSL4EOS12PairDataModule(NonGeoDataModule):
             ValueError: If *val_fraction* is not in ``[0, 1)`` or *batch_size*
                 is smaller than 2.
         """
-        if not 0 <= val_fraction < 1:
-            msg = f'val_fraction must be in [0, 1), got {val_fraction}'
-            raise ValueError(msg)
-        if batch_size < 2:
-            msg = (
-                f'batch_size must be >= 2 (DeCUR normalises along the batch), '
-                f'got {batch_size}'
-            )
-            raise ValueError(msg)
+        kwargs.setdefault('resample', 'batch')
         super().__init__(
             SSL4EOS12Pair,
+            ('s1', optical),
             batch_size,
             num_workers,
+            patch_size,
+            val_fraction,
             root=root,
             optical=optical,
             size=size,
             **kwargs,
         )
-        self.patch_size = patch_size
-        self.val_fraction = val_fraction
-
-        aug = MultiViewAugmentation(
-            {
-                'image1': augmentation_for('s1', patch_size),
-                'image2': augmentation_for(optical, patch_size),
-            }
-        )
-        # The dataset normalises: replace TorchGeo's default Normalize too.
-        self.aug = self.train_aug = self.val_aug = aug
-
-    def setup(self, stage: str) -> None:
-        """Set up the datasets.
-
-        Args:
-            stage: Either 'fit', 'validate', 'test', or 'predict'.
-        """
-        if stage not in ('fit', 'validate'):
-            return
-        self.dataset = SSL4EOS12Pair(**self.kwargs)
-        n_val = round(len(self.dataset) * self.val_fraction)
-        if self.val_fraction > 0:
-            # keep at least one sample on each side when there are two or more
-            n_val = min(max(n_val, 1), len(self.dataset) - 1)
-        if n_val > 0:
-            generator = torch.Generator().manual_seed(self.split_seed)
-            self.train_dataset, self.val_dataset = random_split(
-                self.dataset, [len(self.dataset) - n_val, n_val], generator
-            )
-        else:
-            self.train_dataset = self.dataset
-            self.val_dataset = None
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
-        """Build a data loader.
-
-        Args:
-            split: Either 'train' or 'val'.
-
-        Returns:
-            The data loader.
-        """
-        dataset: Dataset[Sample] = self._valid_attribute(f'{split}_dataset')
-        n = len(dataset)  # type: ignore[arg-type]
-        if split == 'train' and n < 2:
-            msg = (
-                f'the training set has {n} sample(s): DeCUR normalises along '
-                'the batch and needs at least 2 samples per batch'
-            )
-            warnings.warn(msg, UserWarning, stacklevel=2)
-        return small_split_dataloader(
-            dataset,
-            self.batch_size,
-            self.num_workers,
-            self.collate_fn,
-            train=split == 'train',
-            min_batch_size=2,
-        )
-
-    def val_dataloader(  # type: ignore[override]
-        self,
-    ) -> DataLoader[Sample] | list[DataLoader[Sample]]:
-        """Implement the PyTorch DataLoader for validation.
-
-        Returns:
-            The validation data loader, or an empty list (no validation) if
-            *val_fraction* is 0.
-        """
-        if self.val_dataset is None:
-            return []
-        return self._dataloader_factory('val')

@@ -2,14 +2,12 @@
 
 import math
 from collections.abc import Callable, Sequence, Sized
-from typing import Any, Literal
+from typing import Any
 
 import kornia.augmentation as K
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
-from torchgeo.datamodules import NonGeoDataModule
-from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
 
@@ -173,6 +171,52 @@ class PairedAugmentation(nn.Module):
         return batch
 
 
+def match_bands(
+    x: Tensor,
+    from_bands: Sequence[str],
+    to_bands: Sequence[str],
+    source: str = 'input',
+) -> Tensor:
+    """Reorder the channels of images by band name; fill missing bands with 0.
+
+    Used where a dataset stores a modality's bands in another order or lacks
+    some, e.g. BigEarthNet's Sentinel-2 L2A (12 bands) for an encoder
+    pretrained on L1C (13 bands, B10 included): B10 is filled with zeros, as
+    the DeCUR paper does.
+
+    Args:
+        x: Images ``[..., C, H, W]`` with channels *from_bands*.
+        from_bands: Band of each channel of *x*.
+        to_bands: Bands wanted, in order.
+        source: Name of the input for error messages.
+
+    Returns:
+        Images ``[..., len(to_bands), H, W]``.
+
+    Raises:
+        ValueError: If *x* does not have ``len(from_bands)`` channels, or no
+            band of *to_bands* is in *from_bands*.
+
+    .. versionadded:: 0.1
+    """
+    from_bands, to_bands = tuple(from_bands), tuple(to_bands)
+    if x.shape[-3] != len(from_bands):
+        msg = (
+            f'{source} has {x.shape[-3]} channels but its bands are {list(from_bands)}'
+        )
+        raise ValueError(msg)
+    if from_bands == to_bands:
+        return x
+    if not set(from_bands) & set(to_bands):
+        msg = f'{source}: none of the bands {list(to_bands)} is in {list(from_bands)}'
+        raise ValueError(msg)
+    out = x.new_zeros(*x.shape[:-3], len(to_bands), *x.shape[-2:])
+    for j, band in enumerate(to_bands):
+        if band in from_bands:
+            out[..., j, :, :] = x[..., from_bands.index(band), :, :]
+    return out
+
+
 def small_split_dataloader(
     dataset: Dataset[Sample],
     batch_size: int,
@@ -217,99 +261,3 @@ def small_split_dataloader(
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
     )
-
-
-class FractionDataModule(NonGeoDataModule):
-    """Base of datamodules whose training split can be cut to a fraction.
-
-    Stores and checks ``train_fraction`` and ``seed`` (subclasses apply
-    :func:`subset_fraction` in ``setup``), and builds data loaders as
-    TorchGeo's :class:`~torchgeo.datamodules.NonGeoDataModule` does, except
-    that the training loader drops its last incomplete batch only when the
-    training split holds at least one full batch: a small label fraction
-    (or a fixture) then still yields training steps instead of none.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(
-        self,
-        dataset_class: type[NonGeoDataset],
-        batch_size: int = 1,
-        num_workers: int = 0,
-        train_fraction: float = 1.0,
-        seed: int = 0,
-        as_image: Literal['image1', 'image2'] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Initialize a new FractionDataModule instance.
-
-        Args:
-            dataset_class: Class used to instantiate a new dataset.
-            batch_size: Size of each mini-batch.
-            num_workers: Number of workers for parallel data loading.
-            train_fraction: Fraction of the training split to use, in (0, 1].
-            seed: Seed of the training-fraction draw.
-            as_image: Emit only this modality, under the key ``image``, so that
-                TorchGeo's own single-input tasks (``Classification``,
-                ``SemanticSegmentation``) can train on it; None keeps
-                ``image1`` and ``image2``.
-            **kwargs: Additional keyword arguments passed to *dataset_class*.
-
-        Raises:
-            ValueError: If *train_fraction* is not in (0, 1] or *as_image* is
-                not ``image1``, ``image2`` or None.
-        """
-        check_fraction(train_fraction)
-        if as_image not in (None, 'image1', 'image2'):
-            msg = f"as_image must be 'image1', 'image2' or None, got {as_image!r}"
-            raise ValueError(msg)
-        super().__init__(dataset_class, batch_size, num_workers, **kwargs)
-        self.train_fraction = train_fraction
-        self.seed = seed
-        self.as_image = as_image
-
-    def plot(self, *args: Any, **kwargs: Any) -> None:
-        """Plot nothing: the wrapped TorchGeo dataset cannot draw these samples.
-
-        Batches here are split into modalities and normalised on the device,
-        so they no longer match what the TorchGeo dataset's ``plot`` expects;
-        TorchGeo's tasks skip logging a figure when this returns None.
-
-        Args:
-            *args: Ignored.
-            **kwargs: Ignored.
-        """
-        return None
-
-    def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
-        """Augment a batch on the device; keep one modality if *as_image*.
-
-        Args:
-            batch: A batch with ``image1`` and ``image2``.
-            dataloader_idx: Index of the dataloader the batch comes from.
-
-        Returns:
-            The batch, with ``image`` in place of both images if *as_image*.
-        """
-        batch = super().on_after_batch_transfer(batch, dataloader_idx)
-        if self.as_image is not None:
-            batch = dict(batch)
-            batch['image'] = batch.pop(self.as_image)
-            batch.pop('image2' if self.as_image == 'image1' else 'image1', None)
-        return batch
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
-        """Build the data loader of one split.
-
-        Args:
-            split: Either 'train', 'val', 'test', or 'predict'.
-
-        Returns:
-            The data loader.
-        """
-        dataset = self._valid_attribute(f'{split}_dataset', 'dataset')
-        batch_size = self._valid_attribute(f'{split}_batch_size', 'batch_size')
-        return small_split_dataloader(
-            dataset, batch_size, self.num_workers, self.collate_fn, split == 'train'
-        )

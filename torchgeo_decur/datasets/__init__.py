@@ -1,14 +1,14 @@
-"""Datasets of torchgeo-decur."""
+"""Datasets of torchgeo-decur: readers that return raw values per modality."""
 
+from .bigearthnet import BigEarthNetMM
 from .demo import make_ssl4eo_s12_demo
-from .modalities import MODALITIES, Modality, get_modality
+from .geonrw import GeoNRWCities
 from .ssl4eo_s12 import SSL4EOS12Pair, band_resolution
 
 __all__ = (
-    'MODALITIES',
-    'Modality',
+    'BigEarthNetMM',
+    'GeoNRWCities',
     'SSL4EOS12Pair',
     'band_resolution',
-    'get_modality',
     'make_ssl4eo_s12_demo',
 )

@@ -27,7 +27,7 @@ from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
-from .modalities import S2_L1C_BANDS
+from ..modalities import S2_L1C_BANDS
 from .ssl4eo_s12 import band_resolution
 
 __all__ = ('CLASSES', 'DEMO_MARKER', 'LAND_COVER_FILE', 'make_ssl4eo_s12_demo')
@@ -43,7 +43,7 @@ CLASSES = ('water', 'urban', 'forest', 'cropland', 'bare')
 LAND_COVER_FILE = 'land_cover.csv'
 
 #: Top-of-atmosphere reflectance x 10000 of each class, bands in
-#: :data:`~torchgeo_decur.datasets.modalities.S2_L1C_BANDS` order. Cropland
+#: :data:`~torchgeo_decur.modalities.S2_L1C_BANDS` order. Cropland
 #: is interpolated between bare soil and these values by crop greenness.
 _S2_SIGNATURES = np.array(
     [
@@ -67,8 +67,11 @@ _GREENNESS = (0.4, 1.0, 0.5, 0.1)
 #: Acquisition months of the four seasons.
 _MONTHS = (3, 6, 9, 12)
 
-#: UTM zone 32N.
-_CRS = CRS.from_epsg(32632)
+#: Geographic coordinates (WGS 84), as the SSL4EO-S12 files.
+_CRS = CRS.from_epsg(4326)
+
+#: Degrees per 10 m pixel (about 10 m of latitude).
+_DEG_PER_PIXEL = 9e-5
 
 
 def _smooth_field(
@@ -170,18 +173,20 @@ def _s2_name(date: datetime, tile: str, rng: np.random.Generator) -> str:
 def _write(
     path: Path,
     array: NDArray[np.generic],
-    x0: float,
-    y0: float,
+    lon0: float,
+    lat0: float,
     extent: float,
 ) -> None:
-    """Write a single-band GeoTIFF in UTM 32N.
+    """Write a single-band GeoTIFF as the SSL4EO-S12 files are stored.
+
+    Uncompressed, one strip per row, in geographic coordinates (EPSG:4326).
 
     Args:
         path: Output file.
         array: Band of shape ``[H, W]``.
-        x0: Easting of the upper left corner.
-        y0: Northing of the upper left corner.
-        extent: Side length of the patch in metres.
+        lon0: Longitude of the upper left corner.
+        lat0: Latitude of the upper left corner.
+        extent: Side length of the patch in degrees.
     """
     height, width = array.shape
     profile = {
@@ -191,9 +196,7 @@ def _write(
         'height': height,
         'count': 1,
         'crs': _CRS,
-        'transform': from_origin(x0, y0, extent / width, extent / height),
-        'compress': 'deflate',
-        'predictor': 3 if array.dtype.kind == 'f' else 2,
+        'transform': from_origin(lon0, lat0, extent / width, extent / height),
     }
     # GDAL writes much faster to memory than to many small files
     with MemoryFile() as memfile:
@@ -219,9 +222,9 @@ def _location(
     """
     rng = np.random.default_rng([seed, index])
     name = f'{index:07d}'
-    extent = size * 10.0
-    x0 = float(rng.integers(30, 80)) * 1e4 + float(rng.integers(0, 1000)) * 10
-    y0 = float(rng.integers(500, 560)) * 1e4 + float(rng.integers(0, 1000)) * 10
+    extent = size * _DEG_PER_PIXEL
+    x0 = float(rng.uniform(6.0, 15.0))  # longitude, degrees
+    y0 = float(rng.uniform(45.0, 55.0))  # latitude
     tile = 'T32' + 'TU'[int(rng.integers(2))] + ''.join(rng.choice(list('MNP'), 2))
     year = int(rng.integers(2019, 2022))
 
@@ -305,8 +308,9 @@ def make_ssl4eo_s12_demo(
 
     with four seasons per location, Sentinel-1 backscatter as float32 dB and
     Sentinel-2 L1C as uint16 digital numbers (the 20 m and 60 m bands at
-    their native resolution, *size* / 2 and *size* / 6 pixels), deflate
-    compressed GeoTIFFs in UTM zone 32N with 10 m pixels. Load it with
+    their native resolution, *size* / 2 and *size* / 6 pixels), as
+    uncompressed GeoTIFFs in geographic coordinates (EPSG:4326) with 10 m
+    pixels, as the files of SSL4EO-S12. Load it with
     ``SSL4EOS12Pair(root)`` (which reads the tile size from the data).
 
     ``root/land_cover.csv`` gives the fraction of each land-cover class
@@ -322,7 +326,7 @@ def make_ssl4eo_s12_demo(
             written by this function.
         num_locations: Number of locations.
         size: Patch size in pixels (of the 10 m bands); smaller than the 264
-            of SSL4EO-S12 by default to keep the demo small (about 150 MB for
+            of SSL4EO-S12 by default to keep the demo small (about 180 MB for
             256 locations) and quick to write.
         seed: Random seed; the same seed gives the same data.
         overwrite: Whether to replace a demo data set already in *root*.

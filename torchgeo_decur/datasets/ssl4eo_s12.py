@@ -4,7 +4,7 @@ import os
 import random
 import warnings
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import rasterio
@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
-from rasterio.errors import RasterioIOError
+from numpy.typing import NDArray
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.io import DatasetReader
 from torch import Tensor
 from torchgeo.datasets import (
     SSL4EOS12,
@@ -21,9 +23,16 @@ from torchgeo.datasets import (
     Sentinel2,
 )
 
-from .normalize import normalize_s1, normalize_s2
+from ..modalities import get_modality
 
 __all__ = ('SSL4EOS12Pair', 'band_resolution')
+
+#: GDAL settings of the reader: no listing of the season folder at each open
+#: (no sidecar files are used) and no georeferencing (only the pixels are
+#: read; parsing the CRS is a large part of GDAL's cost of opening a small
+#: file).
+_GDAL_ENV = {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR'}
+_OPEN_OPTIONS = {'GEOREF_SOURCES': 'NONE'}
 
 
 def band_resolution(band: str) -> int:
@@ -64,24 +73,27 @@ class SSL4EOS12Pair(NonGeoDataset):
     Each band is stored at its native resolution: the 10 m bands (and both
     Sentinel-1 polarisations) as ``size x size`` pixels, the 20 m bands as
     ``size / 2`` and the 60 m bands as ``size / 6`` (264, 132 and 44 pixels in
-    the real dataset). Coarser bands are resampled bilinearly to
-    ``size x size``; bands already stored at ``size x size`` are accepted too.
-    Unless given, the tile size is read from the data (the first Sentinel-1
-    band), and every band file is checked against it.
+    the real dataset); bands stored at ``size x size`` are accepted too. The
+    layout (the stored size of every band) is read from the first location,
+    and every file is checked against it.
 
     A sample holds two views per modality, each from a season drawn at random
-    (independently for each of the four views, with Python's :mod:`random`, so
-    DataLoader workers draw differently)::
+    (independently for each of the four views, as the DeCUR authors draw them,
+    with Python's :mod:`random`, so DataLoader workers draw differently)::
 
-        {'image1': Tensor[2, 2, size, size],   # Sentinel-1 VV, VH: views a, b
-         'image2': Tensor[2, C, size, size]}   # Sentinel-2 (C = 13 or 12 bands)
+        {'image1': Tensor[2, 2, size, size],   # Sentinel-1 VV, VH (dB): views a, b
+         'image2': Tensor[2, C, size, size]}   # Sentinel-2 digital numbers
 
-    Preprocessing follows the DeCUR authors' code that produced the published
-    weights (see :mod:`torchgeo_decur.datasets.normalize`), giving values in
-    ``[0, 1]``: Sentinel-2 digital numbers become ``clip(x / 10000, 0, 1)``;
-    Sentinel-1 backscatter (dB) is clipped per image and band to its 1st and
-    99th percentiles and stretched from ``mean - 2 std`` to ``mean + 2 std``
-    onto ``[0, 1]`` (VV: -12.548 / 5.257, VH: -20.192 / 5.912 dB).
+    Values are **raw** (dB, digital numbers): the preprocessing of the DeCUR
+    weights (:mod:`torchgeo_decur.transforms.normalize`) is the modalities'
+    job and runs on whole batches, on the device
+    (:class:`~torchgeo_decur.datamodules.PairedDataModule`). Coarser bands are
+    resampled bilinearly to ``size x size`` (as the authors' OpenCV
+    ``INTER_LINEAR_EXACT``). With ``resample='batch'`` (what the datamodule
+    asks for) they are not: ``image2`` then holds only the bands stored at
+    ``size``, and ``image2@<n>`` the bands stored at ``n`` pixels, fewer bytes
+    for the workers to hand over; :meth:`on_device` resamples and reassembles
+    them on the batch.
 
     Locations present in only one modality, or without any season folder, are
     skipped with a single warning that says how many.
@@ -102,19 +114,18 @@ class SSL4EOS12Pair(NonGeoDataset):
         k: v['bands'] for k, v in SSL4EOS12.metadata.items()
     }
 
-    rgb_bands = ('B4', 'B3', 'B2')
-
     def __init__(
         self,
         root: str | os.PathLike[str] = 'data',
         optical: Literal['s2c', 's2a'] = 's2c',
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
         size: int | None = None,
+        resample: Literal['sample', 'batch'] = 'sample',
     ) -> None:
         """Initialize a new SSL4EOS12Pair instance.
 
         Scans *root* once for the locations that have at least one season in
-        both modalities.
+        both modalities, and reads the band layout of the first one.
 
         Args:
             root: Root directory of SSL4EO-S12, with the ``s1`` folder and the
@@ -125,13 +136,17 @@ class SSL4EOS12Pair(NonGeoDataset):
                 transformed version.
             size: Size in pixels of the 10 m bands (and of the output): 264 for
                 SSL4EO-S12. If None, it is read from the first Sentinel-1 band
-                of the first location; every band is checked against it.
+                of the first location.
+            resample: Where coarser bands are resampled to ``size``: in every
+                sample (``'sample'``), or on the batch by :meth:`on_device`
+                (``'batch'``).
 
         Raises:
             DatasetNotFoundError: If *root* does not exist.
             FileNotFoundError: If a modality folder is missing, or no location
                 has data in both modalities.
-            ValueError: If *optical* or *size* is invalid.
+            ValueError: If *optical*, *size* or *resample* is invalid, or the
+                first location's band files have unexpected sizes.
         """
         if optical not in ('s2c', 's2a'):
             msg = f"optical must be 's2c' or 's2a', got {optical!r}"
@@ -139,13 +154,20 @@ class SSL4EOS12Pair(NonGeoDataset):
         if size is not None and size < 6:
             msg = f'size must be >= 6, got {size}'
             raise ValueError(msg)
+        if resample not in ('sample', 'batch'):
+            msg = f"resample must be 'sample' or 'batch', got {resample!r}"
+            raise ValueError(msg)
 
         self.root = os.fspath(root)
         self.optical = optical
         self.transforms = transforms
+        self.resample = resample
+        #: Modality names of ``image1`` and ``image2``.
         self.modalities = (self.sar, optical)
         self.bands1 = self.modality_bands[self.sar]
         self.bands2 = self.modality_bands[optical]
+        #: Bands of ``image1`` and ``image2``, in channel order.
+        self.input_bands = {'image1': self.bands1, 'image2': self.bands2}
 
         if not os.path.isdir(self.root):
             raise DatasetNotFoundError(self)
@@ -153,6 +175,8 @@ class SSL4EOS12Pair(NonGeoDataset):
         self.ids = self._scan()
         #: Tile size in pixels of the 10 m bands (and of the output).
         self.size: int = size if size is not None else self._infer_size()
+        #: Stored size in pixels of every band (from the first location).
+        self.stored_size: dict[str, int] = self._infer_layout()
 
     def _scan(self) -> list[str]:
         """Find the locations with at least one season in both modalities.
@@ -208,6 +232,18 @@ class SSL4EOS12Pair(NonGeoDataset):
             raise FileNotFoundError(msg)
         return ids
 
+    def _first_season(self, modality: str) -> str:
+        """The first season folder of the first location of a modality.
+
+        Args:
+            modality: Modality folder.
+
+        Returns:
+            Its path.
+        """
+        folder = os.path.join(self.root, modality, self.ids[0])
+        return os.path.join(folder, self._seasons(folder)[0])
+
     def _infer_size(self) -> int:
         """Read the tile size from the first Sentinel-1 band of the first location.
 
@@ -218,17 +254,79 @@ class SSL4EOS12Pair(NonGeoDataset):
             FileNotFoundError: If the band file is missing.
             ValueError: If the band is not square or smaller than 6 pixels.
         """
-        folder = os.path.join(self.root, self.sar, self.ids[0])
-        path = os.path.join(folder, self._seasons(folder)[0], f'{self.bands1[0]}.tif')
-        if not os.path.exists(path):
-            msg = f'band {self.bands1[0]} not found: {path}'
-            raise FileNotFoundError(msg)
-        with rasterio.open(path) as f:
-            shape = (f.height, f.width)
+        path = os.path.join(self._first_season(self.sar), f'{self.bands1[0]}.tif')
+        shape = self._shape(path, self.bands1[0])
         if shape[0] != shape[1] or shape[0] < 6:
             msg = f'cannot infer the tile size from {path} of shape {shape}'
             raise ValueError(msg)
         return shape[0]
+
+    def _infer_layout(self) -> dict[str, int]:
+        """Read the stored size of every band from the first location.
+
+        Returns:
+            ``{band: size in pixels}``.
+
+        Raises:
+            FileNotFoundError: If a band file is missing.
+            ValueError: If a band is neither at its native resolution nor at
+                ``size``.
+        """
+        layout = {}
+        for modality, bands in zip(
+            self.modalities, (self.bands1, self.bands2), strict=True
+        ):
+            directory = self._first_season(modality)
+            for band in bands:
+                path = os.path.join(directory, f'{band}.tif')
+                shape = self._shape(path, band)
+                native = round(self.size * 10 / band_resolution(band))
+                if shape not in ((native, native), (self.size, self.size)):
+                    raise ValueError(self._size_message(path, band, shape))
+                layout[band] = shape[0]
+        return layout
+
+    def _size_message(self, path: str, band: str, shape: tuple[int, int]) -> str:
+        """Explain which shapes a band file may have.
+
+        Args:
+            path: The file.
+            band: Its band.
+            shape: Its shape.
+
+        Returns:
+            The error message.
+        """
+        native = round(self.size * 10 / band_resolution(band))
+        expected = {(native, native), (self.size, self.size)}
+        if hasattr(self, 'stored_size'):
+            n = self.stored_size[band]
+            expected = {(n, n)}
+        shapes = ' or '.join(str(e) for e in sorted(expected))
+        return (
+            f'band {band} of {path} has shape {shape}, expected {shapes} for '
+            f'size={self.size}'
+        )
+
+    @staticmethod
+    def _shape(path: str, band: str) -> tuple[int, int]:
+        """Read the height and width of a band file.
+
+        Args:
+            path: The file.
+            band: Its band, for error messages.
+
+        Returns:
+            ``(height, width)``.
+
+        Raises:
+            FileNotFoundError: If the file is missing.
+        """
+        if not os.path.exists(path):
+            msg = f'band {band} not found: {path}'
+            raise FileNotFoundError(msg)
+        with rasterio.open(path) as f:
+            return f.height, f.width
 
     @staticmethod
     def _seasons(path: str) -> list[str]:
@@ -264,6 +362,23 @@ class SSL4EOS12Pair(NonGeoDataset):
         """
         return len(self.ids)
 
+    def groups(self, bands: tuple[str, ...]) -> dict[int, list[int]]:
+        """Channel indices of *bands* grouped by stored size.
+
+        Args:
+            bands: Bands of one modality.
+
+        Returns:
+            ``{stored size: [channel index, ...]}``, the group of ``size``
+            first.
+
+        .. versionadded:: 0.1
+        """
+        groups: dict[int, list[int]] = {self.size: []}
+        for i, band in enumerate(bands):
+            groups.setdefault(self.stored_size[band], []).append(i)
+        return groups
+
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         """Return two views of each modality at one location.
 
@@ -272,33 +387,44 @@ class SSL4EOS12Pair(NonGeoDataset):
 
         Returns:
             ``{'image1': Tensor[2, 2, size, size], 'image2': Tensor[2, C, size,
-            size]}``, float32, preprocessed to ``[0, 1]``.
+            size]}``, float32, raw values (dB and digital numbers); with
+            ``resample='batch'``, ``image2`` holds the bands stored at
+            ``size`` and ``image2@<n>`` those stored at ``n`` pixels.
 
         Raises:
             FileNotFoundError: If a location or band file is missing.
             ValueError: If a band has an unexpected size or non-finite values.
         """
         location = self.ids[index]
-        sample = {
-            'image1': self._load_views(location, self.sar, self.bands1),
-            'image2': self._load_views(location, self.optical, self.bands2),
-        }
+        sample: dict[str, Tensor] = {}
+        with rasterio.Env(**_GDAL_ENV), warnings.catch_warnings():
+            warnings.simplefilter('ignore', NotGeoreferencedWarning)
+            for key, modality, bands in (
+                ('image1', self.sar, self.bands1),
+                ('image2', self.optical, self.bands2),
+            ):
+                sample.update(self._load_views(key, location, modality, bands))
+        if self.resample == 'sample':
+            sample = self.on_device(sample, batched=False)
         if self.transforms is not None:
             sample = self.transforms(sample)
         return sample
 
     def _load_views(
-        self, location: str, modality: str, bands: tuple[str, ...]
-    ) -> Tensor:
+        self, key: str, location: str, modality: str, bands: tuple[str, ...]
+    ) -> dict[str, Tensor]:
         """Load two views of one modality, each of a randomly drawn season.
 
         Args:
+            key: Sample key of the modality (``image1`` or ``image2``).
             location: Location id.
             modality: Modality folder.
             bands: Bands to read.
 
         Returns:
-            Tensor of shape ``[2, len(bands), size, size]``.
+            ``{key: Tensor[2, n, size, size]}`` with the bands stored at
+            ``size`` and ``{f'{key}@{m}': Tensor[2, k, m, m]}`` for the bands
+            stored at ``m`` pixels.
 
         Raises:
             FileNotFoundError: If the location has no season folder.
@@ -309,41 +435,33 @@ class SSL4EOS12Pair(NonGeoDataset):
             msg = f'{folder} has no season folder'
             raise FileNotFoundError(msg)
         drawn = [random.choice(seasons) for _ in range(2)]
-        images: dict[str, Tensor] = {}
-        for season in drawn:
-            if season not in images:  # read each file once per sample
-                images[season] = self._load_image(
-                    os.path.join(folder, season), modality, bands
-                )
-        return torch.stack([images[season] for season in drawn])
+        groups = self.groups(bands)
+        arrays = {
+            n: np.empty((2, len(idx), n, n), dtype=np.float32)
+            for n, idx in groups.items()
+        }
+        read: dict[str, int] = {}
+        for view, season in enumerate(drawn):
+            if season in read:  # read each file once per sample
+                for array in arrays.values():
+                    array[view] = array[read[season]]
+                continue
+            read[season] = view
+            directory = os.path.join(folder, season)
+            for n, idx in groups.items():
+                for j, c in enumerate(idx):
+                    self._read_band(directory, bands[c], arrays[n][view, j])
+        out = {key: torch.from_numpy(arrays.pop(self.size))}
+        out.update({f'{key}@{n}': torch.from_numpy(a) for n, a in arrays.items()})
+        return out
 
-    def _load_image(
-        self, directory: str, modality: str, bands: tuple[str, ...]
-    ) -> Tensor:
-        """Load and normalise the bands of one season.
-
-        Args:
-            directory: Season folder.
-            modality: Modality folder.
-            bands: Bands to read.
-
-        Returns:
-            Tensor of shape ``[len(bands), size, size]``.
-        """
-        image = torch.stack([self._read_band(directory, band) for band in bands])
-        if modality == self.sar:
-            return normalize_s1(image)
-        return normalize_s2(image)
-
-    def _read_band(self, directory: str, band: str) -> Tensor:
-        """Read one band file, check it and resample it to ``size x size``.
+    def _read_band(self, directory: str, band: str, out: NDArray[np.float32]) -> None:
+        """Read one band file into *out*, checking its size and values.
 
         Args:
             directory: Season folder.
             band: Band name.
-
-        Returns:
-            Tensor of shape ``[size, size]``, float32.
+            out: Array of the band's stored size to fill.
 
         Raises:
             FileNotFoundError: If the band file is missing.
@@ -351,35 +469,64 @@ class SSL4EOS12Pair(NonGeoDataset):
         """
         path = os.path.join(directory, f'{band}.tif')
         try:
-            with rasterio.open(path) as f:
+            # DatasetReader directly: rasterio.open would enter a new GDAL
+            # environment for every file; __getitem__ holds one for all of them
+            with DatasetReader(path, sharing=False, **_OPEN_OPTIONS) as f:
                 shape = (f.height, f.width)
-                native = round(self.size * 10 / band_resolution(band))
-                if shape not in ((native, native), (self.size, self.size)):
-                    expected = f'({native}, {native})'
-                    if native != self.size:
-                        expected += f' or ({self.size}, {self.size})'
-                    msg = (
-                        f'band {band} of {path} has shape {shape}, expected '
-                        f'{expected} for size={self.size}'
-                    )
-                    raise ValueError(msg)
-                array = f.read(1)
+                if shape != out.shape:
+                    raise ValueError(self._size_message(path, band, shape))
+                f.read(1, out=out)
         except RasterioIOError as err:
             if not os.path.exists(path):
                 msg = f'band {band} not found: {path}'
                 raise FileNotFoundError(msg) from err
             msg = f'cannot read band {band} from {path}: {err}'
             raise ValueError(msg) from err
-        if array.dtype.kind == 'f' and not np.isfinite(array).all():
-            n = int((~np.isfinite(array)).sum())
+        if not np.isfinite(out).all():
+            n = int((~np.isfinite(out)).sum())
             msg = f'band {band} of {path} has {n} NaN or infinite pixel(s) (no data)'
             raise ValueError(msg)
-        x = torch.from_numpy(array.astype(np.float32))
-        if shape != (self.size, self.size):
-            x = F.interpolate(
-                x[None, None], size=(self.size, self.size), mode='bilinear'
-            )[0, 0]
-        return x
+
+    def on_device(self, batch: dict[str, Any], batched: bool = True) -> dict[str, Any]:
+        """Resample the coarser bands to ``size`` and put every band in place.
+
+        The datamodule calls this on each batch after transfer to the device
+        when the dataset reads with ``resample='batch'``; ``__getitem__`` calls
+        it on each sample with ``resample='sample'``. Bilinear, as the authors'
+        ``cv2.resize(..., INTER_LINEAR_EXACT)``.
+
+        Args:
+            batch: A batch (or sample) with ``image1``, ``image2`` and the
+                ``<key>@<n>`` band groups.
+            batched: Whether the tensors have a leading batch dimension.
+
+        Returns:
+            A new dict with full ``image1`` / ``image2`` and no band groups.
+
+        .. versionadded:: 0.1
+        """
+        out = dict(batch)
+        for key, bands in (('image1', self.bands1), ('image2', self.bands2)):
+            groups = self.groups(bands)
+            if len(groups) == 1 or f'{key}@{next(reversed(groups))}' not in batch:
+                continue
+            full = out.pop(key)
+            lead = full.shape[: 2 if batched else 1]
+            image = full.new_empty(*lead, len(bands), self.size, self.size)
+            image[..., groups[self.size], :, :] = full
+            for n, idx in groups.items():
+                if n == self.size:
+                    continue
+                group = out.pop(f'{key}@{n}')
+                up = F.interpolate(
+                    group.flatten(0, len(lead) - 1),
+                    size=(self.size, self.size),
+                    mode='bilinear',
+                    align_corners=False,
+                )
+                image[..., idx, :, :] = up.unflatten(0, lead)
+            out[key] = image
+        return out
 
     def plot(
         self,
@@ -389,10 +536,10 @@ class SSL4EOS12Pair(NonGeoDataset):
     ) -> Figure:
         """Plot both views of both modalities of a sample.
 
-        Shows Sentinel-1 VV and the Sentinel-2 RGB composite of each view.
+        Shows Sentinel-1 VV (dB) and the Sentinel-2 RGB composite of each view.
 
         Args:
-            sample: A sample returned by :meth:`__getitem__`.
+            sample: A sample returned by :meth:`__getitem__` (raw values).
             show_titles: Whether to show titles above each panel.
             suptitle: Optional suptitle.
 
@@ -401,14 +548,15 @@ class SSL4EOS12Pair(NonGeoDataset):
 
         .. versionadded:: 0.1
         """
-        rgb = [self.bands2.index(b) for b in self.rgb_bands]
+        rgb = list(get_modality(self.optical).rgb_indices)
         fig, axes = plt.subplots(2, 2, figsize=(8, 8), squeeze=False)
         for v, view in enumerate('ab'):
             axes[0, v].imshow(sample['image1'][v, 0].numpy(), cmap='gray')
             image = sample['image2'][v, rgb].permute(1, 2, 0).numpy()
-            axes[1, v].imshow(np.clip(image * 3, 0, 1))  # reflectance, brightened
+            # reflectance, brightened for display
+            axes[1, v].imshow(np.clip(image / 10000 * 3, 0, 1))
             if show_titles:
-                axes[0, v].set_title(f'S1 VV, view {view}')
+                axes[0, v].set_title(f'S1 VV (dB), view {view}')
                 axes[1, v].set_title(f'S2 RGB, view {view}')
             for ax in axes[:, v]:
                 ax.axis('off')

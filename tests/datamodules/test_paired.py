@@ -1,0 +1,97 @@
+import pytest
+import torch
+from lightning.pytorch import Trainer
+from torch import Tensor
+from torchgeo.datasets import NonGeoDataset
+
+from torchgeo_decur.datamodules import ModalityPreprocessing, PairedDataModule
+from torchgeo_decur.datamodules.utils import match_bands
+from torchgeo_decur.modalities import get_modality
+
+
+class PermutedPair(NonGeoDataset):
+    """RGB stored as B, G, R and a DEM, raw values, two views each."""
+
+    input_bands = {'image1': ('B', 'G', 'R'), 'image2': ('DEM',)}
+
+    def __init__(self, length: int = 6) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(index)
+        return {
+            'image1': torch.rand(2, 3, 20, 20, generator=g) * 255,
+            'image2': torch.rand(2, 1, 20, 20, generator=g) * 300 + 50,
+        }
+
+
+def test_generic_datamodule_matches_bands_and_preprocesses() -> None:
+    dm = PairedDataModule(
+        PermutedPair, ('rgb', 'dem'), batch_size=3, patch_size=20, val_fraction=0.5
+    )
+    dm.setup('fit')
+    assert len(dm.train_dataset) == len(dm.val_dataset) == 3
+    dm.aug = dm.train_aug = dm.val_aug = torch.nn.Identity()  # look at preprocessing
+    dm.trainer = Trainer(accelerator='cpu', logger=False)
+    dm.trainer.training = True
+    raw = next(iter(dm.train_dataloader()))
+    out = dm.on_after_batch_transfer(dict(raw), 0)
+    # B, G, R reordered to the modality's R, G, B, then / 255
+    torch.testing.assert_close(out['image1'], raw['image1'][:, :, [2, 1, 0]] / 255)
+    dem = get_modality('dem').normalizer()(raw['image2'])
+    torch.testing.assert_close(out['image2'], dem)
+
+
+def test_generic_datamodule_augments_views() -> None:
+    dm = PairedDataModule(
+        PermutedPair, ('rgb', 'dem'), batch_size=2, patch_size=8, val_fraction=0.0
+    )
+    dm.setup('fit')
+    dm.trainer = Trainer(accelerator='cpu', logger=False)
+    dm.trainer.training = True
+    out = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert out['image1'].shape == (2, 2, 3, 8, 8)
+    assert out['image2'].shape == (2, 2, 1, 8, 8)
+    assert dm.val_dataloader() == []
+
+
+def test_generic_datamodule_errors() -> None:
+    with pytest.raises(ValueError, match='two modalities'):
+        PairedDataModule(PermutedPair, ('rgb',))
+    with pytest.raises(ValueError, match="unknown modality 'lidar'"):
+        PairedDataModule(PermutedPair, ('rgb', 'lidar'))
+    with pytest.raises(ValueError, match='batch_size'):
+        PairedDataModule(PermutedPair, ('rgb', 'dem'), batch_size=1)
+    with pytest.raises(ValueError, match='val_fraction'):
+        PairedDataModule(PermutedPair, ('rgb', 'dem'), val_fraction=1.0)
+
+
+def test_modality_preprocessing() -> None:
+    pre = ModalityPreprocessing({'a': get_modality('s2a')}, {'a': ('B2', 'B4')})
+    x = torch.full((1, 2, 4, 4), 5000.0)
+    x[:, 1] = 2000
+    out = pre({'a': x, 'other': 1})
+    assert out['other'] == 1
+    assert out['a'].shape == (1, 12, 4, 4)
+    bands = get_modality('s2a').bands
+    assert out['a'][0, bands.index('B2')].max() == 0.5
+    assert out['a'][0, bands.index('B4')].max() == 0.2
+    assert out['a'][0, bands.index('B8')].abs().max() == 0  # filled with zeros
+    # integers are converted; a missing key is an error naming the modality
+    assert pre({'a': x.int()})['a'].dtype == torch.float32
+    with pytest.raises(KeyError, match="no 'a' \\(s2a\\)"):
+        pre({'b': x})
+
+
+def test_match_bands() -> None:
+    x = torch.arange(3.0).reshape(1, 3, 1, 1).expand(2, 3, 2, 2)
+    out = match_bands(x, ('B', 'G', 'R'), ('R', 'G', 'B', 'N'))
+    assert out[0, :, 0, 0].tolist() == [2.0, 1.0, 0.0, 0.0]
+    assert match_bands(x, 'BGR', 'BGR') is x
+    with pytest.raises(ValueError, match='has 3 channels but its bands are'):
+        match_bands(x, ('A', 'B'), ('A',))
+    with pytest.raises(ValueError, match='none of the bands'):
+        match_bands(x, 'BGR', ('X',), 'thermal')
