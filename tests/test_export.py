@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torchgeo.tasks import Classification
 
-from torchgeo_decur.datasets.modalities import MODALITIES
 from torchgeo_decur.export import export_checkpoint
+from torchgeo_decur.modalities import modalities
 from torchgeo_decur.models import create_encoder, load_decur_state_dicts
 
 
@@ -120,8 +120,8 @@ def test_export_round_trip(
     assert s1['model_kwargs'] == {}
     assert s2c['model_kwargs'] == {'drop_rate': 0.0}
     assert s1['bands'] == ['VV', 'VH']
-    assert s2c['bands'] == list(MODALITIES['s2c'].bands)
-    assert s2c['normalisation'] == MODALITIES['s2c'].normalisation
+    assert s2c['bands'] == list(modalities()['s2c'].bands)
+    assert s2c['normalisation'] == modalities()['s2c'].description
     assert s1['file'] == f'{stem}_s1.pth'
 
     # all three formats load through the same loader, named by modality

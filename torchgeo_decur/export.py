@@ -13,7 +13,7 @@ Lightning nor this package to be used:
     Both encoders in the layout of the DeCUR authors' published files,
     ``{'epoch': int, 'model': {'module.backbone_1.<key>': tensor,
     'module.backbone_2.<key>': tensor}, 'meta': metadata}``, so that the
-    authors' code and :class:`~torchgeo_decur.models.weights.DeCURWeightsEnum`
+    authors' code and :class:`~torchgeo_decur.models.DeCURWeightsEnum`
     loaders read it like theirs (``meta`` is an extra entry they ignore).
 ``<out>/<stem>.json``
     The metadata: for each modality, in backbone order, its name, timm model,
@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .models.weights import parse_decur_lightning_checkpoint, state_dict_mismatches
+from .models.checkpoints import parse_decur_lightning_checkpoint, state_dict_mismatches
 
 __all__ = ('export_checkpoint', 'export_paths')
 

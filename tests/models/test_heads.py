@@ -37,7 +37,7 @@ class TestCreateEncoders:
             ((2, 13), ('s1',), 'in_channels and modalities'),
             ((), (), '1 or 2 modalities'),
             ((3, 1, 2), ('rgb', 'dem', 's1'), '1 or 2 modalities'),
-            ((2,), ('sar',), "unknown modality 'sar'"),
+            ((0,), ('sar',), 'in_channels must be >= 1'),
             ((2, 2), ('s1', 's1'), 'distinct'),
             ((12,), ('s2c',), "modality 's2c' has 13 bands"),
         ],
@@ -47,6 +47,10 @@ class TestCreateEncoders:
     ) -> None:
         with pytest.raises(ValueError, match=match):
             create_encoders('resnet18', in_channels, modalities)
+
+    def test_unregistered_modality_with_channels(self) -> None:
+        (encoder,) = create_encoders('resnet18', (4,), ('lidar',))
+        assert encoder.conv1.in_channels == 4
 
     @pytest.mark.parametrize(
         ('weights', 'expected'),

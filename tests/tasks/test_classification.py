@@ -63,7 +63,7 @@ class DataModule(LightningDataModule):
 
 
 def make_task(**kwargs: Any) -> MultimodalMultiLabelClassificationTask:
-    kwargs = {'model': 'resnet18', 'num_classes': NUM_CLASSES, **kwargs}
+    kwargs = {'model': 'resnet18', 'num_labels': NUM_CLASSES, **kwargs}
     return MultimodalMultiLabelClassificationTask(**kwargs)
 
 
@@ -198,12 +198,45 @@ def test_predict_step() -> None:
 
 
 def test_defaults() -> None:
-    task = make_task()
+    task = MultimodalClassificationTask(model='resnet18')
+    # channels from the registered modalities, recorded
     assert tuple(task.hparams['in_channels']) == (2, 13)
     assert tuple(task.hparams['modalities']) == ('s1', 's2c')
     assert tuple(task.hparams['input_keys']) == ('image1', 'image2')
     assert task.hparams['mode'] == 'linear'
-    assert isinstance(task.criterion, torch.nn.MultiLabelSoftMarginLoss)
+    assert task.hparams['task'] == 'multilabel' and task.hparams['num_labels'] == 19
+    assert task.model.head.out_features == 19
+    # TorchGeo's loss: BCE on logits, the paper's MultiLabelSoftMarginLoss
+    assert isinstance(task.criterion, torch.nn.BCEWithLogitsLoss)
+    y_hat, y = torch.randn(4, 19), torch.randint(0, 2, (4, 19)).float()
+    torch.testing.assert_close(
+        task.criterion(y_hat, y), torch.nn.MultiLabelSoftMarginLoss()(y_hat, y)
+    )
+
+
+def test_multiclass() -> None:
+    task = MultimodalClassificationTask(
+        model='resnet18', task='multiclass', num_classes=4, num_labels=None, loss='ce'
+    )
+    assert isinstance(task.criterion, torch.nn.CrossEntropyLoss)
+    batch = {
+        'image1': torch.randn(2, 2, 32, 32),
+        'image2': torch.randn(2, 13, 32, 32),
+        'label': torch.tensor([0, 3]),
+    }
+    loss = task.training_step(batch, 0)
+    assert torch.isfinite(loss)
+    assert 'train_OverallAccuracy' in task.train_metrics.keys()
+    assert 'train_AverageAveragePrecision' not in task.train_metrics.keys()
+    probs = task.predict_step(batch, 0)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2))
+
+
+def test_unregistered_modality_needs_channels() -> None:
+    task = make_task(in_channels=[4], modalities=['lidar'], input_keys=['image1'])
+    assert task.hparams['in_channels'] == [4]
+    with pytest.raises(ValueError, match="'lidar' is not registered"):
+        make_task(modalities=['lidar'], input_keys=['image1'])
 
 
 @pytest.fixture(scope='module')
@@ -219,7 +252,7 @@ class TestErrors:
                 {'in_channels': [2], 'modalities': ['s1']},
                 'in_channels, modalities and input_keys must have the same length',
             ),
-            ({**SAR_ONLY, 'modalities': ['sar']}, "unknown modality 'sar'"),
+            ({**SAR_ONLY, 'in_channels': [3]}, "'s1' has 2 bands"),
             (
                 {
                     'in_channels': [2, 13, 3],

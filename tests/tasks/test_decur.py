@@ -12,8 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from torchgeo_decur.datasets import get_modality
-from torchgeo_decur.datasets.modalities import S2_L1C_BANDS
+from torchgeo_decur.modalities import S2_L1C_BANDS, get_modality
 from torchgeo_decur.tasks import DeCURTask
 
 from ..conftest import ROOT
@@ -23,6 +22,7 @@ TINY = {
     'model2': 'resnet18',
     'in_channels1': 2,
     'in_channels2': 3,
+    'modalities': ['s1', 'rgb'],
     'projector_dims': [64, 64, 64],
     'common_dim': 48,
 }
@@ -117,6 +117,21 @@ def test_paper_defaults() -> None:
     assert defaults['weighting'] == 'paper'
 
 
+def test_in_channels_from_modalities() -> None:
+    task = DeCURTask(**{**TINY, 'in_channels1': None, 'in_channels2': None})
+    assert (task.hparams['in_channels1'], task.hparams['in_channels2']) == (2, 3)
+    # an unregistered modality works with its channel count, recorded as given
+    task = DeCURTask(**{**TINY, 'modalities': ['s1', 'thermal'], 'in_channels2': 1})
+    assert task.backbone2.conv1.in_channels == 1
+    checkpoint: dict[str, object] = {}
+    task.on_save_checkpoint(checkpoint)
+    assert checkpoint['torchgeo_decur']['modalities'][1] == {  # type: ignore[index]
+        'name': 'thermal',
+        'bands': None,
+        'normalisation': None,
+    }
+
+
 def test_weighting_reaches_the_loss() -> None:
     assert DeCURTask(**TINY).criterion.weighting == 'paper'
     task = DeCURTask(**TINY, weighting='official')
@@ -136,7 +151,7 @@ def test_checkpoint_records_bands_and_preprocessing() -> None:
             {
                 'name': 's1',
                 'bands': ['VV', 'VH'],
-                'normalisation': get_modality('s1').normalisation,
+                'normalisation': get_modality('s1').description,
             },
             {
                 'name': 'rgb',
@@ -153,7 +168,11 @@ def test_checkpoint_records_bands_and_preprocessing() -> None:
         ({'common_dim': 65}, 'common_dim=65'),
         ({'common_dim': 0}, 'common_dim=0'),
         ({'common_dim': None, 'common_share': 1.5}, 'common_share'),
-        ({'modalities': ['s1', 'lidar']}, "unknown modality 'lidar'"),
+        (
+            {'modalities': ['s1', 'lidar'], 'in_channels2': None},
+            "'lidar' is not registered",
+        ),
+        ({'in_channels2': 4}, "'rgb' has 3 bands"),
         ({'modalities': ['s1']}, 'two modalities'),
         ({'in_channels1': 0}, 'in_channels'),
     ],
@@ -170,7 +189,7 @@ def test_in_channels_must_match_data() -> None:
         'image2': torch.randn(2, 2, 4, 32, 32),
     }
     with pytest.raises(
-        ValueError, match=r'image2 \(s2c\) has 4 channels but in_channels2=3'
+        ValueError, match=r'image2 \(rgb\) has 4 channels but in_channels2=3'
     ):
         task.training_step(batch, 0)
     with pytest.raises(KeyError, match='image1'):

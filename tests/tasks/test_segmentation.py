@@ -193,7 +193,7 @@ class TestErrors:
                 {'in_channels': [3, 1], 'modalities': ['rgb']},
                 'in_channels, modalities and input_keys must have the same length',
             ),
-            ({**RGB_ONLY, 'modalities': ['optical']}, "unknown modality 'optical'"),
+            ({**RGB_ONLY, 'in_channels': [4]}, "'rgb' has 3 bands"),
             ({**RGB_ONLY, 'decoder': 'pspnet'}, 'decoder must be one of'),
             ({**RGB_ONLY, 'mode': 'frozen'}, 'mode must be one of'),
         ],

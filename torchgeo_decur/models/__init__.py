@@ -1,10 +1,17 @@
-"""Encoders, projection heads and DeCUR weights."""
+"""Encoders, projection heads, DeCUR weights and the files they come in."""
 
+from .checkpoints import (
+    NotDeCURCheckpointError,
+    convert_input_layer,
+    read_decur_checkpoint,
+)
 from .encoders import (
     create_encoder,
     create_modality_encoder,
     create_projector,
     is_decur_source,
+    load_decur_state_dict,
+    load_decur_state_dicts,
 )
 from .heads import (
     DECODERS,
@@ -17,13 +24,9 @@ from .heads import (
 from .weights import (
     DeCURTransforms,
     DeCURWeightsEnum,
-    NotDeCURCheckpointError,
     ResNet50_Weights,
     ViTSmall16_Weights,
-    load_decur_state_dict,
-    load_decur_state_dicts,
     modality_transforms,
-    read_decur_checkpoint,
     register_weights,
 )
 
@@ -39,6 +42,7 @@ __all__ = (
     'NotDeCURCheckpointError',
     'ResNet50_Weights',
     'ViTSmall16_Weights',
+    'convert_input_layer',
     'create_encoder',
     'create_encoders',
     'create_modality_encoder',

@@ -1,4 +1,4 @@
-"""Encoders (timm backbones) and projection heads."""
+"""Encoders (timm backbones), projection heads, and loading DeCUR weights into them."""
 
 import itertools
 import os
@@ -12,9 +12,8 @@ from torchgeo.models import get_weight
 from torchgeo.tasks import utils
 from torchvision.models._api import WeightsEnum
 
-from ..datasets.modalities import MODALITIES
-from .weights import (
-    DeCURWeightsEnum,
+from ..modalities import modalities as registered_modalities
+from .checkpoints import (
     NotDeCURCheckpointError,
     convert_input_layer,
     read_decur_checkpoint,
@@ -22,6 +21,7 @@ from .weights import (
     source_bands,
     state_dict_mismatches,
 )
+from .weights import DeCURWeightsEnum
 
 
 def _input_conv(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
@@ -77,7 +77,7 @@ def create_encoder(
     * a per-modality entry, e.g. ``ResNet50_Weights.DECUR_S1S2_S1`` (or its
       name); *modality* may be omitted;
     * the path of a DeCUR file (see
-      :func:`~torchgeo_decur.models.weights.read_decur_checkpoint`): an
+      :func:`~torchgeo_decur.models.checkpoints.read_decur_checkpoint`): an
       encoder file written by the export (*modality* may be omitted), a joint
       file of the export or of the DeCUR authors, or a DeCUR Lightning
       checkpoint (with *modality*).
@@ -86,7 +86,7 @@ def create_encoder(
     to the channel order of the registered modality when the source records
     another one (the authors' GeoNRW files store B, G, R and a DEM repeated
     on three channels; see
-    :func:`~torchgeo_decur.models.weights.convert_input_layer`). TorchGeo's own
+    :func:`~torchgeo_decur.models.checkpoints.convert_input_layer`). TorchGeo's own
     weights and TorchGeo Lightning checkpoints (e.g. MoCo, SimCLR) keep
     TorchGeo's lenient loading, and take no *modality*.
 
@@ -186,10 +186,11 @@ def create_encoder(
     state_dict = select_state_dict(state_dicts, modality, path)
     name = modality if modality is not None else next(iter(state_dicts))
     stored = source_bands(meta, name)
-    if stored is not None and name in MODALITIES:
+    target = registered_modalities().get(name)
+    if stored is not None and target is not None:
         # e.g. the authors' GeoNRW files: B, G, R and a DEM on three channels
         state_dict = convert_input_layer(
-            state_dict, stored, MODALITIES[name].bands, f'{path} ({name})'
+            state_dict, stored, target.bands, f'{path} ({name})'
         )
     _load_strict(backbone, state_dict, path, in_channels)
     return backbone
@@ -283,3 +284,81 @@ def create_projector(input_dim: int, dims: Sequence[int]) -> nn.Module:
             )
         )
     return ProjectionHead(blocks)
+
+
+def _resolve(source: 'DeCURWeightsEnum | str | os.PathLike[str]') -> object:
+    """Turn a registered weight name into its enum member; keep paths."""
+    if isinstance(source, str) and not os.path.exists(source):
+        try:
+            return get_weight(source)
+        except ValueError:
+            msg = (
+                f'{source!r} is neither an existing file nor a weight name '
+                'registered with torchgeo.models.get_weight'
+            )
+            raise FileNotFoundError(msg) from None
+    return source
+
+
+def load_decur_state_dicts(
+    source: 'DeCURWeightsEnum | str | os.PathLike[str]', progress: bool = True
+) -> dict[str, dict[str, Tensor]]:
+    """Load the encoders of a DeCUR weight source, one timm state dict each.
+
+    Args:
+        source: A DeCUR weight entry, its registered name (e.g.
+            ``'ResNet50_Weights.DECUR_S1S2'``), or the path of a file in a
+            format of :func:`read_decur_checkpoint`.
+        progress: Whether to show download progress for weight entries.
+
+    Returns:
+        ``{modality: state_dict}`` in backbone order (one item for a
+        per-modality entry or encoder file).
+
+    Raises:
+        FileNotFoundError: If *source* is neither a file nor a registered name.
+        NotDeCURCheckpointError: If *source* is not a DeCUR weight entry or file.
+        ValueError: If a backbone's keys are missing.
+
+    .. versionadded:: 0.1
+    """
+    resolved = _resolve(source)
+    if isinstance(resolved, DeCURWeightsEnum):
+        state_dicts = resolved.get_state_dict(progress=progress, weights_only=True)
+        if resolved.is_joint:
+            return state_dicts
+        return {resolved.meta['modality']: state_dicts}
+    if isinstance(resolved, WeightsEnum):
+        msg = f'{resolved} is not a DeCUR weight entry'
+        raise NotDeCURCheckpointError(msg)
+    return read_decur_checkpoint(cast(str, resolved))[0]
+
+
+def load_decur_state_dict(
+    source: 'DeCURWeightsEnum | str | os.PathLike[str]',
+    modality: str | None = None,
+    progress: bool = True,
+) -> dict[str, Tensor]:
+    """Load one encoder of a DeCUR weight source as a timm state dict.
+
+    Args:
+        source: As for :func:`load_decur_state_dicts`.
+        modality: Modality of the encoder; may be None if *source* holds one.
+        progress: Whether to show download progress for weight entries.
+
+    Returns:
+        The state dict, loadable with ``strict=True`` into the timm model.
+
+    Raises:
+        ValueError: If *modality* is unknown or needed (see
+            :func:`select_state_dict`), or as :func:`load_decur_state_dicts`.
+
+    .. versionadded:: 0.1
+    """
+    resolved = _resolve(source)
+    if isinstance(resolved, DeCURWeightsEnum) and modality is not None:
+        resolved = resolved.modality(modality)
+    state_dicts = load_decur_state_dicts(
+        cast('DeCURWeightsEnum | str', resolved), progress=progress
+    )
+    return select_state_dict(state_dicts, modality, str(source))

@@ -28,7 +28,7 @@ from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
 from torch import Tensor, nn
 from torchvision.models._api import WeightsEnum
 
-from ..datasets.modalities import get_modality
+from ..modalities import in_channels_for
 from .encoders import create_modality_encoder
 
 #: Decoders supported by :class:`MultimodalSegmentationModel`.
@@ -52,7 +52,7 @@ def create_encoders(
         model: Name of the `timm <https://huggingface.co/docs/timm>`__ model.
         in_channels: Number of input channels of each modality.
         modalities: Modality names (see
-            :data:`torchgeo_decur.datasets.modalities.MODALITIES`), one per encoder.
+            :func:`torchgeo_decur.modalities.get_modality`), one per encoder.
         weights: Initial weights for all encoders: a (joint) DeCUR weight enum,
             its name or the path to a DeCUR file (each encoder is given its
             modality), another weight enum or checkpoint (e.g. TorchGeo's
@@ -66,8 +66,8 @@ def create_encoders(
 
     Raises:
         ValueError: If *in_channels* and *modalities* differ in length, hold
-            no or more than two entries, name an unknown or repeated modality,
-            or a channel count that is not the modality's number of bands.
+            no or more than two entries, name a repeated modality, or a channel
+            count that is not a registered modality's number of bands.
 
     .. versionadded:: 0.1
     """
@@ -86,13 +86,7 @@ def create_encoders(
         msg = f'modalities must be distinct, got modalities={modalities}'
         raise ValueError(msg)
     for name, channels in zip(modalities, in_channels, strict=True):
-        expected = get_modality(name).in_channels
-        if channels != expected:
-            msg = (
-                f'modality {name!r} has {expected} bands, but in_channels '
-                f'gives {channels} for it'
-            )
-            raise ValueError(msg)
+        in_channels_for(name, channels)  # checked against registered bands
 
     kwargs = dict(model_kwargs or {})
     encoders = nn.ModuleList()

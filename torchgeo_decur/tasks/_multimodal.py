@@ -7,6 +7,7 @@ from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchgeo.datasets.utils import Sample
 
+from ..modalities import in_channels_for
 from ..models.heads import create_encoders
 
 #: Transfer protocols: frozen encoders (linear probing) or full fine-tuning.
@@ -19,18 +20,18 @@ class MultimodalTaskMixin(LightningModule):
     Expects the hyperparameters ``model``, ``in_channels``, ``modalities``,
     ``input_keys``, ``mode`` and ``model_kwargs``, the attribute ``weights``,
     and a ``model`` with an ``encoders`` module list. Provides encoder
-    building, freezing (``mode='linear'``: encoder parameters *and* batch
-    norm statistics frozen), input selection with clear errors, and epoch-end
-    metric logging in TorchGeo's style.
+    building (input channels from the registered modalities when not
+    given), freezing (``mode='linear'``: encoder parameters *and* batch norm
+    statistics frozen), input selection with clear errors, and the training,
+    validation and test steps around a ``_shared_step``. Losses, metrics and
+    their epoch-end logging come from TorchGeo's
+    :class:`~torchgeo.tasks.mixins.ClassificationMixin`.
 
     .. versionadded:: 0.1
     """
 
     model: nn.Module
     weights: Any
-    train_metrics: Any
-    val_metrics: Any
-    test_metrics: Any
 
     def _build_encoders(self) -> nn.ModuleList:
         """Validate the modality arguments and create one encoder per modality.
@@ -46,22 +47,28 @@ class MultimodalTaskMixin(LightningModule):
         if mode not in MODES:
             msg = f'mode must be one of {MODES}, got {mode!r}'
             raise ValueError(msg)
-        in_channels = list(self.hparams['in_channels'])
         modalities = list(self.hparams['modalities'])
         input_keys = list(self.hparams['input_keys'])
+        given = self.hparams['in_channels']
+        in_channels = list(given) if given is not None else [None] * len(modalities)
         if not len(in_channels) == len(modalities) == len(input_keys):
             msg = (
                 'in_channels, modalities and input_keys must have the same length, '
-                f'got in_channels={in_channels}, modalities={modalities}, '
+                f'got in_channels={given}, modalities={modalities}, '
                 f'input_keys={input_keys}'
             )
             raise ValueError(msg)
         if len(set(input_keys)) != len(input_keys):
             msg = f'input_keys must be distinct, got input_keys={input_keys}'
             raise ValueError(msg)
+        # recorded: the channel counts are needed to rebuild the model
+        self.hparams['in_channels'] = [
+            in_channels_for(name, c)
+            for name, c in zip(modalities, in_channels, strict=True)
+        ]
         return create_encoders(
             self.hparams['model'],
-            in_channels,
+            self.hparams['in_channels'],
             modalities,
             weights=self.weights,
             model_kwargs=self.hparams['model_kwargs'],
@@ -221,18 +228,3 @@ class MultimodalTaskMixin(LightningModule):
             dataloader_idx: Index of the current dataloader.
         """
         self._shared_step(batch, 'test')
-
-    def on_train_epoch_end(self) -> None:
-        """Log train metrics."""
-        self.log_dict(self.train_metrics.compute())
-        self.train_metrics.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        """Log validation metrics."""
-        self.log_dict(self.val_metrics.compute())
-        self.val_metrics.reset()
-
-    def on_test_epoch_end(self) -> None:
-        """Log test metrics."""
-        self.log_dict(self.test_metrics.compute())
-        self.test_metrics.reset()

@@ -1,17 +1,17 @@
-"""Multimodal multi-label classification (DeCUR's BigEarthNet-MM protocol)."""
+"""Multimodal classification (DeCUR's BigEarthNet-MM protocol)."""
 
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch.utilities.types
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim import SGD
 from torch.optim.lr_scheduler import MultiStepLR
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import BaseTask
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MultilabelAveragePrecision, MultilabelF1Score
+from torchgeo.tasks.mixins import ClassificationMixin
+from torchmetrics.classification import MultilabelAveragePrecision
 from torchvision.models._api import WeightsEnum
 
 from ..models.heads import LateFusionClassifier
@@ -21,24 +21,33 @@ from ._multimodal import MultimodalTaskMixin
 DEFAULT_LR = {'linear': 0.5, 'finetune': 0.05}
 
 
-class MultimodalMultiLabelClassificationTask(MultimodalTaskMixin, BaseTask):
-    """Multi-label classification with one encoder per modality (late fusion).
+class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, BaseTask):
+    """Classification with one encoder per modality (late fusion).
 
     The pooled features of the encoders are concatenated and classified by one
-    linear layer, trained with :class:`~torch.nn.MultiLabelSoftMarginLoss` and
-    SGD (momentum 0.9) with the learning rate divided by 10 at 60% and 80% of
-    the epochs, as in the DeCUR paper's BigEarthNet-MM evaluation.
+    linear layer, trained with SGD (momentum 0.9) with the learning rate
+    divided by 10 at 60% and 80% of the epochs, as in the DeCUR paper's
+    BigEarthNet-MM evaluation. By default the task is multi-label
+    (BigEarthNet's 19 labels) with ``loss='bce'``: binary cross-entropy on
+    logits, which equals the paper's ``MultiLabelSoftMarginLoss``.
+
+    Losses (``ce``, ``bce``, ``jaccard``, ``focal``, ``dice``), metrics
+    (accuracy, precision, recall, F1 and Jaccard, overall, averaged and per
+    class) and their logging are TorchGeo's
+    (:class:`~torchgeo.tasks.mixins.ClassificationMixin`, as its
+    ``Classification`` task); multi-label tasks also log the paper's mean
+    average precision, ``OverallAveragePrecision`` (micro) and
+    ``AverageAveragePrecision`` (macro).
 
     With ``mode='linear'`` the encoders are frozen, parameters and batch norm
     statistics alike, and only the linear layer trains; with
     ``mode='finetune'`` everything trains. One modality (e.g.
-    ``in_channels=[2], modalities=['s1'], input_keys=['image1']``)
-    evaluates a missing modality with the same joint weights. In linear mode
-    Lightning warns that modules are in eval mode at the start of training:
-    that is intended.
+    ``modalities=['s1'], input_keys=['image1']``) evaluates a missing modality
+    with the same joint weights. In linear mode Lightning warns that modules
+    are in eval mode at the start of training: that is intended.
 
-    Batches hold one image per modality under *input_keys* and a multi-hot
-    ``'label'`` of shape ``(N, num_classes)``.
+    Batches hold one image per modality under *input_keys* and a ``'label'``
+    (multi-hot ``(N, num_labels)`` for multi-label tasks).
 
     If you use this task in your research, please cite the following paper:
 
@@ -51,17 +60,24 @@ class MultimodalMultiLabelClassificationTask(MultimodalTaskMixin, BaseTask):
         self,
         model: str = 'resnet50',
         weights: WeightsEnum | str | bool | None = None,
-        in_channels: Sequence[int] = (2, 13),
+        in_channels: Sequence[int] | None = None,
         modalities: Sequence[str] = ('s1', 's2c'),
         input_keys: Sequence[str] = ('image1', 'image2'),
-        num_classes: int = 19,
+        task: Literal['binary', 'multiclass', 'multilabel'] = 'multilabel',
+        num_classes: int | None = None,
+        num_labels: int | None = 19,
+        labels: list[str] | None = None,
+        pos_weight: Tensor | None = None,
+        loss: Literal['ce', 'bce', 'jaccard', 'focal', 'dice'] = 'bce',
+        class_weights: Tensor | Sequence[float] | None = None,
+        ignore_index: int | None = None,
         mode: Literal['linear', 'finetune'] = 'linear',
         lr: float | None = None,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        """Initialize a new MultimodalMultiLabelClassificationTask instance.
+        """Initialize a new MultimodalClassificationTask instance.
 
         Args:
             model: Name of the `timm
@@ -71,11 +87,19 @@ class MultimodalMultiLabelClassificationTask(MultimodalTaskMixin, BaseTask):
                 (each encoder takes its modality's part), its name, the path to a
                 checkpoint, True for ImageNet weights, or False/None for random
                 weights.
-            in_channels: Number of input channels of each modality.
+            in_channels: Number of input channels of each modality; None takes
+                the registered modalities' numbers of bands.
             modalities: Modality name of each encoder (1 or 2), e.g.
                 ``('s1', 's2c')``; used to pick encoders out of joint weights.
             input_keys: Batch key of each modality's image.
-            num_classes: Number of labels.
+            task: One of 'binary', 'multiclass' or 'multilabel'.
+            num_classes: Number of classes (only for ``task='multiclass'``).
+            num_labels: Number of labels (only for ``task='multilabel'``).
+            labels: Class names, for the per-class metrics.
+            pos_weight: Weight of positive examples (``bce`` loss).
+            loss: One of 'ce', 'bce', 'jaccard', 'focal' or 'dice'.
+            class_weights: Weight of each class (``ce`` loss).
+            ignore_index: Optional class index to ignore in loss and metrics.
             mode: 'linear' (frozen encoders, linear probing) or 'finetune'.
             lr: Learning rate; None for 0.5 (linear) or 0.05 (finetune).
             momentum: SGD momentum.
@@ -84,7 +108,7 @@ class MultimodalMultiLabelClassificationTask(MultimodalTaskMixin, BaseTask):
 
         Raises:
             ValueError: If *mode* is unknown, or *in_channels*, *modalities* and
-                *input_keys* do not describe 1 or 2 known modalities.
+                *input_keys* do not describe 1 or 2 modalities.
         """
         self.weights = weights
         super().__init__()
@@ -92,39 +116,32 @@ class MultimodalMultiLabelClassificationTask(MultimodalTaskMixin, BaseTask):
     def configure_models(self) -> None:
         """Initialize the model."""
         encoders = self._build_encoders()
-        self.model = LateFusionClassifier(encoders, self.hparams['num_classes'])
+        outputs = self.hparams['num_classes'] or self.hparams['num_labels'] or 1
+        self.model = LateFusionClassifier(encoders, outputs)
         self._freeze_encoders()
 
-    def configure_losses(self) -> None:
-        """Initialize the loss criterion."""
-        self.criterion = nn.MultiLabelSoftMarginLoss()
-
     def configure_metrics(self) -> None:
-        """Initialize the performance metrics.
+        """Initialize TorchGeo's classification metrics, plus mAP if multi-label.
 
-        * ``OverallAveragePrecision`` / ``AverageAveragePrecision``: micro / macro
-          mean average precision (mAP).
-        * ``OverallF1Score`` / ``AverageF1Score``: micro / macro F1 score at a
-          probability threshold of 0.5.
-
-        Higher is better for all metrics.
+        See :meth:`torchgeo.tasks.mixins.ClassificationMixin.configure_metrics`.
+        Multi-label tasks add ``OverallAveragePrecision`` /
+        ``AverageAveragePrecision``: micro / macro mean average precision, the
+        DeCUR paper's BigEarthNet metric. Higher is better for all metrics.
         """
-        num_labels = self.hparams['num_classes']
-        metrics = MetricCollection(
-            {
-                'OverallAveragePrecision': MultilabelAveragePrecision(
-                    num_labels, average='micro'
-                ),
-                'AverageAveragePrecision': MultilabelAveragePrecision(
-                    num_labels, average='macro'
-                ),
-                'OverallF1Score': MultilabelF1Score(num_labels, average='micro'),
-                'AverageF1Score': MultilabelF1Score(num_labels, average='macro'),
-            }
-        )
-        self.train_metrics = metrics.clone(prefix='train_')
-        self.val_metrics = metrics.clone(prefix='val_')
-        self.test_metrics = metrics.clone(prefix='test_')
+        super().configure_metrics()
+        if self.hparams['task'] != 'multilabel':
+            return
+        for metrics in (self.train_metrics, self.val_metrics, self.test_metrics):
+            metrics.add_metrics(
+                {
+                    'OverallAveragePrecision': MultilabelAveragePrecision(
+                        self.hparams['num_labels'], average='micro'
+                    ),
+                    'AverageAveragePrecision': MultilabelAveragePrecision(
+                        self.hparams['num_labels'], average='macro'
+                    ),
+                }
+            )
 
     def configure_optimizers(
         self,
@@ -179,16 +196,18 @@ class MultimodalMultiLabelClassificationTask(MultimodalTaskMixin, BaseTask):
         inputs = self._get_inputs(batch)
         y = self._get_target(batch, 'label')
         y_hat = self(*inputs)
-        loss: Tensor = self.criterion(y_hat, y.float())
-        metrics = getattr(self, f'{stage}_metrics')
-        metrics(y_hat.detach().sigmoid(), y.long())
+        if self.hparams['task'] == 'binary':
+            y_hat = y_hat.squeeze(1)
+        getattr(self, f'{stage}_metrics')(y_hat.detach(), y.long())
+        target = y.float() if self.hparams['loss'] == 'bce' else y
+        loss: Tensor = self.criterion(y_hat, target)
         self.log(f'{stage}_loss', loss, batch_size=y.shape[0])
         return loss
 
     def predict_step(
         self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
     ) -> Tensor:
-        """Compute the predicted label probabilities.
+        """Compute the predicted probabilities.
 
         Args:
             batch: The output of your DataLoader.
@@ -196,11 +215,15 @@ class MultimodalMultiLabelClassificationTask(MultimodalTaskMixin, BaseTask):
             dataloader_idx: Index of the current dataloader.
 
         Returns:
-            Label probabilities of shape ``(N, num_classes)``.
+            Label probabilities (sigmoid) for binary and multi-label tasks,
+            class probabilities (softmax) for multi-class ones.
         """
-        y_hat: Tensor = self(*self._get_inputs(batch)).sigmoid()
-        return y_hat
+        y_hat: Tensor = self(*self._get_inputs(batch))
+        if self.hparams['task'] == 'multiclass':
+            return y_hat.softmax(dim=1)
+        return y_hat.sigmoid()
 
 
-#: Short alias of :class:`MultimodalMultiLabelClassificationTask`.
-MultimodalClassificationTask = MultimodalMultiLabelClassificationTask
+#: The multi-label task of the DeCUR paper (BigEarthNet-MM): the default
+#: configuration of :class:`MultimodalClassificationTask`.
+MultimodalMultiLabelClassificationTask = MultimodalClassificationTask

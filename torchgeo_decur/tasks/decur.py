@@ -10,29 +10,9 @@ from torch import Tensor, nn
 from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
-from ..datasets.modalities import MODALITIES, get_modality
 from ..losses import DeCURLoss
+from ..modalities import in_channels_for, modality_record
 from ..models import create_modality_encoder, create_projector
-
-
-def modality_record(name: str) -> dict[str, Any]:
-    """What a checkpoint records of one modality.
-
-    Args:
-        name: Modality name.
-
-    Returns:
-        ``{'name', 'bands', 'normalisation'}``; bands and normalisation are
-        None for a modality that is not registered.
-
-    .. versionadded:: 0.1
-    """
-    known = MODALITIES.get(name)
-    return {
-        'name': name,
-        'bands': list(known.bands) if known else None,
-        'normalisation': known.normalisation if known else None,
-    }
 
 
 class DeCURTask(BaseTask):
@@ -75,8 +55,8 @@ class DeCURTask(BaseTask):
         self,
         model1: str = 'resnet50',
         model2: str = 'resnet50',
-        in_channels1: int = 2,
-        in_channels2: int = 13,
+        in_channels1: int | None = None,
+        in_channels2: int | None = None,
         modalities: Sequence[str] = ('s1', 's2c'),
         weights1: WeightsEnum | str | bool | None = None,
         weights2: WeightsEnum | str | bool | None = None,
@@ -102,10 +82,14 @@ class DeCURTask(BaseTask):
             model1: Name of the `timm <https://huggingface.co/docs/timm>`__ model
                 for modality 1 (any model with pooled features).
             model2: Name of the timm model for modality 2.
-            in_channels1: Number of input channels of modality 1 (2 for S1 GRD).
-            in_channels2: Number of input channels of modality 2 (13 for S2 L1C).
+            in_channels1: Number of input channels of modality 1; None takes
+                the registered modality's number of bands (2 for ``s1``). Must
+                be given for a modality that is not registered, and is then
+                recorded in the checkpoint.
+            in_channels2: Number of input channels of modality 2, as
+                *in_channels1* (13 for ``s2c``).
             modalities: Names of the two modalities (see
-                :data:`~torchgeo_decur.datasets.MODALITIES`), recorded in the
+                :func:`~torchgeo_decur.modalities.register_modality`), recorded in the
                 checkpoint so exported encoders say what they take.
             weights1: Initial weights of encoder 1: a weight enum, its name, a
                 path to a state dict or checkpoint, True for timm's ImageNet
@@ -151,14 +135,19 @@ class DeCURTask(BaseTask):
         """Initialize the encoders and projectors.
 
         Raises:
-            ValueError: If *modalities* does not name two known modalities.
+            ValueError: If *modalities* does not name two modalities, or the
+                input channels of one are neither given nor registered, or
+                differ from its registered bands.
         """
         modalities = list(self.hparams['modalities'])
         if len(modalities) != 2:
             msg = f'modalities must name two modalities, got {modalities}'
             raise ValueError(msg)
-        for name in modalities:
-            get_modality(name)
+        for i, name in enumerate(modalities, start=1):
+            # recorded in the checkpoint: exports need the channel count
+            self.hparams[f'in_channels{i}'] = in_channels_for(
+                name, self.hparams[f'in_channels{i}']
+            )
         dims: list[int] = list(self.hparams['projector_dims'])
         self.backbone1 = create_modality_encoder(
             self.hparams['model1'],

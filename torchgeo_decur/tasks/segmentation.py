@@ -4,19 +4,20 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch.utilities.types
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim import AdamW
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import BaseTask
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+from torchgeo.tasks.mixins import ClassificationMixin
 from torchvision.models._api import WeightsEnum
 
 from ..models.heads import MultimodalSegmentationModel
 from ._multimodal import MultimodalTaskMixin
 
 
-class MultimodalSemanticSegmentationTask(MultimodalTaskMixin, BaseTask):
+class MultimodalSemanticSegmentationTask(
+    MultimodalTaskMixin, ClassificationMixin, BaseTask
+):
     """Semantic segmentation with one encoder per modality.
 
     By default the DeCUR paper's FCN head: the last three feature maps of every
@@ -24,7 +25,12 @@ class MultimodalSemanticSegmentationTask(MultimodalTaskMixin, BaseTask):
     scores by a 1x1 convolution and upsampled to the input size, and the levels
     are summed (see :class:`~torchgeo_decur.models.heads.FCNHead`). Optionally,
     segmentation-models-pytorch's U-Net or DeepLabV3+ decoder over the fused
-    feature pyramids. Trained with cross-entropy and AdamW.
+    feature pyramids. Trained with AdamW. Losses (``ce`` by default,
+    ``jaccard``, ``focal``, ``dice``), metrics (pixel accuracy, precision,
+    recall, F1 and Jaccard index (IoU), overall, averaged and per class) and
+    their logging are TorchGeo's
+    (:class:`~torchgeo.tasks.mixins.ClassificationMixin`, as its
+    ``SemanticSegmentation`` task): ``val_AverageJaccardIndex`` is the mIoU.
 
     With ``mode='linear'`` the encoders are frozen, parameters and batch norm
     statistics alike, and only the head (and decoder) trains; with
@@ -48,10 +54,13 @@ class MultimodalSemanticSegmentationTask(MultimodalTaskMixin, BaseTask):
         self,
         model: str = 'resnet50',
         weights: WeightsEnum | str | bool | None = None,
-        in_channels: Sequence[int] = (3, 1),
+        in_channels: Sequence[int] | None = None,
         modalities: Sequence[str] = ('rgb', 'dem'),
         input_keys: Sequence[str] = ('image1', 'image2'),
         num_classes: int = 11,
+        labels: list[str] | None = None,
+        loss: Literal['ce', 'jaccard', 'focal', 'dice'] = 'ce',
+        class_weights: Tensor | Sequence[float] | None = None,
         ignore_index: int | None = None,
         mode: Literal['linear', 'finetune'] = 'linear',
         decoder: Literal['fcn', 'unet', 'deeplabv3plus'] = 'fcn',
@@ -69,12 +78,16 @@ class MultimodalSemanticSegmentationTask(MultimodalTaskMixin, BaseTask):
                 (each encoder takes its modality's part), its name, the path to a
                 checkpoint, True for ImageNet weights, or False/None for random
                 weights.
-            in_channels: Number of input channels of each modality.
+            in_channels: Number of input channels of each modality; None takes
+                the registered modalities' numbers of bands.
             modalities: Modality name of each encoder (1 or 2), e.g.
                 ``('rgb', 'dem')``; used to pick encoders out of joint weights.
             input_keys: Batch key of each modality's image.
             num_classes: Number of classes (GeoNRW in TorchGeo: 11, class 0
                 being background).
+            labels: Class names, for the per-class metrics.
+            loss: One of 'ce', 'jaccard', 'focal' or 'dice'.
+            class_weights: Weight of each class (``ce`` loss).
             ignore_index: Optional class index to ignore in the loss and
                 metrics (e.g. 0 to leave out GeoNRW's background).
             mode: 'linear' (frozen encoders) or 'finetune'.
@@ -92,7 +105,14 @@ class MultimodalSemanticSegmentationTask(MultimodalTaskMixin, BaseTask):
         super().__init__()
 
     def configure_models(self) -> None:
-        """Initialize the model."""
+        """Initialize the model.
+
+        Also completes the hyperparameters that TorchGeo's
+        :class:`~torchgeo.tasks.mixins.ClassificationMixin` reads for
+        multi-class segmentation.
+        """
+        self.hparams.update({'task': 'multiclass', 'num_labels': None})
+        self.hparams.setdefault('pos_weight', None)
         encoders = self._build_encoders()
         self.model = MultimodalSegmentationModel(
             encoders,
@@ -101,40 +121,6 @@ class MultimodalSemanticSegmentationTask(MultimodalTaskMixin, BaseTask):
             decoder=self.hparams['decoder'],
         )
         self._freeze_encoders()
-
-    def configure_losses(self) -> None:
-        """Initialize the loss criterion."""
-        ignore_index: int | None = self.hparams['ignore_index']
-        # As TorchGeo: a value that no class index takes when nothing is ignored.
-        self.criterion = nn.CrossEntropyLoss(
-            ignore_index=-1000 if ignore_index is None else ignore_index
-        )
-
-    def configure_metrics(self) -> None:
-        """Initialize the performance metrics.
-
-        * ``AverageJaccardIndex``: mean intersection over union (mIoU, macro).
-        * ``OverallAccuracy`` / ``AverageAccuracy``: micro / macro pixel accuracy.
-
-        Pixels of *ignore_index* are left out (and so is that class from the
-        macro averages). Higher is better for all metrics.
-        """
-        kwargs = {
-            'num_classes': self.hparams['num_classes'],
-            'ignore_index': self.hparams['ignore_index'],
-        }
-        metrics = MetricCollection(
-            {
-                'AverageJaccardIndex': MulticlassJaccardIndex(
-                    average='macro', **kwargs
-                ),
-                'OverallAccuracy': MulticlassAccuracy(average='micro', **kwargs),
-                'AverageAccuracy': MulticlassAccuracy(average='macro', **kwargs),
-            }
-        )
-        self.train_metrics = metrics.clone(prefix='train_')
-        self.val_metrics = metrics.clone(prefix='val_')
-        self.test_metrics = metrics.clone(prefix='test_')
 
     def configure_optimizers(
         self,
