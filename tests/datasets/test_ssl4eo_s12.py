@@ -42,7 +42,19 @@ def test_length_and_shapes(ssl4eo_root: Path) -> None:
     assert ds.bands1 == ('VV', 'VH')
     assert len(ds.bands2) == 13 and ds.bands2[10] == 'B10'
     sample = ds[1]
-    assert set(sample) == {'image1', 'image2'}
+    assert set(sample) == {
+        'image1',
+        'image2',
+        'skipped_samples',
+        'skipped_seasons',
+        'bad_files',
+    }
+    assert sample['skipped_samples'] == sample['skipped_seasons'] == 0
+    assert sample['bad_files'] == ''
+    assert set(SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')[0]) == {
+        'image1',
+        'image2',
+    }
     assert sample['image1'].shape == (2, 2, SIZE, SIZE)
     assert sample['image2'].shape == (2, 13, SIZE, SIZE)
     assert sample['image1'].dtype == sample['image2'].dtype == torch.float32
@@ -78,8 +90,8 @@ def test_raw_values(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_resample_on_the_batch(ssl4eo_root: Path) -> None:
     """resample='batch' hands over native-size groups; on_device assembles them."""
-    per_sample = SSL4EOS12Pair(ssl4eo_root)
-    per_batch = SSL4EOS12Pair(ssl4eo_root, resample='batch')
+    per_sample = SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')
+    per_batch = SSL4EOS12Pair(ssl4eo_root, resample='batch', on_bad_sample='raise')
     assert per_batch.stored_size['B4'] == SIZE
     assert per_batch.stored_size['B11'] == SIZE // 2
     assert per_batch.stored_size['B9'] == SIZE // 6
@@ -189,23 +201,31 @@ def test_invalid_arguments(ssl4eo_root: Path) -> None:
         SSL4EOS12Pair(ssl4eo_root, optical='s1')  # type: ignore[arg-type]
     with pytest.raises(ValueError, match='size'):
         SSL4EOS12Pair(ssl4eo_root, size=2)
+    with pytest.raises(ValueError, match='on_bad_sample'):
+        SSL4EOS12Pair(ssl4eo_root, on_bad_sample='ignore')  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match='max_nonfinite'):
+        SSL4EOS12Pair(ssl4eo_root, max_nonfinite=1.0)
+    with pytest.raises(ValueError, match='max_location_attempts'):
+        SSL4EOS12Pair(ssl4eo_root, max_location_attempts=0)
 
 
 def test_missing_band(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first_season(monkeypatch)
     path = season_dir(ssl4eo_root, 's2c', '0000001') / 'B8A.tif'
     path.unlink()
-    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE)
+    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='raise')
     ds[0]
     with pytest.raises(
         FileNotFoundError, match=re.escape(f'band B8A not found: {path}')
     ):
         ds[1]
-    # the first location gives the layout: a band missing there is found at once
+    # the first season gives the layout: a band missing there is found at once
     first = season_dir(ssl4eo_root, 's2c', '0000000') / 'B8A.tif'
     first.unlink()
     with pytest.raises(FileNotFoundError, match=re.escape(str(first))):
-        SSL4EOS12Pair(ssl4eo_root, size=SIZE)
+        SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='raise')
+    # ... unless bad files are skipped: then the next season gives it
+    assert SSL4EOS12Pair(ssl4eo_root, size=SIZE).stored_size['B8A'] == 18
 
 
 def test_wrong_size(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,7 +236,7 @@ def test_wrong_size(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     profile.update(width=30, height=30)
     with rasterio.open(path, 'w', **profile) as f:
         f.write(np.zeros((1, 30, 30), dtype=np.float32))
-    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE)
+    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='raise')
     ds[0]
     with pytest.raises(ValueError, match=r'VH.tif has shape \(30, 30\), expected \(36'):
         ds[1]
@@ -232,22 +252,96 @@ def test_size_inference_needs_first_band(ssl4eo_root: Path) -> None:
     path = season_dir(ssl4eo_root, 's1', '0000000') / 'VV.tif'
     path.unlink()
     with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
-        SSL4EOS12Pair(ssl4eo_root)
+        SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')
+    assert SSL4EOS12Pair(ssl4eo_root).size == SIZE  # from the next season
 
 
-def test_nan(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def set_pixels(path: Path, rows: slice, value: float) -> None:
+    with rasterio.open(path, 'r+') as f:
+        data = f.read()
+        data[0, rows] = value
+        f.write(data)
+
+
+def test_nan_raise(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first_season(monkeypatch)
     path = season_dir(ssl4eo_root, 's1', '0000000') / 'VV.tif'
+    set_pixels(path, slice(0, 2), np.nan)  # 2 rows: 5.6 % of the band
+    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='raise')
+    with pytest.raises(
+        ValueError, match=re.escape(f'band VV of {path} has 72 NaN or infinite')
+    ):
+        ds[0]
+
+
+def test_few_nonfinite_pixels_filled(
+    ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_season(monkeypatch)
+    path = season_dir(ssl4eo_root, 's1', '0000000') / 'VV.tif'
+    with rasterio.open(path) as f:
+        clean = f.read(1)
     with rasterio.open(path, 'r+') as f:
         data = f.read()
         data[0, 3, 4] = np.nan
-        data[0, 5, 5] = np.inf
+        data[0, 5, 5] = np.inf  # 2 of 1296 pixels: under 1 %
         f.write(data)
+    sample = SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='raise')[0]
+    vv = sample['image1'][0, 0].numpy()
+    assert np.isfinite(vv).all()
+    finite = np.delete(clean.ravel(), [3 * SIZE + 4, 5 * SIZE + 5])
+    assert vv[3, 4] == vv[5, 5] == np.float32(np.median(finite))
+    np.testing.assert_array_equal(np.delete(vv.ravel(), [112, 185]), finite)
+
+
+def test_bad_season_replaced(ssl4eo_root: Path) -> None:
+    """A bad band file costs its season: another season is read instead."""
+    seasons = sorted((ssl4eo_root / 's2c' / '0000000').iterdir())
+    (seasons[0] / 'B8A.tif').unlink()  # missing
+    (seasons[1] / 'B3.tif').write_bytes((seasons[1] / 'B3.tif').read_bytes()[:300])
+    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='skip')
+    hits: dict[str, int] = {'B8A': 0, 'B3': 0}
+    for seed in range(40):
+        random.seed(seed)
+        sample = ds[0]
+        assert sample['skipped_samples'] == 0
+        lines = [line for line in sample['bad_files'].split('\n') if line]
+        assert sample['skipped_seasons'] == len(lines)
+        assert len(set(lines)) == len(lines)  # a bad season is not read twice
+        if any('band B8A not found' in line for line in lines):
+            hits['B8A'] += 1
+            assert str(seasons[0]) in sample['bad_files']
+        if any('cannot read band B3' in line for line in lines):
+            hits['B3'] += 1
+            assert str(seasons[1]) in sample['bad_files']
+        assert torch.isfinite(sample['image2']).all()
+        random.seed(seed)  # the same draws give the same sample
+        assert torch.equal(ds[0]['image2'], sample['image2'])
+    assert hits['B8A'] > 3 and hits['B3'] > 3
+
+
+def test_bad_location_replaced(ssl4eo_root: Path) -> None:
+    """No readable season of a modality: a fixed other location is read."""
+    for season in (ssl4eo_root / 's1' / '0000001').iterdir():
+        set_pixels(season / 'VH.tif', slice(None), np.nan)
     ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE)
-    with pytest.raises(
-        ValueError, match=re.escape(f'band VV of {path} has 2 NaN or infinite')
-    ):
-        ds[0]
+    sample = ds[1]
+    assert sample['skipped_samples'] == 1
+    assert sample['skipped_seasons'] == 4
+    assert sample['bad_files'].count('NaN or infinite') == 4
+    assert ds._fallback(1, 1) == 0  # the only other location
+    assert ds[0]['skipped_samples'] == 0
+    with pytest.raises(RuntimeError, match='no readable location'):
+        SSL4EOS12Pair(ssl4eo_root, size=SIZE, max_location_attempts=1)[1]
+
+
+def test_fallback_is_deterministic(ssl4eo_root: Path) -> None:
+    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE)
+    ds.ids = [f'{i:07d}' for i in range(50)]  # pretend: 50 locations
+    draws = [ds._fallback(7, a) for a in range(6)]
+    assert draws[0] == 7 and 7 not in draws[1:]
+    assert draws == [ds._fallback(7, a) for a in range(6)]
+    assert all(0 <= d < 50 for d in draws)
 
 
 def test_transforms(ssl4eo_root: Path) -> None:

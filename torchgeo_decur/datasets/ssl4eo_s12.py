@@ -35,6 +35,10 @@ _GDAL_ENV = {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR'}
 _OPEN_OPTIONS = {'GEOREF_SOURCES': 'NONE'}
 
 
+class _BadLocation(Exception):
+    """No season of a modality of a location can be read (skip mode)."""
+
+
 def band_resolution(band: str) -> int:
     """Native ground sample distance of a Sentinel-1 or Sentinel-2 band.
 
@@ -98,6 +102,21 @@ class SSL4EOS12Pair(NonGeoDataset):
     Locations present in only one modality, or without any season folder, are
     skipped with a single warning that says how many.
 
+    Real archives have bad files: no-data borders, partial downloads, the odd
+    corrupt GeoTIFF. With ``on_bad_sample='skip'`` (the default, for long
+    pretraining runs) a season with a bad band file is replaced by another
+    season of the same location, and a location with no readable season of a
+    modality by another location (a fixed draw for each index, so reruns see
+    the same data); each sample counts what was replaced
+    (``skipped_samples``, ``skipped_seasons``) and names the bad files
+    (``bad_files``), which :class:`~torchgeo_decur.tasks.DeCURTask` logs per
+    epoch. A float band with non-finite pixels (Sentinel-1 no data) on at most
+    ``max_nonfinite`` of its pixels (1 %) is kept, the pixels filled with the
+    median of the band: a thin no-data border should not cost a whole season,
+    and the median barely moves the per-image percentile clip of the
+    preprocessing. With ``on_bad_sample='raise'`` a bad file raises an error
+    that names the file and band.
+
     If you use this dataset in your research, please cite:
 
     * https://arxiv.org/abs/2211.07044 (SSL4EO-S12)
@@ -121,6 +140,9 @@ class SSL4EOS12Pair(NonGeoDataset):
         transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
         size: int | None = None,
         resample: Literal['sample', 'batch'] = 'sample',
+        on_bad_sample: Literal['raise', 'skip'] = 'skip',
+        max_nonfinite: float = 0.01,
+        max_location_attempts: int = 10,
     ) -> None:
         """Initialize a new SSL4EOS12Pair instance.
 
@@ -140,6 +162,17 @@ class SSL4EOS12Pair(NonGeoDataset):
             resample: Where coarser bands are resampled to ``size``: in every
                 sample (``'sample'``), or on the batch by :meth:`on_device`
                 (``'batch'``).
+            on_bad_sample: What a bad band file (missing, unreadable, of the
+                wrong size, or with too many non-finite pixels) does:
+                ``'raise'`` an error naming the file and band, or ``'skip'`` it:
+                another season of the location is read instead, or, if no
+                season of a modality is readable, another location (a fixed
+                draw for each index); samples then say what was skipped.
+            max_nonfinite: Largest fraction of non-finite pixels (no data) of a
+                float band that is filled, with the median of the band's
+                finite pixels, rather than making the band bad.
+            max_location_attempts: Locations tried for one sample before giving
+                up with a :class:`RuntimeError`.
 
         Raises:
             DatasetNotFoundError: If *root* does not exist.
@@ -157,11 +190,23 @@ class SSL4EOS12Pair(NonGeoDataset):
         if resample not in ('sample', 'batch'):
             msg = f"resample must be 'sample' or 'batch', got {resample!r}"
             raise ValueError(msg)
+        if on_bad_sample not in ('raise', 'skip'):
+            msg = f"on_bad_sample must be 'raise' or 'skip', got {on_bad_sample!r}"
+            raise ValueError(msg)
+        if not 0 <= max_nonfinite < 1:
+            msg = f'max_nonfinite must be in [0, 1), got {max_nonfinite}'
+            raise ValueError(msg)
+        if max_location_attempts < 1:
+            msg = f'max_location_attempts must be >= 1, got {max_location_attempts}'
+            raise ValueError(msg)
 
         self.root = os.fspath(root)
         self.optical = optical
         self.transforms = transforms
         self.resample = resample
+        self.on_bad_sample = on_bad_sample
+        self.max_nonfinite = max_nonfinite
+        self.max_location_attempts = max_location_attempts
         #: Modality names of ``image1`` and ``image2``.
         self.modalities = (self.sar, optical)
         self.bands1 = self.modality_bands[self.sar]
@@ -232,17 +277,24 @@ class SSL4EOS12Pair(NonGeoDataset):
             raise FileNotFoundError(msg)
         return ids
 
-    def _first_season(self, modality: str) -> str:
-        """The first season folder of the first location of a modality.
+    def _reference_seasons(self, modality: str) -> list[str]:
+        """Season folders to read the layout from: the first location's first.
+
+        With ``on_bad_sample='skip'`` every season of the first few locations
+        follows, in case the first one is bad.
 
         Args:
             modality: Modality folder.
 
         Returns:
-            Its path.
+            Season folder paths, in the order to try them.
         """
-        folder = os.path.join(self.root, modality, self.ids[0])
-        return os.path.join(folder, self._seasons(folder)[0])
+        ids = self.ids[:1] if self.on_bad_sample == 'raise' else self.ids[:10]
+        paths = []
+        for location in ids:
+            folder = os.path.join(self.root, modality, location)
+            paths += [os.path.join(folder, s) for s in self._seasons(folder)]
+        return paths[:1] if self.on_bad_sample == 'raise' else paths
 
     def _infer_size(self) -> int:
         """Read the tile size from the first Sentinel-1 band of the first location.
@@ -254,15 +306,24 @@ class SSL4EOS12Pair(NonGeoDataset):
             FileNotFoundError: If the band file is missing.
             ValueError: If the band is not square or smaller than 6 pixels.
         """
-        path = os.path.join(self._first_season(self.sar), f'{self.bands1[0]}.tif')
-        shape = self._shape(path, self.bands1[0])
-        if shape[0] != shape[1] or shape[0] < 6:
-            msg = f'cannot infer the tile size from {path} of shape {shape}'
-            raise ValueError(msg)
-        return shape[0]
+        band = self.bands1[0]
+        error: Exception | None = None
+        for directory in self._reference_seasons(self.sar):
+            path = os.path.join(directory, f'{band}.tif')
+            try:
+                shape = self._shape(path, band)
+            except (FileNotFoundError, ValueError) as err:
+                error = error or err
+                continue
+            if shape[0] != shape[1] or shape[0] < 6:
+                msg = f'cannot infer the tile size from {path} of shape {shape}'
+                raise ValueError(msg)
+            return shape[0]
+        assert error is not None
+        raise error
 
     def _infer_layout(self) -> dict[str, int]:
-        """Read the stored size of every band from the first location.
+        """Read the stored size of every band from the first readable season.
 
         Returns:
             ``{band: size in pixels}``.
@@ -276,14 +337,41 @@ class SSL4EOS12Pair(NonGeoDataset):
         for modality, bands in zip(
             self.modalities, (self.bands1, self.bands2), strict=True
         ):
-            directory = self._first_season(modality)
-            for band in bands:
-                path = os.path.join(directory, f'{band}.tif')
-                shape = self._shape(path, band)
-                native = round(self.size * 10 / band_resolution(band))
-                if shape not in ((native, native), (self.size, self.size)):
-                    raise ValueError(self._size_message(path, band, shape))
-                layout[band] = shape[0]
+            error: Exception | None = None
+            for directory in self._reference_seasons(modality):
+                try:
+                    layout.update(self._season_layout(directory, bands))
+                    break
+                except (FileNotFoundError, ValueError) as err:
+                    error = error or err
+            else:
+                assert error is not None
+                raise error
+        return layout
+
+    def _season_layout(self, directory: str, bands: tuple[str, ...]) -> dict[str, int]:
+        """The stored size of every band of one season folder.
+
+        Args:
+            directory: Season folder.
+            bands: Bands to look at.
+
+        Returns:
+            ``{band: size in pixels}``.
+
+        Raises:
+            FileNotFoundError: If a band file is missing.
+            ValueError: If a band is unreadable, or neither at its native
+                resolution nor at ``size``.
+        """
+        layout = {}
+        for band in bands:
+            path = os.path.join(directory, f'{band}.tif')
+            shape = self._shape(path, band)
+            native = round(self.size * 10 / band_resolution(band))
+            if shape not in ((native, native), (self.size, self.size)):
+                raise ValueError(self._size_message(path, band, shape))
+            layout[band] = shape[0]
         return layout
 
     def _size_message(self, path: str, band: str, shape: tuple[int, int]) -> str:
@@ -321,12 +409,17 @@ class SSL4EOS12Pair(NonGeoDataset):
 
         Raises:
             FileNotFoundError: If the file is missing.
+            ValueError: If the file cannot be opened.
         """
         if not os.path.exists(path):
             msg = f'band {band} not found: {path}'
             raise FileNotFoundError(msg)
-        with rasterio.open(path) as f:
-            return f.height, f.width
+        try:
+            with rasterio.open(path) as f:
+                return f.height, f.width
+        except RasterioIOError as err:
+            msg = f'cannot read band {band} from {path}: {err}'
+            raise ValueError(msg) from err
 
     @staticmethod
     def _seasons(path: str) -> list[str]:
@@ -379,8 +472,12 @@ class SSL4EOS12Pair(NonGeoDataset):
             groups.setdefault(self.stored_size[band], []).append(i)
         return groups
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         """Return two views of each modality at one location.
+
+        Seasons are drawn with Python's :mod:`random`; the datamodule seeds it
+        for each sample (:class:`~torchgeo_decur.datamodules.sampling.
+        SeededDataset`), which makes runs reproducible and resumable.
 
         Args:
             index: Index of the location.
@@ -389,13 +486,76 @@ class SSL4EOS12Pair(NonGeoDataset):
             ``{'image1': Tensor[2, 2, size, size], 'image2': Tensor[2, C, size,
             size]}``, float32, raw values (dB and digital numbers); with
             ``resample='batch'``, ``image2`` holds the bands stored at
-            ``size`` and ``image2@<n>`` those stored at ``n`` pixels.
+            ``size`` and ``image2@<n>`` those stored at ``n`` pixels. With
+            ``on_bad_sample='skip'`` also ``skipped_samples`` (locations
+            replaced, 0 or more), ``skipped_seasons`` (seasons replaced) and
+            ``bad_files`` (``'path: reason'`` lines, empty if none).
 
         Raises:
-            FileNotFoundError: If a location or band file is missing.
-            ValueError: If a band has an unexpected size or non-finite values.
+            FileNotFoundError: If a band file is missing (``on_bad_sample=
+                'raise'``).
+            ValueError: If a band is unreadable, has an unexpected size or too
+                many non-finite values (``on_bad_sample='raise'``).
+            RuntimeError: If no readable location is found in
+                :attr:`max_location_attempts` draws.
         """
-        location = self.ids[index]
+        bad: list[str] = []
+        replaced = [0]  # seasons replaced, in every location tried
+        sample: dict[str, Any] = {}
+        for attempt in range(self.max_location_attempts):
+            location = self.ids[self._fallback(index, attempt)]
+            try:
+                sample = self._load_location(location, bad, replaced)
+                break
+            except _BadLocation:
+                continue
+        else:
+            msg = (
+                f'no readable location of {self.root} in {self.max_location_attempts} '
+                f'draws starting at index {index}; bad files:\n' + '\n'.join(bad[-10:])
+            )
+            raise RuntimeError(msg)
+        if self.resample == 'sample':
+            sample = self.on_device(sample, batched=False)
+        if self.on_bad_sample == 'skip':
+            sample['skipped_samples'] = torch.tensor(attempt)
+            sample['skipped_seasons'] = torch.tensor(replaced[0])
+            sample['bad_files'] = '\n'.join(bad)
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def _fallback(self, index: int, attempt: int) -> int:
+        """The location tried at an attempt: *index* first, then fixed draws.
+
+        Args:
+            index: The requested location.
+            attempt: 0 for the first try.
+
+        Returns:
+            The location index, a function of *index* and *attempt* only.
+        """
+        if attempt == 0 or len(self) == 1:
+            return index
+        draw = int(np.random.default_rng([index, attempt]).integers(len(self) - 1))
+        return draw + (draw >= index)  # never the requested location again
+
+    def _load_location(
+        self, location: str, bad: list[str], replaced: list[int]
+    ) -> dict[str, Tensor]:
+        """Load both modalities of one location.
+
+        Args:
+            location: Location id.
+            bad: List to append the error of each bad file to.
+            replaced: One-item counter of the seasons replaced.
+
+        Returns:
+            The raw sample.
+
+        Raises:
+            _BadLocation: If no season of a modality is readable (skip mode).
+        """
         sample: dict[str, Tensor] = {}
         with rasterio.Env(**_GDAL_ENV), warnings.catch_warnings():
             warnings.simplefilter('ignore', NotGeoreferencedWarning)
@@ -403,23 +563,32 @@ class SSL4EOS12Pair(NonGeoDataset):
                 ('image1', self.sar, self.bands1),
                 ('image2', self.optical, self.bands2),
             ):
-                sample.update(self._load_views(key, location, modality, bands))
-        if self.resample == 'sample':
-            sample = self.on_device(sample, batched=False)
-        if self.transforms is not None:
-            sample = self.transforms(sample)
+                sample.update(
+                    self._load_views(key, location, modality, bands, bad, replaced)
+                )
         return sample
 
     def _load_views(
-        self, key: str, location: str, modality: str, bands: tuple[str, ...]
+        self,
+        key: str,
+        location: str,
+        modality: str,
+        bands: tuple[str, ...],
+        bad: list[str],
+        replaced: list[int],
     ) -> dict[str, Tensor]:
         """Load two views of one modality, each of a randomly drawn season.
+
+        A season with a bad band file is replaced by another season of the
+        location, drawn from those left (``on_bad_sample='skip'``).
 
         Args:
             key: Sample key of the modality (``image1`` or ``image2``).
             location: Location id.
             modality: Modality folder.
             bands: Bands to read.
+            bad: List to append the error of each bad file to.
+            replaced: One-item counter of the seasons replaced.
 
         Returns:
             ``{key: Tensor[2, n, size, size]}`` with the bands stored at
@@ -428,35 +597,59 @@ class SSL4EOS12Pair(NonGeoDataset):
 
         Raises:
             FileNotFoundError: If the location has no season folder.
+            _BadLocation: If no season is readable (skip mode).
         """
         folder = os.path.join(self.root, modality, location)
         seasons = self._seasons(folder) if os.path.isdir(folder) else []
         if not seasons:
             msg = f'{folder} has no season folder'
+            if self.on_bad_sample == 'skip':
+                bad.append(msg)
+                raise _BadLocation(msg)
             raise FileNotFoundError(msg)
-        drawn = [random.choice(seasons) for _ in range(2)]
         groups = self.groups(bands)
         arrays = {
             n: np.empty((2, len(idx), n, n), dtype=np.float32)
             for n, idx in groups.items()
         }
+        drawn = [random.choice(seasons) for _ in range(2)]
         read: dict[str, int] = {}
-        for view, season in enumerate(drawn):
-            if season in read:  # read each file once per sample
-                for array in arrays.values():
-                    array[view] = array[read[season]]
-                continue
-            read[season] = view
-            directory = os.path.join(folder, season)
-            for n, idx in groups.items():
-                for j, c in enumerate(idx):
-                    self._read_band(directory, bands[c], arrays[n][view, j])
+        failed: set[str] = set()
+        for view in range(2):
+            season = drawn[view]
+            if season in failed:  # found bad for the first view: not read again
+                season = random.choice([s for s in seasons if s not in failed])
+            while True:
+                if season in read:  # read each file once per sample
+                    for array in arrays.values():
+                        array[view] = array[read[season]]
+                    break
+                directory = os.path.join(folder, season)
+                try:
+                    for n, idx in groups.items():
+                        for j, c in enumerate(idx):
+                            self._read_band(directory, bands[c], arrays[n][view, j])
+                    read[season] = view
+                    break
+                except (FileNotFoundError, ValueError) as err:
+                    if self.on_bad_sample == 'raise':
+                        raise
+                    bad.append(str(err))
+                    failed.add(season)
+                    replaced[0] += 1
+                    left = [s for s in seasons if s not in failed]
+                    if not left:
+                        raise _BadLocation(folder) from err
+                    season = random.choice(left)
         out = {key: torch.from_numpy(arrays.pop(self.size))}
         out.update({f'{key}@{n}': torch.from_numpy(a) for n, a in arrays.items()})
         return out
 
     def _read_band(self, directory: str, band: str, out: NDArray[np.float32]) -> None:
         """Read one band file into *out*, checking its size and values.
+
+        Non-finite pixels (no data) up to :attr:`max_nonfinite` of the band are
+        filled with the median of its finite pixels; more make the band bad.
 
         Args:
             directory: Season folder.
@@ -465,7 +658,8 @@ class SSL4EOS12Pair(NonGeoDataset):
 
         Raises:
             FileNotFoundError: If the band file is missing.
-            ValueError: If the band has an unexpected size or non-finite values.
+            ValueError: If the band is unreadable, has an unexpected size or too
+                many non-finite values.
         """
         path = os.path.join(directory, f'{band}.tif')
         try:
@@ -482,10 +676,17 @@ class SSL4EOS12Pair(NonGeoDataset):
                 raise FileNotFoundError(msg) from err
             msg = f'cannot read band {band} from {path}: {err}'
             raise ValueError(msg) from err
-        if not np.isfinite(out).all():
-            n = int((~np.isfinite(out)).sum())
-            msg = f'band {band} of {path} has {n} NaN or infinite pixel(s) (no data)'
-            raise ValueError(msg)
+        finite = np.isfinite(out)
+        if not finite.all():
+            n = int(out.size - finite.sum())
+            if n > self.max_nonfinite * out.size or n == out.size:
+                msg = (
+                    f'band {band} of {path} has {n} NaN or infinite pixel(s) '
+                    f'(no data), more than max_nonfinite={self.max_nonfinite:g} '
+                    'of the band'
+                )
+                raise ValueError(msg)
+            out[~finite] = np.median(out[finite])
 
     def on_device(self, batch: dict[str, Any], batched: bool = True) -> dict[str, Any]:
         """Resample the coarser bands to ``size`` and put every band in place.
