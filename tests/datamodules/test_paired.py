@@ -95,3 +95,46 @@ def test_match_bands() -> None:
         match_bands(x, ('A', 'B'), ('A',))
     with pytest.raises(ValueError, match='none of the bands'):
         match_bands(x, 'BGR', ('X',), 'thermal')
+
+
+def test_val_split_deterministic_and_small_loaders() -> None:
+    dm = PairedDataModule(PermutedPair, ('rgb', 'dem'), batch_size=2, val_fraction=0.5)
+    dm.setup('fit')
+    train, val = list(dm.train_dataset.indices), list(dm.val_dataset.indices)
+    assert len(train) == len(val) == 3
+    assert sorted(train + val) == list(range(6))
+    dm2 = PairedDataModule(PermutedPair, ('rgb', 'dem'), batch_size=2, val_fraction=0.5)
+    dm2.setup('validate')
+    assert list(dm2.val_dataset.indices) == val
+    # 3 training samples, batch 2: one full batch; validation keeps 2 + drops 1
+    train_loader = dm.train_dataloader()
+    assert train_loader.drop_last and len(train_loader) == 1
+    val_loader = dm.val_dataloader()
+    assert val_loader.drop_last and len(val_loader) == 1
+    small = PairedDataModule(
+        PermutedPair, ('rgb', 'dem'), batch_size=8, val_fraction=0.5
+    )
+    small.setup('fit')
+    assert not small.train_dataloader().drop_last  # one batch of 3
+
+
+def test_state_dict_carries_the_seed() -> None:
+    dm = PairedDataModule(PermutedPair, ('rgb', 'dem'), seed=123, batch_size=2)
+    assert dm.state_dict() == {'seed': 123, 'train_position': None}
+    dm.setup('fit')
+    loader = dm.train_dataloader()
+    whole = list(loader)
+    dm.train_sampler.consumed_batches = 1  # the datamodule counts them
+    state = dm.state_dict()
+    assert state['train_position']['consumed_batches'] == 1
+    other = PairedDataModule(PermutedPair, ('rgb', 'dem'), batch_size=2)
+    other.load_state_dict(state)
+    assert other.seed == 123
+    other.setup('fit')
+    rest = list(other.train_dataloader())  # continues after the batch trained on
+    assert len(rest) == len(whole) - 1
+    torch.testing.assert_close(rest[0]['image1'], whole[1]['image1'])
+    torch.manual_seed(5)
+    a = PairedDataModule(PermutedPair, ('rgb', 'dem')).seed
+    torch.manual_seed(5)
+    assert PairedDataModule(PermutedPair, ('rgb', 'dem')).seed == a

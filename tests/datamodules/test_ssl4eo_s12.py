@@ -39,20 +39,36 @@ def test_train_batches(ssl4eo_root: Path) -> None:
     assert batch['image2@6'].shape == (2, 2, 3, 6, 6)
     assert batch['image1'].max() < 0  # dB
 
+    assert batch['sample_seed'].shape == (2,)
     dm.trainer = Trainer(accelerator='cpu', max_epochs=1, logger=False)
     dm.trainer.training = True
-    out = dm.on_after_batch_transfer(batch, 0)
+    out = transfer(dm, batch)
+    assert dm.train_sampler.consumed_batches == 1
     assert out['image1'].shape == (2, 2, 2, PATCH, PATCH)
     assert out['image2'].shape == (2, 2, 13, PATCH, PATCH)
     # the four views of a sample are augmented independently
     assert not torch.allclose(out['image1'][0, 0], out['image1'][0, 1])
     assert not torch.allclose(out['image2'][1, 0], out['image2'][1, 1])
-    assert set(out) == {'image1', 'image2'}
+    assert set(out) == {
+        'image1',
+        'image2',
+        'skipped_samples',
+        'skipped_seasons',
+        'bad_files',
+    }
+    # the augmentation of a batch is a function of its samples' seeds
+    again = transfer(dm, batch)
+    torch.testing.assert_close(again['image2'], out['image2'])
     for key in ('image1', 'image2'):  # preprocessed to [0, 1] on the batch
         assert 0 <= out[key].min() and out[key].max() <= 1 + 1e-6
 
     dm.trainer.validating = True
-    assert dm.on_after_batch_transfer(batch, 0)['image1'].shape[-1] == PATCH
+    assert transfer(dm, batch)['image1'].shape[-1] == PATCH
+
+
+def transfer(dm: SSL4EOS12PairDataModule, batch: dict) -> dict:
+    """What Lightning does around moving a batch to the device."""
+    return dm.on_after_batch_transfer(dm.on_before_batch_transfer(batch, 0), 0)
 
 
 def test_preprocessing_on_the_batch(ssl4eo_root: Path) -> None:
@@ -89,27 +105,14 @@ def test_augmentations(ssl4eo_root: Path) -> None:
     assert s2(torch.rand(1, 12, SIZE, SIZE)).shape == (1, 12, PATCH, PATCH)
 
 
-def test_val_split(ssl4eo_root: Path) -> None:
-    dm = datamodule(ssl4eo_root, val_fraction=0.5)
-    dm.setup('fit')
-    train, val = list(dm.train_dataset.indices), list(dm.val_dataset.indices)
-    assert len(train) == len(val) == 1
-    assert set(train) | set(val) == {0, 1}
-    with pytest.warns(UserWarning, match='at least 2 samples'):
-        loader = dm.train_dataloader()
-    assert not loader.drop_last and len(loader) == 1
-    val_loader = dm.val_dataloader()
-    assert not val_loader.drop_last and len(val_loader) == 1
-    # deterministic
-    dm2 = datamodule(ssl4eo_root, val_fraction=0.5)
-    dm2.setup('validate')
-    assert list(dm2.val_dataset.indices) == val
-
-
-def test_small_fraction_keeps_one_val_sample(ssl4eo_root: Path) -> None:
-    dm = datamodule(ssl4eo_root, val_fraction=0.05)
-    dm.setup('fit')
-    assert len(dm.val_dataset) == 1 and len(dm.train_dataset) == 1
+def test_one_sample_validation_split_is_not_used(ssl4eo_root: Path) -> None:
+    """Two locations: a validation split of one cannot form a batch of 2."""
+    for fraction in (0.5, 0.05):
+        dm = datamodule(ssl4eo_root, val_fraction=fraction)
+        with pytest.warns(UserWarning, match=r'validation split of 1.*all 2 samples'):
+            dm.setup('fit')
+        assert dm.val_dataset is None and dm.val_dataloader() == []
+        assert len(dm.train_dataset) == 2
 
 
 def test_invalid_arguments(ssl4eo_root: Path) -> None:

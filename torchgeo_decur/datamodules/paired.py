@@ -6,14 +6,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, random_split
+from torch.utils.data import DataLoader, Subset
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
 from ..modalities import Modality, get_modality
 from ..transforms import MultiViewAugmentation
-from .utils import match_bands, small_split_dataloader
+from .sampling import SeededDataLoader, SeededDataset, SeededSampler, derive_seed
+from .utils import match_bands
 
 __all__ = ('ModalityPreprocessing', 'PairedDataModule')
 
@@ -104,7 +105,18 @@ class PairedDataModule(NonGeoDataModule):
     therefore all full (``drop_last=True``) when the training set has at least
     *batch_size* samples; a smaller training set gives a single batch. The
     validation loader keeps every sample, except that it drops a last batch of
-    a single sample.
+    a single sample. A validation split of fewer than 2 samples (say 1 of a
+    2-location dataset) is not used: one warning says so, and every sample
+    trains.
+
+    Reproducible and resumable (see :mod:`torchgeo_decur.datamodules.sampling`):
+    the order of the samples of each epoch, the random draws of each sample
+    (e.g. its seasons) and the augmentation of each batch are functions of
+    *seed* (recorded in checkpoints), the epoch and the position in it, and
+    the training loader tells Lightning how far into the epoch the run got.
+    So ``torchgeo fit --ckpt_path last.ckpt`` after an interruption reads and
+    augments the very views the uninterrupted run would have. Under DDP each
+    process reads its own share of each epoch.
 
     Subclasses (e.g. :class:`~torchgeo_decur.datamodules.SSL4EOS12PairDataModule`)
     only fix the dataset class and the modalities.
@@ -126,6 +138,7 @@ class PairedDataModule(NonGeoDataModule):
         num_workers: int = 0,
         patch_size: int = 224,
         val_fraction: float = 0.05,
+        seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new PairedDataModule instance.
@@ -138,6 +151,9 @@ class PairedDataModule(NonGeoDataModule):
             patch_size: Size of the augmented patches (random resized crops).
             val_fraction: Fraction of the samples held out for validation, in
                 ``[0, 1)``; 0 disables validation.
+            seed: Seed of the sample order, draws and augmentation; None draws
+                one from torch's generator (so ``seed_everything`` fixes it).
+                A resumed run takes the seed from the checkpoint.
             **kwargs: Additional keyword arguments passed to *dataset_class*.
 
         Raises:
@@ -161,6 +177,11 @@ class PairedDataModule(NonGeoDataModule):
         self.modalities = tuple(modalities)
         self.patch_size = patch_size
         self.val_fraction = val_fraction
+        if seed is None:
+            seed = int(torch.empty((), dtype=torch.int64).random_(2**62))
+        self.seed = seed
+        self.train_sampler: SeededSampler | None = None
+        self._resume_position: dict[str, int] | None = None
         self.modality_of = {
             key: get_modality(name)
             for key, name in zip(self.keys, self.modalities, strict=True)
@@ -178,6 +199,9 @@ class PairedDataModule(NonGeoDataModule):
 
         Args:
             stage: Either 'fit', 'validate', 'test', or 'predict'.
+
+        Raises:
+            ValueError: If the dataset is empty.
         """
         if stage not in ('fit', 'validate'):
             return
@@ -186,18 +210,74 @@ class PairedDataModule(NonGeoDataModule):
             self.modality_of, getattr(self.dataset, 'input_bands', None)
         )
         n = len(self.dataset)  # type: ignore[arg-type]
-        n_val = round(n * self.val_fraction)
+        if n == 0:
+            msg = f'{type(self.dataset).__name__} of {self.kwargs} holds no sample'
+            raise ValueError(msg)
+        n_val = round(n * self.val_fraction) if self.val_fraction > 0 else 0
         if self.val_fraction > 0:
             # keep at least one sample on each side when there are two or more
             n_val = min(max(n_val, 1), n - 1)
-        if n_val > 0:
-            generator = torch.Generator().manual_seed(self.split_seed)
-            self.train_dataset, self.val_dataset = random_split(
-                self.dataset, [n - n_val, n_val], generator
+        if 0 < n_val < 2:
+            msg = (
+                f'val_fraction={self.val_fraction} of {n} samples gives a validation '
+                f'split of {n_val}: DeCUR normalises along the batch and needs at '
+                f'least 2 samples per batch, so there is no validation and all {n} '
+                'samples train'
             )
-        else:
-            self.train_dataset = self.dataset
-            self.val_dataset = None
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            n_val = 0
+        generator = torch.Generator().manual_seed(self.split_seed)
+        order = torch.randperm(n, generator=generator).tolist()
+        self.train_dataset = Subset(self.dataset, sorted(order[: n - n_val]))
+        self.val_dataset = (
+            Subset(self.dataset, sorted(order[n - n_val :])) if n_val else None
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint records of the datamodule: seed and position.
+
+        The position in the training epoch is kept here rather than in the
+        loader's own state, which Lightning restores only to loaders created
+        after its loops are restored, while a task that asks for
+        ``trainer.estimated_stepping_batches`` creates the loader before.
+
+        Returns:
+            ``{'seed': int, 'train_position': dict or None}`` (see
+            :meth:`~torchgeo_decur.datamodules.sampling.SeededSampler.state_dict`).
+        """
+        position = None
+        if self.train_sampler is not None:
+            position = self.train_sampler.state_dict(self.batch_size)
+        return {'seed': self.seed, 'train_position': position}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue a checkpoint's run: its seed, and its place in the epoch.
+
+        Args:
+            state_dict: A :meth:`state_dict`.
+        """
+        self.seed = int(state_dict['seed'])
+        self._resume_position = state_dict.get('train_position')
+
+    def on_before_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
+        """Derive the augmentation seed of a batch; count the batches trained on.
+
+        Args:
+            batch: A batch of raw samples, with their ``sample_seed``.
+            dataloader_idx: Index of the dataloader the batch comes from.
+
+        Returns:
+            The batch, with ``augmentation_seed`` (a Python int) in place of
+            the sample seeds.
+        """
+        batch = dict(batch)
+        seeds = batch.pop('sample_seed', None)
+        if seeds is not None:
+            batch['augmentation_seed'] = derive_seed(*seeds.tolist())
+        trainer = self.trainer
+        if trainer is not None and trainer.training and self.train_sampler is not None:
+            self.train_sampler.consumed_batches += 1
+        return batch
 
     def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
         """Finish, preprocess and augment a batch on the device.
@@ -209,16 +289,24 @@ class PairedDataModule(NonGeoDataModule):
         Returns:
             The augmented batch.
         """
+        batch = dict(batch)
+        seed = batch.pop('augmentation_seed', None)
         finish = getattr(getattr(self, 'dataset', None), 'on_device', None)
         if finish is not None:
             batch = finish(batch)
         if self.preprocess is None:
             self.preprocess = ModalityPreprocessing(self.modality_of)
         batch = self.preprocess(batch)
-        return super().on_after_batch_transfer(batch, dataloader_idx)
+        if seed is None:
+            return super().on_after_batch_transfer(batch, dataloader_idx)
+        image = batch[self.keys[0]]
+        devices = [image.device] if image.device.type == 'cuda' else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return super().on_after_batch_transfer(batch, dataloader_idx)
 
     def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
-        """Build a data loader.
+        """Build a loader of seeded samples (resumable for training).
 
         Args:
             split: Either 'train' or 'val'.
@@ -226,22 +314,36 @@ class PairedDataModule(NonGeoDataModule):
         Returns:
             The data loader.
         """
-        dataset: Dataset[Sample] = self._valid_attribute(f'{split}_dataset')
-        n = len(dataset)  # type: ignore[arg-type]
-        if split == 'train' and n < 2:
+        subset: Subset[Sample] = self._valid_attribute(f'{split}_dataset')
+        train = split == 'train'
+        sampler = SeededSampler(subset.indices, self.seed, shuffle=train)
+        n = len(sampler)  # this process's share
+        if train and n < 2:
             msg = (
                 f'the training set has {n} sample(s): DeCUR normalises along '
                 'the batch and needs at least 2 samples per batch'
             )
             warnings.warn(msg, UserWarning, stacklevel=2)
-        return small_split_dataloader(
-            dataset,
-            self.batch_size,
-            self.num_workers,
-            self.collate_fn,
-            train=split == 'train',
-            min_batch_size=2,
+        if train:
+            drop_last = n >= self.batch_size
+        else:  # drop a last batch of one sample, unless it is the only one
+            drop_last = n > self.batch_size and n % self.batch_size == 1
+        if train and self._resume_position is not None:
+            sampler.load_state_dict(self._resume_position)
+            self._resume_position = None
+        loader = SeededDataLoader(
+            SeededDataset(self.dataset),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=drop_last,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(derive_seed(self.seed, 1)),
         )
+        if train:
+            self.train_sampler = sampler
+        return loader
 
     def val_dataloader(  # type: ignore[override]
         self,

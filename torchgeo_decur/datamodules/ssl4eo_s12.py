@@ -31,6 +31,9 @@ class SSL4EOS12PairDataModule(PairedDataModule):
         root: str = 'data',
         optical: Literal['s2c', 's2a'] = 's2c',
         size: int | None = None,
+        on_bad_sample: Literal['raise', 'skip'] = 'skip',
+        max_nonfinite: float = 0.01,
+        seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         """Initialize a new SSL4EOS12PairDataModule instance.
@@ -47,6 +50,15 @@ class SSL4EOS12PairDataModule(PairedDataModule):
             size: Tile size in pixels of the 10 m bands (264 for SSL4EO-S12,
                 96 for the default demo data, 36 for the test fixture); None
                 reads it from the data.
+            on_bad_sample: What a bad band file (missing, unreadable, of the
+                wrong size, or with too many non-finite pixels) does: ``'raise'``
+                an error naming it, or ``'skip'`` it (another season, or another
+                location, is read; counts are logged by the task).
+            max_nonfinite: Largest fraction of non-finite pixels of a band that
+                is filled with the band's median instead of making it bad.
+            seed: Seed of the sample order, season draws and augmentation; None
+                draws one from torch's generator (so ``seed_everything`` fixes
+                it). A resumed run takes the seed from the checkpoint.
             **kwargs: Additional keyword arguments passed to
                 :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`.
 
@@ -62,8 +74,11 @@ class SSL4EOS12PairDataModule(PairedDataModule):
             num_workers,
             patch_size,
             val_fraction,
+            seed,
             root=root,
             optical=optical,
             size=size,
+            on_bad_sample=on_bad_sample,
+            max_nonfinite=max_nonfinite,
             **kwargs,
         )
