@@ -13,9 +13,10 @@ from torchvision.models._api import WeightsEnum
 from ..losses import DeCURLoss
 from ..modalities import in_channels_for, modality_record
 from ..models import create_modality_encoder, create_projector
+from ._skips import SkipReportMixin
 
 
-class DeCURTask(BaseTask):
+class DeCURTask(SkipReportMixin, BaseTask):
     """DeCUR: Decoupling Common and Unique Representations.
 
     Two encoders (one per modality), each followed by its own projector, are
@@ -39,7 +40,10 @@ class DeCURTask(BaseTask):
 
     Checkpoints record, for each modality, its bands in channel order and its
     preprocessing (``checkpoint['torchgeo_decur']``), so that exports and
-    loaders know what the encoders expect.
+    loaders know what the encoders expect. What the dataset skipped (bad files)
+    is logged per epoch as ``train_skipped_samples`` /
+    ``train_skipped_seasons``, and the first bad files are named in a warning
+    at the end of each epoch.
 
     If you use this task in your research, please cite the following paper:
 
@@ -273,6 +277,7 @@ class DeCURTask(BaseTask):
         z2_b = self.projector2(self.backbone2(x2[:, 1]))
         loss: Tensor = self.criterion(z1_a, z1_b, z2_a, z2_b)
 
+        self._report_skips(batch, stage)
         batch_size = x1.shape[0]
         sync = stage != 'train'
         self.log(f'{stage}_loss', loss, batch_size=batch_size, sync_dist=sync)
