@@ -14,7 +14,10 @@ locations:
   datamodule's workers do: raw values, coarser bands at their native size
   (resampled later on the batch, on the device);
 * ``pair-full``: ``SSL4EOS12Pair(root)[i]``, the same with the coarser bands
-  resampled to 264 px in the worker (bilinear), as a standalone user gets it.
+  resampled to 264 px in the worker (bilinear), as a standalone user gets it;
+* ``seeded``: ``pair`` through :class:`SeededDataset`, which seeds the
+  generators for each sample as the datamodule's workers do (reproducible,
+  resumable runs).
 
 Both draw two distinct seasons per modality, so they read the same number of
 files, and both run from the page cache (one untimed warm-up pass each). The
@@ -36,6 +39,7 @@ from pathlib import Path
 import torch
 from torchgeo.datasets import SSL4EOS12
 
+from torchgeo_decur.datamodules.sampling import SeededDataset
 from torchgeo_decur.datasets import SSL4EOS12Pair, make_ssl4eo_s12_demo
 from torchgeo_decur.datasets import ssl4eo_s12 as pair_module
 
@@ -98,18 +102,25 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, ds in (('pair', pair), ('pair-full', pair_full)):
         sample = ds[0]
-        mib = sum(v.numel() * v.element_size() for v in sample.values()) / 2**20
-        shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in sample.items())
+        images = {k: v for k, v in sample.items() if k.startswith('image')}
+        mib = sum(v.numel() * v.element_size() for v in images.values()) / 2**20
+        shapes = ', '.join(f'{k} {tuple(v.shape)}' for k, v in images.items())
         print(f'{name} sample: {shapes}; {mib:.1f} MiB')
     t = torchgeo_sample(0)
     print(
         f'torchgeo sample: s1 {tuple(t[0]["image"].shape)}, s2c '
         f'{tuple(t[1]["image"].shape)}'
     )
+    seeded = SeededDataset(pair)
+
+    def seeded_sample(i: int) -> object:
+        return seeded[(i, i)]
+
     readers = {
         'torchgeo': torchgeo_sample,
         'pair': pair.__getitem__,
         'pair-full': pair_full.__getitem__,
+        'seeded': seeded_sample,
     }
     n = args.locations
     for fn in readers.values():  # warm the page cache
@@ -135,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     full = medians['torchgeo'] / medians['pair-full']
     print(f'speed-up pair-full vs torchgeo: {full:.2f}x (for information)')
+    overhead = medians['seeded'] / medians['pair']
+    print(f'seeded (datamodule workers) / pair: {overhead:.3f} (for information)')
     tmp.cleanup()
     return 0 if ok else 1
 
