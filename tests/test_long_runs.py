@@ -247,7 +247,9 @@ def test_resumed_run_equals_uninterrupted(
         )
 
 
-def test_atomic_checkpoint_never_half_written(tmp_path: Path, monkeypatch) -> None:
+def test_atomic_checkpoint_never_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     io = AtomicCheckpointIO()
     path = tmp_path / 'ckpts' / 'last.ckpt'
     io.save_checkpoint({'step': 1, 'w': torch.ones(3)}, path)
