@@ -19,6 +19,7 @@ from torchgeo_decur.transforms import (
     RandomBrightnessContrast,
     Scale,
     SigmaStretch,
+    Standardize,
     dem_augmentation,
     normalize_dem,
     normalize_s1,
@@ -52,7 +53,7 @@ def registered() -> Modality:
 
 
 def test_builtin_modalities() -> None:
-    assert {'s1', 's2c', 's2a', 'rgb', 'dem', 'hha'} <= set(modalities())
+    assert {'s1', 's2c', 's2a', 'rgb', 'dem', 'rgb_indoor', 'hha'} <= set(modalities())
     assert isinstance(modalities(), MappingProxyType)
     assert get_modality('s2c').bands == S2_L1C_BANDS
     assert get_modality('s2a').in_channels == 12
@@ -80,18 +81,57 @@ def test_builtin_normalization_on_batches_of_views() -> None:
     assert get_modality('s1').normalizer() is not get_modality('s1').normalizer()
 
 
-@pytest.mark.parametrize('name', ['s1', 's2c', 's2a', 'rgb', 'dem', 'hha'])
+@pytest.mark.parametrize(
+    'name', ['s1', 's2c', 's2a', 'rgb', 'dem', 'rgb_indoor', 'hha']
+)
 def test_builtin_augmentation(name: str) -> None:
     modality = get_modality(name)
     aug = modality.augmenter(16)
     x = torch.rand(2, modality.in_channels, 24, 24)
     assert aug(x).shape == (2, modality.in_channels, 16, 16)
     colour = RandomBrightnessContrast in ops(aug)
-    assert colour == (name in ('s2c', 's2a', 'rgb'))
-    assert (K.RandomVerticalFlip in ops(aug)) == (name != 'hha')
+    assert colour == (name in ('s2c', 's2a', 'rgb', 'rgb_indoor'))
+    indoor = name in ('rgb_indoor', 'hha')
+    assert (K.RandomVerticalFlip in ops(aug)) == (not indoor)
     if name in ('s2c', 's2a'):
         gray = next(m for m in aug.modules() if isinstance(m, RandomGrayscale))
         assert gray.flags['weights'].shape == (modality.in_channels,)
+
+
+def test_standardization_as_the_sun_rgbd_weights_saw_it() -> None:
+    """ImageNet's constants applied to OpenCV's reversed channel order.
+
+    The authors read SUN RGB-D's RGB and HHA images with cv2.imread (B, G, R
+    and angle, height, disparity), divided by 255 and standardised with
+    ImageNet's mean and std by position; in the modalities' own order the
+    constants are therefore reversed.
+    """
+    raw = torch.rand(2, 3, 8, 8) * 255
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    for name in ('rgb_indoor', 'hha'):
+        modality = get_modality(name)
+        as_read = raw.flip(1)  # what OpenCV gives
+        authors = (as_read / 255 - mean) / std
+        ours = modality.normalizer()(raw)
+        torch.testing.assert_close(ours, authors.flip(1))
+        # pretraining: [0, 1] for the augmentation, standardised after it
+        torch.testing.assert_close(
+            modality.normalizer(standardize=False)(raw), raw / 255
+        )
+        aug = modality.augmenter(8)
+        assert isinstance(aug[-1], Standardize)
+        assert 'ImageNet' in modality.description
+    assert get_modality('hha').bands == ('disparity', 'height', 'angle')
+    assert get_modality('rgb').standardization is None
+    with pytest.raises(ValueError, match='one mean and one std per band'):
+        Modality(
+            'bad',
+            ('a', 'b'),
+            lambda: Scale(1.0),
+            dem_augmentation,
+            standardization=((0.5,), (0.2,)),
+        )
 
 
 def test_register_and_get(registered: Modality) -> None:

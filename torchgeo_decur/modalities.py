@@ -39,16 +39,20 @@ from torch import Tensor, nn
 from .transforms.augmentation import (
     dem_augmentation,
     hha_augmentation,
+    indoor_rgb_augmentation,
     optical_augmentation,
     rgb_augmentation,
     sar_augmentation,
 )
 from .transforms.normalize import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     S1_MEAN,
     S1_STD,
     PercentileStretch,
     Scale,
     SigmaStretch,
+    Standardize,
 )
 
 __all__ = (
@@ -84,6 +88,10 @@ class Modality:
         raw_check: Returns a message when a tensor does not look like the raw
             input (e.g. already normalised), else None; the evaluation
             transforms warn with it.
+        standardization: Per-band ``(mean, std)`` applied *after* the
+            augmentation in pretraining (the pipelines expect ``[0, 1]``), and
+            after the normalization everywhere else, e.g. ImageNet's
+            constants; None for none. See :meth:`normalizer`.
 
     .. versionadded:: 0.1
     """
@@ -96,6 +104,7 @@ class Modality:
     raw: str = ''
     rgb_bands: tuple[str, ...] = ()
     raw_check: Callable[[Tensor], str | None] | None = field(default=None)
+    standardization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         """Validate the description.
@@ -112,6 +121,15 @@ class Modality:
         if not self.bands:
             msg = f'modality {self.name!r} needs at least one band'
             raise ValueError(msg)
+        if self.standardization is not None:
+            mean, std = (tuple(float(v) for v in t) for t in self.standardization)
+            if len(mean) != len(self.bands) or len(std) != len(self.bands):
+                msg = (
+                    f'modality {self.name!r}: standardization needs one mean and '
+                    f'one std per band ({len(self.bands)}), got {mean} and {std}'
+                )
+                raise ValueError(msg)
+            object.__setattr__(self, 'standardization', (mean, std))
         missing = [b for b in self.rgb_bands if b not in self.bands]
         if missing:
             msg = (
@@ -132,16 +150,27 @@ class Modality:
             return (0,)
         return tuple(self.bands.index(b) for b in self.rgb_bands)
 
-    def normalizer(self) -> nn.Module:
+    def normalizer(self, standardize: bool = True) -> nn.Module:
         """A new preprocessing module (raw values to encoder inputs).
+
+        Args:
+            standardize: Whether to include the :attr:`standardization`. The
+                pretraining datamodules leave it out here, since the
+                augmentation works on ``[0, 1]`` and
+                :meth:`augmenter` applies it last.
 
         Returns:
             The module, for ``[..., C, H, W]`` tensors.
         """
-        return self.normalization()
+        normalize = self.normalization()
+        if standardize and self.standardization is not None:
+            return nn.Sequential(normalize, Standardize(*self.standardization))
+        return normalize
 
     def augmenter(self, size: int) -> nn.Module:
         """A new pretraining augmentation for patches of *size* pixels.
+
+        The :attr:`standardization`, if any, is applied after it.
 
         Args:
             size: Output patch size in pixels.
@@ -149,7 +178,10 @@ class Modality:
         Returns:
             The augmentation, ``[B, C, H, W]`` to ``[B, C, size, size]``.
         """
-        return self.augmentation(size, self.in_channels)
+        augment = self.augmentation(size, self.in_channels)
+        if self.standardization is not None:
+            return nn.Sequential(augment, Standardize(*self.standardization))
+        return augment
 
     def eval_transforms(self, size: int = 224) -> nn.Module:
         """Evaluation transforms, from the raw input to the encoder's.
@@ -389,6 +421,11 @@ def _scale_8bit() -> nn.Module:
     return Scale(255.0)
 
 
+#: ImageNet's constants as the DeCUR authors applied them to SUN RGB-D: to
+#: channels read by OpenCV (reversed), so R and disparity get the third
+#: constant and B and angle the first; listed here in the modalities' order.
+_IMAGENET_AS_READ_BY_OPENCV = (IMAGENET_MEAN[::-1], IMAGENET_STD[::-1])
+
 _S2_DESCRIPTION = 'digital numbers: clip(x / 10000, 0, 1)'
 
 for _modality in (
@@ -448,15 +485,34 @@ for _modality in (
         raw='elevation in metres',
     ),
     Modality(
+        name='rgb_indoor',
+        bands=('R', 'G', 'B'),
+        normalization=_scale_8bit,
+        augmentation=indoor_rgb_augmentation,
+        standardization=_IMAGENET_AS_READ_BY_OPENCV,
+        description=(
+            "8-bit RGB divided by 255, then standardised with ImageNet's "
+            'constants in the channel order OpenCV reads (B, G, R): '
+            'R (x - 0.406) / 0.225, G (x - 0.456) / 0.224, B (x - 0.485) / 0.229'
+        ),
+        raw='8-bit RGB (0 to 255), channels R, G, B',
+        rgb_bands=('R', 'G', 'B'),
+        raw_check=_check_8bit,
+    ),
+    Modality(
         name='hha',
-        bands=('H', 'H2', 'A'),
+        bands=('disparity', 'height', 'angle'),
         normalization=_scale_8bit,
         augmentation=hha_augmentation,
+        standardization=_IMAGENET_AS_READ_BY_OPENCV,
         description=(
-            'HHA-encoded depth (disparity, height, angle), 8-bit divided by 255'
+            'HHA-encoded depth (Gupta et al. 2014), 8-bit divided by 255, then '
+            "standardised with ImageNet's constants in the channel order OpenCV "
+            'reads (angle, height, disparity): disparity (x - 0.406) / 0.225, '
+            'height (x - 0.456) / 0.224, angle (x - 0.485) / 0.229'
         ),
-        raw='8-bit HHA (0 to 255)',
-        rgb_bands=('H', 'H2', 'A'),
+        raw='8-bit HHA (0 to 255), channels disparity, height, angle',
+        rgb_bands=('disparity', 'height', 'angle'),
         raw_check=_check_8bit,
     ),
 ):

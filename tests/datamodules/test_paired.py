@@ -58,6 +58,45 @@ def test_generic_datamodule_augments_views() -> None:
     assert dm.val_dataloader() == []
 
 
+class OneImageEach(NonGeoDataset):
+    """One raw image per modality (e.g. an RGB tile and its HHA)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(index)
+        return {
+            'image1': torch.randint(0, 256, (3, 20, 20), generator=g).to(torch.uint8),
+            'image2': torch.randint(0, 256, (3, 20, 20), generator=g).to(torch.uint8),
+        }
+
+
+def test_one_image_per_modality_gives_two_views_standardised_last() -> None:
+    dm = PairedDataModule(
+        OneImageEach,
+        ('rgb_indoor', 'hha'),
+        batch_size=2,
+        patch_size=8,
+        val_fraction=0.0,
+        seed=0,
+    )
+    dm.setup('fit')
+    dm.trainer = Trainer(accelerator='cpu', logger=False)
+    dm.trainer.training = True
+    raw = next(iter(dm.train_dataloader()))
+    assert raw['image1'].shape == (2, 3, 20, 20)
+    out = dm.on_after_batch_transfer(dict(raw), 0)
+    assert out['image1'].shape == out['image2'].shape == (2, 2, 3, 8, 8)
+    assert not torch.equal(out['image1'][:, 0], out['image1'][:, 1])  # own draws
+    # the augmentation saw [0, 1]; the standardisation came last, so without
+    # the augmentation the views are the standardised images
+    dm.aug = dm.train_aug = torch.nn.Identity()
+    out = dm.on_after_batch_transfer(dict(raw), 0)
+    expected = get_modality('hha').normalizer(standardize=False)(raw['image2'].float())
+    torch.testing.assert_close(out['image2'][:, 1], expected)
+
+
 def test_generic_datamodule_errors() -> None:
     with pytest.raises(ValueError, match='two modalities'):
         PairedDataModule(PermutedPair, ('rgb',))

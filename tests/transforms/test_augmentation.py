@@ -9,6 +9,7 @@ from torchgeo_decur.transforms import (
     RandomBrightnessContrast,
     dem_augmentation,
     hha_augmentation,
+    indoor_rgb_augmentation,
     optical_augmentation,
     rgb_augmentation,
     sar_augmentation,
@@ -67,6 +68,18 @@ def _seed() -> None:
             3,
             {K.RandomResizedCrop, K.RandomHorizontalFlip},
             {K.RandomVerticalFlip, RandomBrightnessContrast, RandomGrayscale},
+        ),
+        (
+            lambda: indoor_rgb_augmentation(SIZE),
+            3,
+            {
+                K.RandomResizedCrop,
+                RandomBrightnessContrast,
+                RandomGrayscale,
+                K.RandomGaussianBlur,
+                K.RandomHorizontalFlip,
+            },
+            {K.RandomSolarize, K.RandomVerticalFlip, K.ColorJitter},
         ),
         (
             lambda: rgb_augmentation(SIZE),
@@ -244,3 +257,12 @@ def test_multiview_single_view_and_errors() -> None:
         aug({'mask': torch.rand(2, 1, 20, 20)})
     with pytest.raises(ValueError, match=r'\[B, V, C, H, W\]'):
         aug({'image': torch.rand(1, 20, 20)})
+
+
+def test_indoor_rgb_crop_scale() -> None:
+    crop = next(
+        m
+        for m in indoor_rgb_augmentation(SIZE).modules()
+        if isinstance(m, K.RandomResizedCrop)
+    )
+    assert tuple(crop._param_generator.scale) == (0.5, 1.0)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from torchgeo_decur.modalities import get_modality
 from torchgeo_decur.transforms.normalize import (
@@ -9,6 +10,7 @@ from torchgeo_decur.transforms.normalize import (
     PercentileStretch,
     Scale,
     SigmaStretch,
+    Standardize,
     image_quantiles,
     normalize_dem,
     normalize_rgb,
@@ -188,3 +190,20 @@ def test_modules() -> None:
     torch.testing.assert_close(Scale(255)(x), x / 255)
     with pytest.raises(ValueError, match='divisor'):
         Scale(0)
+
+
+def test_standardize() -> None:
+    x = torch.rand(2, 2, 3, 8, 8)
+    module = Standardize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    expected = torchvision.transforms.functional.normalize(
+        x.flatten(0, 1), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    ).unflatten(0, (2, 2))
+    torch.testing.assert_close(module(x), expected)
+    assert 'mean=(0.485, 0.456, 0.406)' in repr(module)
+    assert module.state_dict() == {}  # constants, not checkpoint state
+    with pytest.raises(ValueError, match='3 channels'):
+        module(torch.zeros(1, 2, 4, 4))
+    with pytest.raises(ValueError, match='one value per channel'):
+        Standardize((0.5,), (0.2, 0.3))
+    with pytest.raises(ValueError, match='positive'):
+        Standardize((0.5,), (0.0,))

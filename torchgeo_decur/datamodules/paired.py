@@ -26,7 +26,9 @@ class ModalityPreprocessing(nn.Module):
     (:func:`~torchgeo_decur.datamodules.utils.match_bands`, if the dataset
     says which bands it returns) and the modality's preprocessing is applied,
     on the whole batch (``[B, C, H, W]`` or views ``[B, V, C, H, W]``) on the
-    device it lives on. Other keys pass through.
+    device it lives on. Other keys pass through. With ``standardize=False`` a
+    modality's :attr:`~torchgeo_decur.modalities.Modality.standardization` is
+    left to its augmentation (pretraining).
 
     .. versionadded:: 0.1
     """
@@ -35,6 +37,7 @@ class ModalityPreprocessing(nn.Module):
         self,
         modalities: dict[str, Modality],
         input_bands: dict[str, Sequence[str]] | None = None,
+        standardize: bool = True,
     ) -> None:
         """Initialize a new ModalityPreprocessing instance.
 
@@ -42,12 +45,13 @@ class ModalityPreprocessing(nn.Module):
             modalities: Modality of each batch key.
             input_bands: Bands of each batch key as the dataset returns them;
                 None (or a missing key) if they are the modality's already.
+            standardize: Whether to apply the modalities' standardization.
         """
         super().__init__()
         self.modalities = dict(modalities)
         self.input_bands = {k: tuple(v) for k, v in (input_bands or {}).items()}
         self.normalize = nn.ModuleDict(
-            {key: m.normalizer() for key, m in self.modalities.items()}
+            {key: m.normalizer(standardize) for key, m in self.modalities.items()}
         )
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -80,10 +84,12 @@ class PairedDataModule(NonGeoDataModule):
     """LightningDataModule for paired multimodal self-supervised pretraining.
 
     Works with any dataset whose samples hold two views of each of two
-    modalities, ``{'image1': [2, C1, H, W], 'image2': [2, C2, H, W]}``, in
-    **raw** values (dB, digital numbers, metres, ...), and any two registered
-    modalities (:func:`~torchgeo_decur.modalities.register_modality`). After
-    transfer to the device (the GPU when there is one), each batch is
+    modalities, ``{'image1': [2, C1, H, W], 'image2': [2, C2, H, W]}``, or
+    one image of each (``[C, H, W]``, augmented twice, e.g. an RGB tile and
+    its DEM), in **raw** values (dB, digital numbers, metres, ...), and any
+    two registered modalities
+    (:func:`~torchgeo_decur.modalities.register_modality`). After transfer to
+    the device (the GPU when there is one), each batch is
 
     1. finished by the dataset, if it defines ``on_device(batch)`` (e.g.
        :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` resamples its coarser
@@ -207,7 +213,9 @@ class PairedDataModule(NonGeoDataModule):
             return
         self.dataset = self.dataset_class(**self.kwargs)
         self.preprocess = ModalityPreprocessing(
-            self.modality_of, getattr(self.dataset, 'input_bands', None)
+            self.modality_of,
+            getattr(self.dataset, 'input_bands', None),
+            standardize=False,  # the augmentation standardizes last
         )
         n = len(self.dataset)  # type: ignore[arg-type]
         if n == 0:
@@ -295,8 +303,11 @@ class PairedDataModule(NonGeoDataModule):
         if finish is not None:
             batch = finish(batch)
         if self.preprocess is None:
-            self.preprocess = ModalityPreprocessing(self.modality_of)
+            self.preprocess = ModalityPreprocessing(self.modality_of, standardize=False)
         batch = self.preprocess(batch)
+        for key in self.keys:  # one image per modality: two views of it
+            if key in batch and batch[key].ndim == 4:
+                batch[key] = batch[key].unsqueeze(1).expand(-1, 2, -1, -1, -1)
         if seed is None:
             return super().on_after_batch_transfer(batch, dataloader_idx)
         image = batch[self.keys[0]]

@@ -31,6 +31,7 @@ __all__ = (
     'MultiViewAugmentation',
     'dem_augmentation',
     'hha_augmentation',
+    'indoor_rgb_augmentation',
     'optical_augmentation',
     'rgb_augmentation',
     'sar_augmentation',
@@ -287,6 +288,37 @@ def rgb_augmentation(
     _check(size, in_channels)
     return _colour_pipeline(
         size, _equal_weights(in_channels), scale, solarize=True, vertical_flip=True
+    )
+
+
+def indoor_rgb_augmentation(
+    size: int = 224, in_channels: int = 3, scale: tuple[float, float] = (0.5, 1.0)
+) -> nn.Module:
+    """Augmentation for camera RGB in [0, 1], as DeCUR's SUN RGB-D pretraining.
+
+    Random resized crop (scale 0.5--1), brightness and contrast jitter
+    together with p=0.8 (multiplicative brightness, per-channel
+    mean-preserving contrast), grayscale as the channel mean (p=0.2),
+    Gaussian blur (sigma 0.1--2, p=0.5) and a horizontal flip: the authors'
+    RGB-depth pipeline, which has no solarisation and no vertical flip (indoor
+    scenes have an up direction).
+
+    Args:
+        size: Output patch size in pixels.
+        in_channels: Number of channels (3 for RGB).
+        scale: Range of the crop area relative to the input area.
+
+    Returns:
+        The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
+
+    Raises:
+        ValueError: If *size* or *in_channels* is not positive.
+
+    .. versionadded:: 0.1
+    """
+    _check(size, in_channels)
+    return _colour_pipeline(
+        size, _equal_weights(in_channels), scale, solarize=False, vertical_flip=False
     )
 
 

@@ -16,6 +16,7 @@ paper's text in places; the user guide lists each difference and its reason.
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,10 @@ TAIL = 0.01
 
 #: Added to the DEM percentile range, as the authors' GeoNRW reader does.
 DEM_EPS = 1e-5
+
+#: ImageNet's per-channel mean and standard deviation (channels R, G, B).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _check_image(x: Tensor, name: str, channels: int | None = None) -> None:
@@ -348,3 +353,51 @@ class Scale(nn.Module):
 
     def extra_repr(self) -> str:  # noqa: D102
         return f'divisor={self.divisor:g}, clip={self.clip}'
+
+
+class Standardize(nn.Module):
+    """Subtract a mean and divide by a standard deviation, per channel.
+
+    ``(x - mean[c]) / std[c]`` for ``[..., C, H, W]`` tensors, as
+    ``torchvision.transforms.Normalize`` but for batches on any device and
+    with the channel count checked.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Initialize a new Standardize instance.
+
+        Args:
+            mean: Mean of each channel.
+            std: Standard deviation of each channel.
+
+        Raises:
+            ValueError: If *mean* and *std* differ in length or are empty, or a
+                standard deviation is not positive.
+        """
+        super().__init__()
+        if len(mean) != len(std) or not mean:
+            msg = f'mean and std need one value per channel, got {mean} and {std}'
+            raise ValueError(msg)
+        if any(s <= 0 for s in std):
+            msg = f'std must be positive, got {list(std)}'
+            raise ValueError(msg)
+        self.register_buffer(
+            'mean', torch.tensor(mean, dtype=torch.float32)[:, None, None], False
+        )
+        self.register_buffer(
+            'std', torch.tensor(std, dtype=torch.float32)[:, None, None], False
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Standardize *x* ``[..., C, H, W]``."""
+        _check_image(x, 'input', len(self.mean))
+        mean = self.mean.to(x.device, x.dtype)
+        std = self.std.to(x.device, x.dtype)
+        return (x - mean) / std
+
+    def extra_repr(self) -> str:  # noqa: D102
+        mean = ', '.join(f'{v:g}' for v in self.mean.flatten().tolist())
+        std = ', '.join(f'{v:g}' for v in self.std.flatten().tolist())
+        return f'mean=({mean}), std=({std})'
