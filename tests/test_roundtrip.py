@@ -11,11 +11,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from torchgeo_decur.cli import main as cli_main
+from torchgeo_decur.export import export_checkpoint
 from torchgeo_decur.models import (
     ResNet50_Weights,
     create_modality_encoder,
     is_decur_source,
 )
+from torchgeo_decur.models.deformable import DeformableResNet, add_deformable_attention
 from torchgeo_decur.tasks import DeCURTask, MultimodalMultiLabelClassificationTask
 
 from .tasks.test_decur import TINY, PairedDataModule
@@ -109,3 +111,59 @@ def test_is_decur_source(pretrained: tuple[DeCURTask, Path]) -> None:
     assert not is_decur_source(None)
     assert not is_decur_source(True)
     assert not is_decur_source('ResNet50_Weights.SENTINEL2_ALL_MOCO')
+
+
+def test_deformable_attention_round_trip(tmp_path: Path) -> None:
+    """Pretrain with deformable attention, export, and transfer the attended
+    encoders: each modality keeps its own blocks through every format."""
+    torch.manual_seed(0)
+    task = DeCURTask(**{**TINY, 'modalities': ['s1', 'rgb']}, deformable_attention=True)
+    assert isinstance(task.backbone1, DeformableResNet)
+    assert task.backbone1.da_l3 is not task.backbone2.da_l3
+    trainer = Trainer(
+        accelerator='cpu',
+        max_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / 'ckpt')],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(task, datamodule=PairedDataModule(batch_size=4, n=4))
+    (ckpt,) = (tmp_path / 'ckpt').glob('*.ckpt')
+    assert torch.load(ckpt, weights_only=False)['hyper_parameters'][
+        'deformable_attention'
+    ]
+    out = tmp_path / 'export'
+    assert cli_main(['export', str(ckpt), '--out', str(out)]) == 0
+    meta = json.loads((out / f'{ckpt.stem}.json').read_text())
+    assert [m['deformable_attention'] for m in meta['modalities']] == [True, True]
+    joint = torch.load(out / f'{ckpt.stem}_joint.pth', weights_only=True)['model']
+    assert 'module.da1_l3.rpe_table' in joint and 'module.da2_l4.rpe_table' in joint
+    assert not any(k.startswith('module.backbone_1.da_') for k in joint)
+    # TorchGeo's tasks would drop the blocks: no TorchGeo checkpoints
+    with pytest.raises(ValueError, match='drop the deformable-attention blocks'):
+        export_checkpoint(ckpt, tmp_path / 'tg', torchgeo_checkpoints=True)
+
+    x = torch.randn(2, 3, 32, 32)
+    expected = features(task.backbone2, x)
+    state = torch.load(out / f'{ckpt.stem}_rgb.pth', weights_only=True)
+    model = add_deformable_attention(
+        timm.create_model('resnet18', in_chans=3, num_classes=0)
+    )
+    model.load_state_dict(state, strict=True)
+    torch.testing.assert_close(features(model, x), expected)
+    for source in (str(ckpt), str(out / f'{ckpt.stem}_joint.pth')):
+        # None follows the weights: the blocks come back, modality 2's own
+        encoder = create_modality_encoder('resnet18', 3, 'rgb', source)
+        torch.testing.assert_close(features(encoder, x), expected)
+    # transfer: classification on the attended features of both encoders
+    probe = MultimodalMultiLabelClassificationTask(
+        model='resnet18',
+        weights=str(ckpt),
+        modalities=['s1', 'rgb'],
+        num_classes=4,
+    )
+    assert probe.hparams['deformable_attention'] is True
+    (_, encoder) = probe.encoders  # type: ignore[misc]
+    torch.testing.assert_close(features(encoder, x), expected)

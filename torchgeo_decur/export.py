@@ -8,16 +8,21 @@ Lightning nor this package to be used:
     One plain state dict per modality, loadable with ``strict=True`` by
     ``timm.create_model(model, in_chans=in_chans, num_classes=0,
     **model_kwargs)`` (keys as timm names them; for ResNets equal to
-    torchvision's).
+    torchvision's), wrapped in
+    :func:`~torchgeo_decur.models.deformable.add_deformable_attention` for
+    encoders with deformable attention (keys ``da_l3.*``, ``da_l4.*``).
 ``<out>/<stem>_joint.pth``
     Both encoders in the layout of the DeCUR authors' published files,
     ``{'epoch': int, 'model': {'module.backbone_1.<key>': tensor,
-    'module.backbone_2.<key>': tensor}, 'meta': metadata}``, so that the
-    authors' code and :class:`~torchgeo_decur.models.DeCURWeightsEnum`
-    loaders read it like theirs (``meta`` is an extra entry they ignore).
+    'module.backbone_2.<key>': tensor}, 'meta': metadata}`` (and
+    ``module.da<i>_l3.*`` / ``module.da<i>_l4.*`` for deformable attention),
+    so that the authors' code and
+    :class:`~torchgeo_decur.models.DeCURWeightsEnum` loaders read it like
+    theirs (``meta`` is an extra entry they ignore).
 ``<out>/<stem>.json``
     The metadata: for each modality, in backbone order, its name, timm model,
-    ``in_chans``, ``model_kwargs``, band names and normalisation.
+    ``in_chans``, ``model_kwargs``, ``deformable_attention``, band names and
+    normalisation.
 ``<out>/<stem>_<modality>.ckpt`` (optional, ``torchgeo_checkpoints=True``)
     One encoder in the layout TorchGeo's tasks read from a path,
     ``{'hyper_parameters': {'model': ..., 'in_channels': ..., 'modality': ...,
@@ -38,7 +43,12 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from .models.checkpoints import parse_decur_lightning_checkpoint, state_dict_mismatches
+from .models.checkpoints import (
+    _DA_PREFIXES,
+    parse_decur_lightning_checkpoint,
+    state_dict_mismatches,
+)
+from .models.deformable import add_deformable_attention
 
 __all__ = ('export_checkpoint', 'export_paths')
 
@@ -92,14 +102,36 @@ def _check_fits_timm(
             num_classes=0,
             **spec['model_kwargs'],
         )
+        if spec.get('deformable_attention'):
+            model = add_deformable_attention(model)
     problems = state_dict_mismatches(model.state_dict(), state_dict)
     if problems:
+        wrapped = (
+            'add_deformable_attention(' if spec.get('deformable_attention') else ''
+        )
         msg = (
             f'{source}: the backbone of modality {spec["name"]!r} does not fit '
-            f'timm.create_model({spec["model"]!r}, in_chans={spec["in_chans"]}, '
-            f'num_classes=0, **{spec["model_kwargs"]}); {"; ".join(problems)}'
+            f'{wrapped}timm.create_model({spec["model"]!r}, '
+            f'in_chans={spec["in_chans"]}, num_classes=0, **{spec["model_kwargs"]})'
+            f'{")" if wrapped else ""}; {"; ".join(problems)}'
         )
         raise ValueError(msg)
+
+
+def _authors_keys(state_dict: dict[str, Tensor], index: int) -> dict[str, Tensor]:
+    """One encoder's keys in the authors' joint layout.
+
+    Backbone keys become ``module.backbone_<index>.<key>``, deformable
+    attention ``da_l3.*`` / ``da_l4.*`` becomes ``module.da<index>_l3.*`` /
+    ``module.da<index>_l4.*``, as in the authors' ``rn50_rda_*`` files.
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith(_DA_PREFIXES):
+            out[f'module.da{index}_{key.removeprefix("da_")}'] = value
+        else:
+            out[f'module.backbone_{index}.{key}'] = value
+    return out
 
 
 def export_checkpoint(
@@ -164,6 +196,13 @@ def export_checkpoint(
                 f'{", ".join(mangled[:5])}; export without torchgeo_checkpoints'
             )
             raise ValueError(msg)
+        if torchgeo_checkpoints and spec['deformable_attention']:
+            msg = (
+                f"{path}: TorchGeo's tasks build plain timm models and would "
+                'silently drop the deformable-attention blocks of modality '
+                f'{spec["name"]!r}; export without torchgeo_checkpoints'
+            )
+            raise ValueError(msg)
         if spec['in_chans'] is None:
             msg = f'{path}: hyper_parameters lack in_channels{spec["index"]}'
             raise ValueError(msg)
@@ -188,7 +227,7 @@ def export_checkpoint(
     meta['joint'] = {
         'file': paths['joint'].name,
         'layout': "{'epoch': int, 'model': {'module.backbone_<index>.<timm key>': "
-        "tensor}, 'meta': <this metadata>}",
+        "tensor, 'module.da<index>_l<3|4>.<key>': tensor}, 'meta': <this metadata>}",
     }
     # JSON round trip: the metadata in the joint file equals the JSON file and
     # holds only types that torch.load(weights_only=True) accepts
@@ -218,9 +257,7 @@ def export_checkpoint(
                 },
                 paths[f'{spec["name"]}_ckpt'],
             )
-        joint.update(
-            {f'module.backbone_{spec["index"]}.{k}': v for k, v in state_dict.items()}
-        )
+        joint.update(_authors_keys(state_dict, spec['index']))
     torch.save({'epoch': meta['epoch'], 'model': joint, 'meta': meta}, paths['joint'])
     paths['metadata'].write_text(json.dumps(meta, indent=2) + '\n')
     return paths

@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from torchgeo_decur.models.checkpoints import (
     convert_input_layer,
+    read_decur_checkpoint,
     split_joint_state_dict,
     state_dict_mismatches,
 )
@@ -22,16 +25,49 @@ def test_split_joint_state_dict() -> None:
         'a': ['conv1.weight'],
         'b': ['conv1.weight'],
     }
-    with pytest.warns(UserWarning, match='deformable-attention'):
-        split_joint_state_dict(
-            {**joint, 'module.da1_l3.proj_q.weight': torch.ones(1)}, ['a', 'b']
-        )
+    # deformable attention: da<i>_l<stage> goes with backbone i as da_l<stage>
+    with_da = split_joint_state_dict(
+        {
+            **joint,
+            'module.da1_l3.proj_q.weight': torch.ones(1),
+            'module.da2_l4.rpe_table': torch.zeros(2),
+        },
+        ['a', 'b'],
+    )
+    assert sorted(with_da['a']) == ['conv1.weight', 'da_l3.proj_q.weight']
+    assert sorted(with_da['b']) == ['conv1.weight', 'da_l4.rpe_table']
+    assert torch.equal(with_da['b']['da_l4.rpe_table'], torch.zeros(2))
     with pytest.raises(ValueError, match=r"missing backbone keys 'module\.backbone_2"):
         split_joint_state_dict(
             {k: v for k, v in joint.items() if 'backbone_2' not in k}, ['a', 'b']
         )
     with pytest.raises(ValueError, match='not a DeCUR checkpoint'):
         split_joint_state_dict({'conv1.weight': torch.ones(1)}, ['a', 'b'], 'x.pth')
+
+
+def test_authors_rda_backbone_file_keys(tmp_path: Path) -> None:
+    """The authors' RDA backbone-only files: 'backbone.*' and 'da<i>_l<s>.*'."""
+    path = tmp_path / 'encoder.pth'
+    torch.save(
+        {
+            'backbone.conv1.weight': torch.ones(4, 2, 3, 3),
+            'backbone.fc.weight': torch.ones(10, 4),
+            'da2_l3.proj_q.weight': torch.ones(1),
+            'da2_l4.proj_out.bias': torch.ones(1),
+        },
+        path,
+    )
+    (state_dict,) = read_decur_checkpoint(path)[0].values()
+    assert sorted(state_dict) == [
+        'conv1.weight',
+        'da_l3.proj_q.weight',
+        'da_l4.proj_out.bias',
+    ]
+    # a plain encoder file keeps its keys, even one named 'backbone...'
+    torch.save({'backbone.conv1.weight': torch.ones(1)}, path)
+    assert list(read_decur_checkpoint(path)[0]['modality1']) == [
+        'backbone.conv1.weight'
+    ]
 
 
 def test_convert_input_layer() -> None:

@@ -55,18 +55,18 @@ class TestCreateEncoders:
     @pytest.mark.parametrize(
         ('weights', 'expected'),
         [
-            (None, [{}, {}]),
-            (True, [{}, {}]),
-            (ResNet50_Weights.DECUR_S1S2, [{'modality': 's1'}, {'modality': 's2c'}]),
-            ('ResNet50_Weights.DECUR_S1S2', [{'modality': 's1'}, {'modality': 's2c'}]),
-            (ResNet18_Weights.SENTINEL2_ALL_MOCO, [{}, {}]),
+            (None, [None, None]),
+            (True, [None, None]),
+            (ResNet50_Weights.DECUR_S1S2, ['s1', 's2c']),
+            ('ResNet50_Weights.DECUR_S1S2', ['s1', 's2c']),
+            (ResNet18_Weights.SENTINEL2_ALL_MOCO, [None, None]),
         ],
     )
     def test_modality_passed_for_decur_weights(
         self,
         monkeypatch: pytest.MonkeyPatch,
         weights: Any,
-        expected: list[dict[str, str]],
+        expected: list[str | None],
     ) -> None:
         calls: list[dict[str, Any]] = []
 
@@ -77,7 +77,9 @@ class TestCreateEncoders:
 
         monkeypatch.setattr(encoders_module, 'create_encoder', fake)
         create_encoders('resnet18', (2, 13), ('s1', 's2c'), weights=weights)
-        assert calls == expected
+        assert calls == [
+            {'modality': m, 'deformable_attention': None} for m in expected
+        ]
 
     def test_joint_checkpoint(self, tmp_path: Path) -> None:
         # A DeCUR pretraining checkpoint: each encoder and a missing modality
@@ -201,3 +203,25 @@ class TestMultimodalSegmentationModel:
             model(torch.randn(2, 3, 32, 32), torch.randn(2, 1, 64, 64))
         with pytest.raises(ValueError, match='expected 2 inputs, got 1'):
             model(torch.randn(2, 3, 32, 32))
+
+
+def test_heads_see_the_attended_features() -> None:
+    """With deformable attention, FCN and late fusion use the stage 3/4 maps
+    after the blocks: zeroing the blocks' output projections changes them."""
+    torch.manual_seed(0)
+    encoders = create_encoders(
+        'resnet18', (2, 3), ('s1', 'rgb'), deformable_attention=True
+    )
+    seg = MultimodalSegmentationModel(encoders, (2, 3), num_classes=4).eval()
+    cls = LateFusionClassifier(encoders, num_classes=4).eval()
+    x1, x2 = torch.randn(1, 2, 64, 64), torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        attended = seg(x1, x2), cls(x1, x2)
+        for encoder in encoders:
+            for block in (encoder.da_l3, encoder.da_l4):
+                nn.init.zeros_(block.proj_out.weight)
+                nn.init.zeros_(block.proj_out.bias)
+        plain = seg(x1, x2), cls(x1, x2)
+    assert attended[0].shape == (1, 4, 64, 64)
+    for a, b in zip(attended, plain, strict=True):
+        assert not torch.allclose(a, b)

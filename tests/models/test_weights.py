@@ -13,6 +13,8 @@ import torchgeo_decur  # noqa: F401  (registers the weights)
 from torchgeo_decur.models import (
     DeCURTransforms,
     DeCURWeightsEnum,
+    MiTB2_Weights,
+    MiTB5_Weights,
     ResNet50_Weights,
     ViTSmall16_Weights,
     create_encoder,
@@ -21,9 +23,12 @@ from torchgeo_decur.models import (
     modality_transforms,
 )
 from torchgeo_decur.models.checkpoints import read_decur_checkpoint
+from torchgeo_decur.models.deformable import DeformableResNet, add_deformable_attention
 from torchgeo_decur.models.weights import published_entry
 
 JOINT = (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM)
+ENUMS = (ResNet50_Weights, ViTSmall16_Weights, MiTB2_Weights, MiTB5_Weights)
+ALL = [member for enum in ENUMS for member in enum]
 
 
 @pytest.fixture
@@ -95,35 +100,45 @@ def test_registry() -> None:
     assert type(theirs) is torchgeo.models.ResNet50_Weights
     assert get_model_weights('decur_resnet50') is ResNet50_Weights
     assert get_model_weights('decur_vit_small_patch16_224') is ViTSmall16_Weights
+    assert get_model_weights('decur_mit_b2') is MiTB2_Weights
+    assert (
+        get_weight('MiTB5_Weights.DECUR_RGB_HHA_HHA') is MiTB5_Weights.DECUR_RGB_HHA_HHA
+    )
+    assert get_weight('ResNet50_Weights.DECUR_S1S2_RDA_S1').meta['deformable_attention']
     assert get_model_weights('resnet50') is torchgeo.models.ResNet50_Weights
 
 
 def test_members_are_distinct() -> None:
     # Enum aliases members with equal values: every name must be its own member
-    for enum in (ResNet50_Weights, ViTSmall16_Weights):
+    for enum in ENUMS:
         assert list(enum.__members__) == [m.name for m in enum]
-    assert len(ResNet50_Weights) == 6
+    assert len(ResNet50_Weights) == 12
     assert len(ViTSmall16_Weights) == 6
+    assert len(MiTB2_Weights) == len(MiTB5_Weights) == 3
 
 
-@pytest.mark.parametrize('weights', [*ResNet50_Weights, *ViTSmall16_Weights])
+@pytest.mark.parametrize('weights', ALL, ids=str)
 def test_meta(weights: DeCURWeightsEnum) -> None:
     meta = weights.meta
     assert weights.url == (
         'https://huggingface.co/wangyi111/DeCUR/resolve/main/' + meta['file']
     )
-    assert meta['file'].endswith('_decur_ep100.pth')
+    epochs = 200 if meta['dataset'] == 'SUN RGB-D' else 100
+    assert meta['file'].endswith(f'_decur_ep{epochs}.pth')
     assert meta['ssl_method'] == 'decur'
     assert meta['publication'] == 'https://arxiv.org/abs/2309.05300'
     assert meta['repo'] == 'https://github.com/zhu-xlab/DeCUR'
-    assert meta['model'] in ('resnet50', 'vit_small_patch16_224')
+    assert meta['model'] in ('resnet50', 'vit_small_patch16_224', 'mit_b2', 'mit_b5')
+    assert meta.get('deformable_attention', False) == ('_rda_' in meta['file'])
     for spec in meta['modalities'].values():
         assert spec['in_chans'] == len(spec['bands'])
         assert spec['raw'] and spec['preprocessing']  # what transforms does
     if weights.is_joint:
         assert 'in_chans' not in meta
         assert isinstance(weights.transforms, DeCURTransforms)
-        assert meta['file'].endswith('_joint_decur_ep100.pth')
+        assert '_joint_' in meta['file'] or meta['file'].endswith(
+            '_rgb_hha_decur_ep200.pth'
+        )
     else:
         spec = meta['modalities'][meta['modality']]
         assert meta['in_chans'] == spec['in_chans']
@@ -267,48 +282,80 @@ FILE_LAYOUT = {
     's2c': (13, lambda x: x),
     'rgb': (3, lambda x: x[:, [2, 1, 0]]),  # OpenCV's B, G, R
     'dem': (3, lambda x: x.expand(-1, 3, -1, -1)),  # repeated on 3 channels
+    'rgb_indoor': (3, lambda x: x[:, [2, 1, 0]]),  # OpenCV's B, G, R
+    'hha': (3, lambda x: x[:, [2, 1, 0]]),  # OpenCV's angle, height, disparity
 }
 
+#: Small models standing in for the entries' models: the loaders ignore depth.
+STAND_IN = {'resnet50': 'resnet18', 'mit_b2': 'mit_b0', 'mit_b5': 'mit_b0'}
 
-def stand_in(model: str, in_chans: int) -> nn.Module:
+
+def stand_in(model: str, in_chans: int, deformable: bool = False) -> nn.Module:
     """A small model with the layout of the entry's model, random weights."""
-    if model == 'resnet50':  # resnet18 stands in: the loader ignores depth
-        return randomise_bn(
-            timm.create_model('resnet18', in_chans=in_chans, num_classes=0)
-        )
-    return timm.create_model(
-        model, in_chans=in_chans, num_classes=0, img_size=32
-    ).eval()
+    name = STAND_IN.get(model, model)
+    kwargs = {'img_size': 32} if model.startswith('vit') else {}
+    backbone = timm.create_model(name, in_chans=in_chans, num_classes=0, **kwargs)
+    if deformable:
+        backbone = add_deformable_attention(backbone)
+    return randomise_bn(backbone)
 
 
-@pytest.mark.parametrize('entry', [*ResNet50_Weights, *ViTSmall16_Weights], ids=str)
+def authors_keys(backbone: nn.Module, index: int, joint: bool) -> dict[str, Tensor]:
+    """One backbone's keys as the authors' files store them.
+
+    Joint files: ``module.backbone_<i>.*`` and ``module.da<i>_l3.*``; RDA
+    backbone-only files: ``backbone.*`` and ``da<i>_l3.*``; other
+    backbone-only files: the plain keys.
+    """
+    out = {}
+    deformable = isinstance(backbone, DeformableResNet)
+    for key, value in backbone.state_dict().items():
+        if key.startswith(('da_l3.', 'da_l4.')):
+            key = f'{"module." if joint else ""}da{index}_{key[3:]}'
+        elif joint:
+            key = f'module.backbone_{index}.{key}'
+        elif deformable:
+            key = f'backbone.{key}'
+        out[key] = value
+    return out
+
+
+@pytest.mark.parametrize('entry', ALL, ids=str)
 def test_every_entry_loads_authors_file_with_identical_features(
     hub: Path, entry: DeCURWeightsEnum
 ) -> None:
     """Each entry reads the authors' layout from the hub cache, converted exactly."""
     torch.manual_seed(0)
     model = entry.meta['model']
-    name = 'resnet18' if model == 'resnet50' else model
-    kwargs = {} if model == 'resnet50' else {'img_size': 32}
+    name = STAND_IN.get(model, model)
+    kwargs = {'img_size': 32} if model.startswith('vit') else {}
+    deformable = entry.meta.get('deformable_attention', False)
     joint = type(entry)[entry.meta['joint']] if not entry.is_joint else entry
-    originals = {m: stand_in(model, FILE_LAYOUT[m][0]) for m in joint.modalities}
-    if entry.meta['file'].endswith('_joint_decur_ep100.pth'):
-        # ResNet joint files are wrapped ({'epoch', 'model'}), ViT ones are not
-        authors_file(
-            hub / entry.meta['file'],
-            list(originals.values()),
-            wrap=model == 'resnet50',
-            fc=model == 'resnet50',
+    originals = {
+        m: stand_in(model, FILE_LAYOUT[m][0], deformable) for m in joint.modalities
+    }
+    if entry.meta['file'] == joint.meta['file']:
+        state = {}
+        for i, backbone in enumerate(originals.values(), start=1):
+            state.update(authors_keys(backbone, i, joint=True))
+        # projectors and the loss's batch norm: to be dropped
+        state['module.projector1.0.weight'] = torch.randn(16, 8)
+        state['module.bn.running_mean'] = torch.zeros(16)
+        # ResNet and MiT joint files are wrapped ({'epoch', 'model'}); the
+        # ViT and RDA ones are bare state dicts
+        wrap = model != 'vit_small_patch16_224' and not deformable
+        torch.save(
+            {'epoch': 100, 'model': state} if wrap else state, hub / joint.meta['file']
         )
     else:
-        backbone_file(hub / entry.meta['file'], originals[entry.meta['modality']])
+        index = joint.modalities.index(entry.meta['modality']) + 1
+        original = originals[entry.meta['modality']]
+        torch.save(authors_keys(original, index, joint=False), hub / entry.meta['file'])
     if entry.is_joint:  # both encoders, served in the modalities' layout
         encoders = {}
         for modality, state_dict in entry.get_state_dict().items():
             in_chans = entry.meta['modalities'][modality]['in_chans']
-            encoders[modality] = timm.create_model(
-                name, in_chans=in_chans, num_classes=0, **kwargs
-            )
+            encoders[modality] = stand_in(model, in_chans, deformable)
             encoders[modality].load_state_dict(state_dict, strict=True)
     else:
         modality = entry.meta['modality']
@@ -317,12 +364,47 @@ def test_every_entry_loads_authors_file_with_identical_features(
                 name, entry.meta['in_chans'], weights=entry, **kwargs
             )
         }
+        # deformable attention follows the entry (None)
+        assert isinstance(encoders[modality], DeformableResNet) == deformable
     for modality, encoder in encoders.items():
         x = torch.rand(2, entry.meta['modalities'][modality]['in_chans'], 32, 32)
         to_file_layout = FILE_LAYOUT[modality][1]
         torch.testing.assert_close(
             features(encoder, x), features(originals[modality], to_file_layout(x))
         )
+
+
+def test_rda_modality_2_has_its_own_blocks(hub: Path) -> None:
+    """da1_* go to modality 1 and da2_* to modality 2, as the authors' transfer
+    code maps them (their pretraining code ran both through da1_*)."""
+    torch.manual_seed(0)
+    entry = ResNet50_Weights.DECUR_S1S2_RDA
+    originals = [stand_in('resnet50', c, True) for c in (2, 13)]
+    state = {}
+    for i, backbone in enumerate(originals, start=1):
+        state.update(authors_keys(backbone, i, joint=True))
+    torch.save(state, hub / entry.meta['file'])
+    s1, s2 = entry.get_state_dict().values()
+    torch.testing.assert_close(s1['da_l3.rpe_table'], originals[0].da_l3.rpe_table)
+    torch.testing.assert_close(
+        s2['da_l4.proj_q.weight'], originals[1].da_l4.proj_q.weight
+    )
+    assert not torch.equal(s1['da_l3.rpe_table'], s2['da_l3.rpe_table'])
+    # the backbone-only file of modality 2 holds da2_*, as the authors wrote it
+    s2c = entry.modality('s2c')
+    torch.save(authors_keys(originals[1], 2, joint=False), hub / s2c.meta['file'])
+    encoder = create_encoder('resnet18', 13, weights=entry, modality='s2c')
+    torch.testing.assert_close(encoder.da_l3.rpe_table, originals[1].da_l3.rpe_table)
+    # refusing the blocks of weights that have them is an error
+    with pytest.raises(ValueError, match='hold deformable-attention blocks'):
+        create_encoder('resnet18', 13, weights=s2c, deformable_attention=False)
+    # plain weights in a deformable encoder: the ResNet loads, blocks stay
+    plain = ResNet50_Weights.DECUR_S1S2_S1
+    torch.save(stand_in('resnet50', 2).state_dict(), hub / plain.meta['file'])
+    encoder = create_encoder('resnet18', 2, weights=plain, deformable_attention=True)
+    assert isinstance(encoder, DeformableResNet)
+    with pytest.raises(ValueError, match='needs a ResNet model'):
+        create_encoder('mit_b0', 3, deformable_attention=True)
 
 
 def test_resnet50_s1s2_from_hub_cache(hub: Path) -> None:

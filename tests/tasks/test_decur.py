@@ -92,6 +92,23 @@ def test_forward_shapes() -> None:
     assert task.projector1 is not task.projector2
 
 
+def test_deformable_attention_follows_the_weights(tmp_path: Path) -> None:
+    plain = DeCURTask(**TINY)
+    assert plain.hparams['deformable_attention'] is False  # None resolved
+    # weights of one encoder with blocks: both encoders get their own
+    rda = DeCURTask(**TINY, deformable_attention=True)
+    path = tmp_path / 'rda.ckpt'
+    torch.save(
+        {'hyper_parameters': dict(rda.hparams), 'state_dict': rda.state_dict()}, path
+    )
+    mixed = DeCURTask(**TINY, weights2=str(path))
+    assert mixed.hparams['deformable_attention'] is True
+    assert mixed.backbone1.da_l3 is not mixed.backbone2.da_l3
+    torch.testing.assert_close(
+        mixed.backbone2.da_l4.rpe_table, rda.backbone2.da_l4.rpe_table
+    )
+
+
 def test_common_share_default() -> None:
     task = DeCURTask(**{**TINY, 'common_dim': None, 'common_share': 0.75})
     assert task.criterion.common_dim == 48
@@ -175,6 +192,7 @@ def test_checkpoint_records_bands_and_preprocessing() -> None:
         ({'in_channels2': 4}, "'rgb' has 3 bands"),
         ({'modalities': ['s1']}, 'two modalities'),
         ({'in_channels1': 0}, 'in_channels'),
+        ({'optimizer': 'sgd'}, "optimizer must be 'lars' or 'adamw'"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
@@ -223,6 +241,42 @@ def test_optimizer_and_schedule(tmp_path: Path) -> None:
     assert scheduler.warmup_epochs == 2 and scheduler.max_epochs == 8  # type: ignore[union-attr]
     # cosine decay: the lr of the weights ends far below its peak
     assert optimizer.param_groups[0]['lr'] < 0.2 * 0.2
+
+
+def test_adamw_for_transformers(tmp_path: Path) -> None:
+    """The authors' MiT / ViT / deformable-attention setting: AdamW, 1e-4."""
+    task = DeCURTask(
+        **TINY, optimizer='adamw', lr=1e-4, lr_biases=1e-4, weight_decay=0.01
+    )
+    t = trainer(tmp_path, max_epochs=2)
+    t.fit(task, datamodule=PairedDataModule())
+    optimizer = task.optimizers().optimizer  # type: ignore[union-attr]
+    assert isinstance(optimizer, torch.optim.AdamW)
+    weights, biases = optimizer.param_groups
+    assert weights['weight_decay'] == 0.01 and biases['weight_decay'] == 0.0
+    assert 0 < weights['lr'] < 1e-4  # cosine decay from 1e-4
+    assert optimizer.state  # it stepped
+
+
+def test_mit_encoders(tmp_path: Path) -> None:
+    """MiT (SegFormer's encoder), registered with timm, as in the RGB-HHA runs."""
+    task = DeCURTask(
+        **{
+            **TINY,
+            'model1': 'mit_b0',
+            'model2': 'mit_b0',
+            'in_channels1': 2,
+            'modalities': ['s1', 'rgb'],
+        },
+        optimizer='adamw',
+        lr=1e-4,
+        lr_biases=1e-4,
+    )
+    before = task.backbone2.patch_embed1.proj.weight.detach().clone()
+    t = trainer(tmp_path, max_steps=1)
+    t.fit(task, datamodule=PairedDataModule(batch_size=4, n=4))
+    assert task.backbone1.num_features == 256
+    assert not torch.equal(before, task.backbone2.patch_embed1.proj.weight)
 
 
 def test_training_loss_falls(tmp_path: Path) -> None:

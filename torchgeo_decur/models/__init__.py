@@ -21,9 +21,12 @@ from .heads import (
     create_encoders,
     encoder_feature_maps,
 )
+from .mit import MixTransformer, register_mit
 from .weights import (
     DeCURTransforms,
     DeCURWeightsEnum,
+    MiTB2_Weights,
+    MiTB5_Weights,
     ResNet50_Weights,
     ViTSmall16_Weights,
     modality_transforms,
@@ -31,6 +34,7 @@ from .weights import (
 )
 
 register_weights()
+register_mit()
 
 __all__ = (
     'DECODERS',
@@ -38,6 +42,9 @@ __all__ = (
     'DeCURWeightsEnum',
     'FCNHead',
     'LateFusionClassifier',
+    'MiTB2_Weights',
+    'MiTB5_Weights',
+    'MixTransformer',
     'MultimodalSegmentationModel',
     'NotDeCURCheckpointError',
     'ResNet50_Weights',
@@ -53,5 +60,6 @@ __all__ = (
     'load_decur_state_dicts',
     'modality_transforms',
     'read_decur_checkpoint',
+    'register_mit',
     'register_weights',
 )

@@ -13,7 +13,7 @@ layer from one channel order to another.
 
 import json
 import os
-import warnings
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -44,7 +44,19 @@ __all__ = (
 _CLASSIFIER_KEYS = frozenset({'fc.weight', 'fc.bias', 'head.weight', 'head.bias'})
 
 #: First-layer weights of the backbones the weight entries describe.
-_INPUT_CONV_KEYS = ('conv1.weight', 'patch_embed.proj.weight')
+_INPUT_CONV_KEYS = (
+    'conv1.weight',
+    'patch_embed.proj.weight',
+    'patch_embed1.proj.weight',
+)
+
+#: Deformable-attention keys of the authors' files: ``da<modality>_l<stage>.*``.
+_AUTHORS_DA_KEY = re.compile(
+    r'^(?:module\.)?da(?P<index>\d)_l(?P<stage>[34])\.(?P<rest>.+)$'
+)
+
+#: Prefixes of the deformable-attention blocks of this package's encoders.
+_DA_PREFIXES = ('da_l3.', 'da_l4.')
 
 #: Default modality names of joint files that do not name their modalities.
 DEFAULT_MODALITY_NAMES = ('modality1', 'modality2')
@@ -137,9 +149,12 @@ def split_joint_state_dict(
 
     Accepts ``{'model': joint, ...}`` (the authors' files, with or without
     ``epoch`` / ``optimizer``) or the joint state dict itself, whose keys are
-    ``module.backbone_<i>.<key>`` (``module.`` optional). Projector
-    (``projector1.*``, ``projector_1.*``), ``bn.*`` and deformable-attention
-    keys and the backbones' ``fc`` / ``head`` classifier weights are dropped.
+    ``module.backbone_<i>.<key>`` (``module.`` optional). The
+    deformable-attention blocks of backbone ``i`` (``module.da<i>_l3.*``,
+    ``module.da<i>_l4.*``) become ``da_l3.*`` and ``da_l4.*`` of its state
+    dict (see :mod:`torchgeo_decur.models.deformable`). Projector
+    (``projector1.*``, ``projector_1.*``) and ``bn.*`` keys and the
+    backbones' ``fc`` / ``head`` classifier weights are dropped.
 
     Args:
         checkpoint: The loaded file.
@@ -164,7 +179,6 @@ def split_joint_state_dict(
         )
         raise NotDeCURCheckpointError(msg)
     state_dicts: dict[str, dict[str, Tensor]] = {}
-    dropped_da: list[str] = []
     for i, name in enumerate(names, start=1):
         prefix = f'backbone_{i}.'
         state_dict: dict[str, Tensor] = {}
@@ -174,35 +188,45 @@ def split_joint_state_dict(
                 key = key[len(prefix) :]
                 if key not in _CLASSIFIER_KEYS:
                     state_dict[key] = value
-            elif key.startswith(f'da{i}_'):
-                dropped_da.append(key)
-        if not state_dict:
+            else:
+                match = _AUTHORS_DA_KEY.match(key)
+                if match and int(match['index']) == i:
+                    state_dict[f'da_l{match["stage"]}.{match["rest"]}'] = value
+        if not any(not k.startswith(_DA_PREFIXES) for k in state_dict):
             msg = (
                 f"{source}: missing backbone keys 'module.backbone_{i}.*' of "
                 f'modality {name!r}; found {_prefixes(list(joint))}'
             )
             raise ValueError(msg)
         state_dicts[name] = state_dict
-    if dropped_da:
-        warnings.warn(
-            f'{source}: deformable-attention weights ({_list(dropped_da, 3)}) are '
-            'not part of the backbones and were dropped',
-            UserWarning,
-            stacklevel=2,
-        )
     return state_dicts
 
 
 def _backbone_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Drop the classifier keys of an encoder state dict.
+    """An encoder state dict in the keys of this package's encoders.
+
+    Drops the classifier keys (``fc.*`` / ``head.*``). The authors'
+    backbone-only files with deformable attention store the ResNet under
+    ``backbone.`` and the blocks as ``da<i>_l3.*`` / ``da<i>_l4.*``; these
+    become the timm keys and ``da_l3.*`` / ``da_l4.*``.
 
     Args:
         state_dict: A plain state dict of one backbone.
 
     Returns:
-        The state dict without ``fc.*`` / ``head.*`` classifier weights.
+        The state dict, loadable into the encoder.
     """
-    return {k: v for k, v in state_dict.items() if k not in _CLASSIFIER_KEYS}
+    out: dict[str, Tensor] = {}
+    deformable = any(_AUTHORS_DA_KEY.match(k) for k in state_dict)
+    for key, value in state_dict.items():
+        match = _AUTHORS_DA_KEY.match(key)
+        if match:
+            key = f'da_l{match["stage"]}.{match["rest"]}'
+        elif deformable:
+            key = key.removeprefix('backbone.')
+        if key not in _CLASSIFIER_KEYS:
+            out[key] = value
+    return out
 
 
 def convert_input_layer(
@@ -309,8 +333,8 @@ def parse_decur_lightning_checkpoint(
         ``({modality: state_dict}, metadata)``: the timm state dicts of
         ``backbone1`` and ``backbone2`` and the export metadata (``format``,
         ``epoch``, ``global_step`` and per modality ``name``, ``index``,
-        ``model``, ``in_chans``, ``model_kwargs``, ``bands``,
-        ``normalisation``). Bands and normalisation are those the checkpoint
+        ``model``, ``in_chans``, ``model_kwargs``, ``deformable_attention``,
+        ``bands``, ``normalisation``). Bands and normalisation are those the checkpoint
         recorded (:meth:`~torchgeo_decur.tasks.DeCURTask.on_save_checkpoint`),
         else those of the registered modality.
 
@@ -372,6 +396,7 @@ def parse_decur_lightning_checkpoint(
                 'model': hparams[f'model{i}'],
                 'in_chans': hparams.get(f'in_channels{i}'),
                 'model_kwargs': dict(hparams.get(f'model_kwargs{i}') or {}),
+                'deformable_attention': any(k.startswith(_DA_PREFIXES) for k in sub),
                 'bands': bands,
                 'normalisation': normalisation,
             }
@@ -541,7 +566,7 @@ def read_decur_checkpoint(
         names = _meta_names(meta) if meta else list(DEFAULT_MODALITY_NAMES)
         return split_joint_state_dict(checkpoint, names, source), meta
     if _is_tensor_dict(checkpoint):
-        state_dict = {k: v for k, v in checkpoint.items() if k not in _CLASSIFIER_KEYS}
+        state_dict = _backbone_state_dict(checkpoint)
         found = _find_sidecar(path)
         if found and found[1] in _meta_names(found[0]):
             return {cast(str, found[1]): state_dict}, found[0]

@@ -2,7 +2,7 @@
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import timm
@@ -14,6 +14,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..modalities import modalities as registered_modalities
 from .checkpoints import (
+    _DA_PREFIXES,
     NotDeCURCheckpointError,
     convert_input_layer,
     read_decur_checkpoint,
@@ -21,6 +22,7 @@ from .checkpoints import (
     source_bands,
     state_dict_mismatches,
 )
+from .deformable import add_deformable_attention
 from .weights import DeCURWeightsEnum
 
 
@@ -50,14 +52,71 @@ def _load_strict(
                 f'but in_channels={in_channels}'
             )
             raise ValueError(msg)
-    problems = state_dict_mismatches(backbone.state_dict(), state_dict)
+    expected = backbone.state_dict()
+    blocks_from_init = not _has_deformable_attention(state_dict)
+    if blocks_from_init:
+        # plain ResNet weights in a deformable encoder: the blocks stay as
+        # initialised (no-op for other encoders)
+        expected = {k: v for k, v in expected.items() if not k.startswith(_DA_PREFIXES)}
+    problems = state_dict_mismatches(expected, state_dict)
     if problems:
         msg = (
             f'weights {source} do not fit the {type(backbone).__name__} '
             f'backbone: {"; ".join(problems)}'
         )
         raise ValueError(msg)
-    backbone.load_state_dict(state_dict, strict=True)
+    # mismatches are checked above; non-strict only to leave the blocks
+    backbone.load_state_dict(state_dict, strict=not blocks_from_init)
+
+
+def _has_deformable_attention(state_dict: Mapping[str, Tensor]) -> bool:
+    """Whether a state dict holds deformable-attention blocks (``da_l3.*``)."""
+    return any(k.startswith(_DA_PREFIXES) for k in state_dict)
+
+
+def _build(
+    model: str,
+    in_channels: int,
+    pretrained: bool,
+    deformable_attention: bool,
+    model_kwargs: dict[str, Any],
+) -> nn.Module:
+    """Create the timm backbone, with deformable attention if asked."""
+    backbone = timm.create_model(
+        model,
+        in_chans=in_channels,
+        num_classes=0,
+        pretrained=pretrained,
+        **model_kwargs,
+    )
+    if deformable_attention:
+        try:
+            backbone = add_deformable_attention(backbone)
+        except TypeError as err:
+            msg = f'deformable_attention=True needs a ResNet model, got {model!r}'
+            raise ValueError(msg) from err
+    return backbone
+
+
+def _resolve_deformable(
+    requested: bool | None, state_dict: Mapping[str, Tensor], source: str
+) -> bool:
+    """Whether to build deformable attention, given the request and the weights.
+
+    Raises:
+        ValueError: If the weights hold deformable-attention blocks and
+            *requested* is False.
+    """
+    found = _has_deformable_attention(state_dict)
+    if requested is None:
+        return found
+    if found and not requested:
+        msg = (
+            f'weights {source} hold deformable-attention blocks (da_l3, da_l4): '
+            'pass deformable_attention=True (or None, which follows the weights)'
+        )
+        raise ValueError(msg)
+    return requested
 
 
 def create_encoder(
@@ -65,6 +124,7 @@ def create_encoder(
     in_channels: int,
     weights: WeightsEnum | str | os.PathLike[str] | bool | None = None,
     modality: str | None = None,
+    deformable_attention: bool | None = None,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Create a timm backbone that returns pooled features.
@@ -90,13 +150,23 @@ def create_encoder(
     weights and TorchGeo Lightning checkpoints (e.g. MoCo, SimCLR) keep
     TorchGeo's lenient loading, and take no *modality*.
 
+    With *deformable_attention* a ResNet gets DeCUR's deformable attention
+    after stages 3 and 4 (:class:`~torchgeo_decur.models.deformable.DeformableResNet`).
+    None follows the weights: weights with blocks (the ``*_RDA`` entries, or
+    files with ``da_l3.*`` keys) build them, others do not. True with plain
+    ResNet weights loads the ResNet and leaves the blocks at their
+    initialisation.
+
     Args:
-        model: Name of the `timm <https://huggingface.co/docs/timm>`__ model.
+        model: Name of the `timm <https://huggingface.co/docs/timm>`__ model
+            (``mit_b0`` ... ``mit_b5`` are registered by this package).
         in_channels: Number of input channels (bands).
         weights: Initial weights: a weight enum, the name of one registered with
             TorchGeo, the path to a weight file or checkpoint, True for
             timm's ImageNet weights, or False/None for random weights.
         modality: Modality of a DeCUR weight source to load, e.g. ``'s1'``.
+        deformable_attention: Whether to add deformable attention (ResNets
+            only); None follows the weights.
         **model_kwargs: Further keyword arguments for :func:`timm.create_model`
             (e.g. ``img_size`` for ViTs).
 
@@ -109,25 +179,21 @@ def create_encoder(
         ValueError: If *in_channels* is not positive, the weights were
             trained with another number of input channels, *modality* is
             unknown (or given for non-DeCUR weights), the file is not a
-            checkpoint TorchGeo or DeCUR knows, or keys do not match.
+            checkpoint TorchGeo or DeCUR knows, keys do not match, or
+            deformable attention is asked of a model that is not a ResNet or
+            refused (False) for weights that have it.
 
     .. versionadded:: 0.1
     """
     if in_channels < 1:
         msg = f'in_channels must be >= 1, got {in_channels}'
         raise ValueError(msg)
-    backbone = timm.create_model(
-        model,
-        in_chans=in_channels,
-        num_classes=0,
-        pretrained=weights is True,
-        **model_kwargs,
-    )
     if not weights or weights is True:
         if modality is not None:
             msg = f'modality={modality!r} needs DeCUR weights, got weights={weights!r}'
             raise ValueError(msg)
-        return backbone
+        deformable = bool(deformable_attention)
+        return _build(model, in_channels, weights is True, deformable, model_kwargs)
 
     if isinstance(weights, str) and not os.path.exists(weights):
         try:
@@ -153,6 +219,8 @@ def create_encoder(
             )
             raise ValueError(msg)
         state_dict = entry.get_state_dict(progress=True, weights_only=True)
+        deformable = _resolve_deformable(deformable_attention, state_dict, str(entry))
+        backbone = _build(model, in_channels, False, deformable, model_kwargs)
         _load_strict(backbone, state_dict, str(entry), in_channels)
         return backbone
 
@@ -170,6 +238,9 @@ def create_encoder(
             )
             raise ValueError(msg)
         state_dict = weights.get_state_dict(progress=True, weights_only=True)
+        backbone = _build(
+            model, in_channels, False, bool(deformable_attention), model_kwargs
+        )
         utils.load_state_dict(backbone, state_dict)
         return backbone
 
@@ -181,6 +252,9 @@ def create_encoder(
             raise
         # A TorchGeo Lightning checkpoint of another method (MoCo, SimCLR, ...)
         _, state_dict = utils.extract_backbone(path)
+        backbone = _build(
+            model, in_channels, False, bool(deformable_attention), model_kwargs
+        )
         utils.load_state_dict(backbone, state_dict)
         return backbone
     state_dict = select_state_dict(state_dicts, modality, path)
@@ -192,6 +266,8 @@ def create_encoder(
         state_dict = convert_input_layer(
             state_dict, stored, target.bands, f'{path} ({name})'
         )
+    deformable = _resolve_deformable(deformable_attention, state_dict, path)
+    backbone = _build(model, in_channels, False, deformable, model_kwargs)
     _load_strict(backbone, state_dict, path, in_channels)
     return backbone
 
@@ -223,6 +299,7 @@ def create_modality_encoder(
     in_channels: int,
     modality: str,
     weights: WeightsEnum | str | bool | None = None,
+    deformable_attention: bool | None = None,
     **model_kwargs: Any,
 ) -> nn.Module:
     """Create the encoder of one modality, from DeCUR or any other weights.
@@ -236,6 +313,8 @@ def create_modality_encoder(
         in_channels: Number of input channels.
         modality: Modality name, e.g. ``'s1'``.
         weights: Initial weights, see :func:`create_encoder`.
+        deformable_attention: Whether to add deformable attention (ResNets);
+            None follows the weights (see :func:`create_encoder`).
         **model_kwargs: Further keyword arguments for :func:`timm.create_model`.
 
     Returns:
@@ -243,11 +322,15 @@ def create_modality_encoder(
 
     .. versionadded:: 0.1
     """
-    if is_decur_source(weights):
-        return create_encoder(
-            model, in_channels, weights, modality=modality, **model_kwargs
-        )
-    return create_encoder(model, in_channels, weights, **model_kwargs)
+    modality_arg = modality if is_decur_source(weights) else None
+    return create_encoder(
+        model,
+        in_channels,
+        weights,
+        modality=modality_arg,
+        deformable_attention=deformable_attention,
+        **model_kwargs,
+    )
 
 
 def create_projector(input_dim: int, dims: Sequence[int]) -> nn.Module:

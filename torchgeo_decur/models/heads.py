@@ -41,6 +41,7 @@ def create_encoders(
     modalities: Sequence[str],
     weights: WeightsEnum | str | bool | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    deformable_attention: bool | None = None,
 ) -> nn.ModuleList:
     """Create one timm encoder per modality.
 
@@ -59,6 +60,10 @@ def create_encoders(
             single-modality weights), True for timm's ImageNet weights, or
             False/None for random weights.
         model_kwargs: Further keyword arguments for :func:`timm.create_model`.
+        deformable_attention: Whether the (ResNet) encoders have DeCUR's
+            deformable attention after stages 3 and 4, each its own blocks;
+            None follows the weights (see
+            :func:`~torchgeo_decur.models.create_encoder`).
 
     Returns:
         The encoders, in the order of *modalities*; each returns pooled
@@ -92,7 +97,9 @@ def create_encoders(
     encoders = nn.ModuleList()
     for name, channels in zip(modalities, in_channels, strict=True):
         encoders.append(
-            create_modality_encoder(model, channels, name, weights, **kwargs)
+            create_modality_encoder(
+                model, channels, name, weights, deformable_attention, **kwargs
+            )
         )
     return encoders
 

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torchgeo.datasets.utils import Sample
 
 from ..modalities import in_channels_for
+from ..models.deformable import DeformableResNet
 from ..models.heads import create_encoders
 
 #: Transfer protocols: frozen encoders (linear probing) or full fine-tuning.
@@ -18,7 +19,8 @@ class MultimodalTaskMixin(LightningModule):
     """Mix-in for tasks with one encoder per input modality.
 
     Expects the hyperparameters ``model``, ``in_channels``, ``modalities``,
-    ``input_keys``, ``mode`` and ``model_kwargs``, the attribute ``weights``,
+    ``input_keys``, ``mode``, ``model_kwargs`` and ``deformable_attention``,
+    the attribute ``weights``,
     and a ``model`` with an ``encoders`` module list. Provides encoder
     building (input channels from the registered modalities when not
     given), freezing (``mode='linear'``: encoder parameters *and* batch norm
@@ -66,13 +68,19 @@ class MultimodalTaskMixin(LightningModule):
             in_channels_for(name, c)
             for name, c in zip(modalities, in_channels, strict=True)
         ]
-        return create_encoders(
+        encoders = create_encoders(
             self.hparams['model'],
             self.hparams['in_channels'],
             modalities,
             weights=self.weights,
             model_kwargs=self.hparams['model_kwargs'],
+            deformable_attention=self.hparams.get('deformable_attention'),
         )
+        # recorded: None (follow the weights) resolved to what was built
+        self.hparams['deformable_attention'] = any(
+            isinstance(e, DeformableResNet) for e in encoders
+        )
+        return encoders
 
     @property
     def encoders(self) -> nn.Module:

@@ -76,6 +76,7 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         model_kwargs: dict[str, Any] | None = None,
+        deformable_attention: bool | None = None,
     ) -> None:
         """Initialize a new MultimodalClassificationTask instance.
 
@@ -105,6 +106,10 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
             momentum: SGD momentum.
             weight_decay: SGD weight decay.
             model_kwargs: Further keyword arguments for :func:`timm.create_model`.
+            deformable_attention: Whether the ResNet encoders have DeCUR's
+                deformable attention after stages 3 and 4 (the heads then see
+                the attended features); None follows *weights* (True for the
+                ``*_RDA`` entries). The value used is recorded.
 
         Raises:
             ValueError: If *mode* is unknown, or *in_channels*, *modalities* and

@@ -7,12 +7,14 @@ import lightning.pytorch.utilities.types
 from lightly.utils.lars import LARS
 from lightly.utils.scheduler import CosineWarmupScheduler
 from torch import Tensor, nn
+from torch.optim import AdamW, Optimizer
 from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
 from ..losses import DeCURLoss
 from ..modalities import in_channels_for, modality_record
 from ..models import create_modality_encoder, create_projector
+from ..models.deformable import DeformableResNet
 from ._skips import SkipReportMixin
 
 
@@ -79,6 +81,8 @@ class DeCURTask(SkipReportMixin, BaseTask):
         warmup_epochs: float = 0,
         gather_distributed: bool = True,
         weighting: Literal['paper', 'official'] = 'paper',
+        optimizer: Literal['lars', 'adamw'] = 'lars',
+        deformable_attention: bool | None = None,
     ) -> None:
         """Initialize a new DeCURTask instance.
 
@@ -125,12 +129,26 @@ class DeCURTask(SkipReportMixin, BaseTask):
                 loss is that of the global batch under DDP.
             weighting: How the loss combines its terms: ``'paper'`` (Eq. 6, the
                 plain sum) or ``'official'`` (the authors' code).
+            optimizer: ``'lars'`` (the paper's ResNet setting; *momentum*
+                applies) or ``'adamw'`` (the authors' MiT, ViT and
+                deformable-attention runs, with lr 1e-4). Both use the two
+                parameter groups (*lr* / *lr_biases*; no weight decay on biases
+                and normalisation parameters) and the same schedule.
+            deformable_attention: Add deformable attention after stages 3 and
+                4 of both (ResNet) encoders, each with its own blocks (DeCUR's
+                ECCV version; see :mod:`torchgeo_decur.models.deformable`).
+                None follows the initial weights (True for the ``*_RDA``
+                entries), False without weights. The value used is recorded
+                in the checkpoint.
 
         Raises:
             ValueError: If *modalities* does not name two known modalities,
-                *common_dim* / *common_share* do not fit the projector output
-                or *weighting* is unknown.
+                *common_dim* / *common_share* do not fit the projector output,
+                or *weighting* or *optimizer* is unknown.
         """
+        if optimizer not in ('lars', 'adamw'):
+            msg = f"optimizer must be 'lars' or 'adamw', got {optimizer!r}"
+            raise ValueError(msg)
         self.weights1 = weights1
         self.weights2 = weights2
         super().__init__()
@@ -153,24 +171,34 @@ class DeCURTask(SkipReportMixin, BaseTask):
                 name, self.hparams[f'in_channels{i}']
             )
         dims: list[int] = list(self.hparams['projector_dims'])
-        self.backbone1 = create_modality_encoder(
-            self.hparams['model1'],
-            self.hparams['in_channels1'],
-            modalities[0],
-            self.weights1,
-            **(self.hparams['model_kwargs1'] or {}),
-        )
-        self.backbone2 = create_modality_encoder(
-            self.hparams['model2'],
-            self.hparams['in_channels2'],
-            modalities[1],
-            self.weights2,
-            **(self.hparams['model_kwargs2'] or {}),
-        )
+        deformable: bool | None = self.hparams['deformable_attention']
+        backbones = [self._encoder(i, modalities, deformable) for i in (1, 2)]
+        built = [isinstance(b, DeformableResNet) for b in backbones]
+        if deformable is None and any(built) and not all(built):
+            # one encoder's weights have blocks: both encoders get them
+            deformable = True
+            backbones = [self._encoder(i, modalities, True) for i in (1, 2)]
+            built = [True, True]
+        # recorded: None (follow the weights) resolved to what was built
+        self.hparams['deformable_attention'] = all(built)
+        self.backbone1, self.backbone2 = backbones
         features1 = cast(int, self.backbone1.num_features)
         features2 = cast(int, self.backbone2.num_features)
         self.projector1 = create_projector(features1, dims)
         self.projector2 = create_projector(features2, dims)
+
+    def _encoder(
+        self, index: int, modalities: list[str], deformable: bool | None
+    ) -> nn.Module:
+        """Create the encoder of modality *index* (1 or 2)."""
+        return create_modality_encoder(
+            self.hparams[f'model{index}'],
+            self.hparams[f'in_channels{index}'],
+            modalities[index - 1],
+            getattr(self, f'weights{index}'),
+            deformable,
+            **(self.hparams[f'model_kwargs{index}'] or {}),
+        )
 
     def configure_losses(self) -> None:
         """Initialize the DeCUR loss.
@@ -325,7 +353,7 @@ class DeCURTask(SkipReportMixin, BaseTask):
         """Split the parameters as the paper does.
 
         Returns:
-            Two LARS parameter groups: weights (lr, weight decay, LARS adaptation)
+            Two parameter groups: weights (lr, weight decay, LARS adaptation)
             and biases plus normalisation parameters (lr_biases, no weight decay,
             hence no LARS adaptation in lightly's LARS).
         """
@@ -347,7 +375,7 @@ class DeCURTask(SkipReportMixin, BaseTask):
     def configure_optimizers(
         self,
     ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
-        """Initialize LARS and the warm-up + cosine learning rate schedule.
+        """Initialize LARS (or AdamW) and the warm-up + cosine schedule.
 
         The schedule is stepped every optimisation step; the warm-up covers
         ``warmup_epochs / max_epochs`` of the run, so a run cut short with
@@ -356,12 +384,16 @@ class DeCURTask(SkipReportMixin, BaseTask):
         Returns:
             Optimizer and learning rate scheduler.
         """
-        optimizer = LARS(
-            self.parameter_groups(),
-            lr=self.hparams['lr'],
-            momentum=self.hparams['momentum'],
-            weight_decay=self.hparams['weight_decay'],
-        )
+        optimizer: Optimizer
+        if self.hparams['optimizer'] == 'adamw':
+            optimizer = AdamW(self.parameter_groups(), lr=self.hparams['lr'])
+        else:
+            optimizer = LARS(
+                self.parameter_groups(),
+                lr=self.hparams['lr'],
+                momentum=self.hparams['momentum'],
+                weight_decay=self.hparams['weight_decay'],
+            )
         total_steps = 1
         warmup_steps = 0
         if self.trainer is not None:

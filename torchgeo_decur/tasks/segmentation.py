@@ -67,6 +67,7 @@ class MultimodalSemanticSegmentationTask(
         lr: float = 1e-4,
         weight_decay: float = 0.01,
         model_kwargs: dict[str, Any] | None = None,
+        deformable_attention: bool | None = None,
     ) -> None:
         """Initialize a new MultimodalSemanticSegmentationTask instance.
 
@@ -95,6 +96,10 @@ class MultimodalSemanticSegmentationTask(
             lr: Learning rate of AdamW.
             weight_decay: Weight decay of AdamW.
             model_kwargs: Further keyword arguments for :func:`timm.create_model`.
+            deformable_attention: Whether the ResNet encoders have DeCUR's
+                deformable attention after stages 3 and 4 (the heads then see
+                the attended features); None follows *weights* (True for the
+                ``*_RDA`` entries). The value used is recorded.
 
         Raises:
             ValueError: If *mode* or *decoder* is unknown, or *in_channels*,

@@ -6,6 +6,7 @@ formats they read.
 """
 
 from .base import DeCURTransforms, DeCURWeightsEnum, modality_transforms
+from .mit import MiTB2_Weights, MiTB5_Weights
 from .registry import REGISTRY, published_entry, register_weights
 from .resnet import ResNet50_Weights
 from .vit import ViTSmall16_Weights
@@ -14,6 +15,8 @@ __all__ = (
     'REGISTRY',
     'DeCURTransforms',
     'DeCURWeightsEnum',
+    'MiTB2_Weights',
+    'MiTB5_Weights',
     'ResNet50_Weights',
     'ViTSmall16_Weights',
     'modality_transforms',

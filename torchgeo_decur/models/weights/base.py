@@ -173,6 +173,7 @@ def _weights(
     modality: str | None = None,
     joint: str | None = None,
     file_bands: Mapping[str, Sequence[str]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Weights:
     """Build the Weights of a joint entry (modality None) or of one modality.
 
@@ -185,6 +186,7 @@ def _weights(
         joint: Name of the joint member a per-modality entry belongs to.
         file_bands: Channel order stored in the files, per modality, where it
             is not the modality's.
+        extra: Further metadata (e.g. ``deformable_attention``).
 
     Returns:
         The weights.
@@ -198,6 +200,7 @@ def _weights(
         'repo': _REPO,
         'ssl_method': 'decur',
         'file': file,
+        **(extra or {}),
     }
     transforms: nn.Module
     if modality is None:
@@ -219,6 +222,8 @@ def _family(
     backbone_files: Mapping[str, str] | None = None,
     file_bands: Mapping[str, Sequence[str]] | None = None,
     epochs: int = 100,
+    joint_file: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Weights]:
     """Build a joint entry and its per-modality entries.
 
@@ -233,18 +238,23 @@ def _family(
         file_bands: Channel order stored in the files, per modality, where it
             is not the modality's.
         epochs: Pretraining epochs in the file names.
+        joint_file: Name of the joint file, if not
+            ``<stem>_joint_decur_ep<epochs>.pth``.
+        extra: Further metadata of every member.
 
     Returns:
         ``{member name: Weights}``.
     """
-    joint_file = f'{stem}_joint_decur_ep{epochs}.pth'
+    joint_file = joint_file or f'{stem}_joint_decur_ep{epochs}.pth'
     members = {
-        name: _weights(joint_file, dataset, model, modalities, None, None, file_bands)
+        name: _weights(
+            joint_file, dataset, model, modalities, None, None, file_bands, extra
+        )
     }
     for modality in modalities:
         file = (backbone_files or {}).get(modality, joint_file)
         members[f'{name}_{modality.upper()}'] = _weights(
-            file, dataset, model, modalities, modality, name, file_bands
+            file, dataset, model, modalities, modality, name, file_bands, extra
         )
     return members
 
@@ -252,6 +262,13 @@ def _family(
 #: Channel order of the authors' GeoNRW files: OpenCV reads the orthophotos as
 #: B, G, R; the DEM is repeated on three channels.
 _GEONRW_FILE_BANDS = {'rgb': ('B', 'G', 'R'), 'dem': ('DEM', 'DEM', 'DEM')}
+
+#: Channel order of the authors' SUN RGB-D files: OpenCV reads the RGB images
+#: as B, G, R and the HHA images as angle, height, disparity.
+_SUNRGBD_FILE_BANDS = {
+    'rgb_indoor': ('B', 'G', 'R'),
+    'hha': ('angle', 'height', 'disparity'),
+}
 
 
 class DeCURWeightsEnum(WeightsEnum):

@@ -16,6 +16,7 @@ from torchgeo.models import api as _torchgeo_api
 from torchvision.models._api import WeightsEnum
 
 from .base import DeCURWeightsEnum
+from .mit import MiTB2_Weights, MiTB5_Weights
 from .resnet import ResNet50_Weights
 from .vit import ViTSmall16_Weights
 
@@ -25,6 +26,8 @@ __all__ = ('REGISTRY', 'published_entry', 'register_weights')
 REGISTRY: dict[str, type[DeCURWeightsEnum]] = {
     'decur_resnet50': ResNet50_Weights,
     'decur_vit_small_patch16_224': ViTSmall16_Weights,
+    'decur_mit_b2': MiTB2_Weights,
+    'decur_mit_b5': MiTB5_Weights,
 }
 
 
@@ -32,9 +35,10 @@ def register_weights() -> None:
     """Add the DeCUR weight enums to TorchGeo's registry.
 
     Afterwards :func:`torchgeo.models.get_weight` resolves names such as
-    ``'ResNet50_Weights.DECUR_S1S2'`` and :func:`torchgeo.models.get_model_weights`
-    returns the enums for ``'decur_resnet50'`` and
-    ``'decur_vit_small_patch16_224'``. Called when :mod:`torchgeo_decur` is
+    ``'ResNet50_Weights.DECUR_S1S2'`` and
+    :func:`torchgeo.models.get_model_weights` returns the enums for
+    ``'decur_resnet50'``, ``'decur_vit_small_patch16_224'``,
+    ``'decur_mit_b2'`` and ``'decur_mit_b5'``. Called when :mod:`torchgeo_decur` is
     imported; calling it again is harmless.
 
     .. versionadded:: 0.1

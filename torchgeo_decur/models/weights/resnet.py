@@ -28,6 +28,31 @@ _RN50 = {
         },
         file_bands=_GEONRW_FILE_BANDS,
     ),
+    **_family(
+        'rn50_rda_ssl4eo-s12',
+        'DECUR_S1S2_RDA',
+        'SSL4EO-S12',
+        'resnet50',
+        ('s1', 's2c'),
+        backbone_files={
+            's1': 'rn50_rda_ssl4eo-s12_sar_decur_ep100.pth',
+            's2c': 'rn50_rda_ssl4eo-s12_ms_decur_ep100.pth',
+        },
+        extra={'deformable_attention': True},
+    ),
+    **_family(
+        'rn50_rda_geonrw',
+        'DECUR_RGB_DEM_RDA',
+        'GeoNRW',
+        'resnet50',
+        ('rgb', 'dem'),
+        backbone_files={
+            'rgb': 'rn50_rda_geonrw_rgb_decur_ep100.pth',
+            'dem': 'rn50_rda_geonrw_dem_decur_ep100.pth',
+        },
+        file_bands=_GEONRW_FILE_BANDS,
+        extra={'deformable_attention': True},
+    ),
 }
 
 
@@ -51,6 +76,14 @@ class ResNet50_Weights(DeCURWeightsEnum):
       repeat the DEM on three channels; the served encoders take R, G, B and
       one DEM channel (first layer permuted, and summed over the repeats),
       which gives identical features.
+    * ``DECUR_S1S2_RDA``, ``DECUR_RGB_DEM_RDA`` (and their per-modality
+      entries ``..._RDA_S1``, ``..._RDA_S2C``, ``..._RDA_RGB``,
+      ``..._RDA_DEM``): the ECCV version with deformable attention after
+      stages 3 and 4 (``meta['deformable_attention']``), files
+      ``rn50_rda_*``. They load into
+      ``create_encoder('resnet50', ..., deformable_attention=True)`` (None
+      follows the entry), not into a plain timm ResNet-50 (see
+      :mod:`torchgeo_decur.models.deformable`).
 
     .. versionadded:: 0.1
     """
@@ -61,3 +94,9 @@ class ResNet50_Weights(DeCURWeightsEnum):
     DECUR_RGB_DEM = _RN50['DECUR_RGB_DEM']
     DECUR_RGB_DEM_RGB = _RN50['DECUR_RGB_DEM_RGB']
     DECUR_RGB_DEM_DEM = _RN50['DECUR_RGB_DEM_DEM']
+    DECUR_S1S2_RDA = _RN50['DECUR_S1S2_RDA']
+    DECUR_S1S2_RDA_S1 = _RN50['DECUR_S1S2_RDA_S1']
+    DECUR_S1S2_RDA_S2C = _RN50['DECUR_S1S2_RDA_S2C']
+    DECUR_RGB_DEM_RDA = _RN50['DECUR_RGB_DEM_RDA']
+    DECUR_RGB_DEM_RDA_RGB = _RN50['DECUR_RGB_DEM_RDA_RGB']
+    DECUR_RGB_DEM_RDA_DEM = _RN50['DECUR_RGB_DEM_RDA_DEM']
