@@ -49,3 +49,15 @@ def bigearthnet_root(tmp_path: Path) -> Path:
 def geonrw_root(tmp_path: Path) -> Path:
     """A writable copy of the GeoNRW fixture."""
     return copy_fixture('geonrw', tmp_path)
+
+
+@pytest.fixture
+def sunrgbd_root(tmp_path: Path) -> Path:
+    """A writable copy of the SUN RGB-D fixture (CMX layout)."""
+    return copy_fixture('sunrgbd', tmp_path)
+
+
+@pytest.fixture
+def nyuv2_root(tmp_path: Path) -> Path:
+    """A writable copy of the NYU-Depth v2 fixture (CMX layout)."""
+    return copy_fixture('nyuv2', tmp_path)

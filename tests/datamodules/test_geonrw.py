@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torchgeo.datasets import GeoNRW
 
-from torchgeo_decur.datamodules import GeoNRWDataModule
+from torchgeo_decur.datamodules import GeoNRWDataModule, GeoNRWPairDataModule
 from torchgeo_decur.modalities import get_modality
 from torchgeo_decur.transforms.normalize import image_quantiles, normalize_dem
 
@@ -146,3 +146,25 @@ def test_errors(geonrw_root: Path) -> None:
     dm = GeoNRWDataModule(root=geonrw_root, train_fraction=0.1)
     with pytest.raises(ValueError, match=r'0\.1 of the 4 samples .* selects no sample'):
         dm.setup('fit')
+
+
+def test_pretraining_datamodule(geonrw_root: Path) -> None:
+    """RGB and DEM tiles, preprocessed as the weights saw them, two views each."""
+    dm = GeoNRWPairDataModule(
+        root=str(geonrw_root), tile_size=50, batch_size=4, patch_size=32, seed=0
+    )
+    dm.setup('fit')
+    assert len(dm.train_dataset) == 24 and dm.val_dataset is None
+    raw = next(iter(dm.train_dataloader()))
+    assert raw['image1'].shape == (4, 3, 50, 50)
+    dm.trainer = fake_trainer('train')  # type: ignore[assignment]
+    batch = dm.on_after_batch_transfer(dict(raw), 0)
+    assert batch['image1'].shape == (4, 2, 3, 32, 32)
+    assert batch['image2'].shape == (4, 2, 1, 32, 32)
+    for key in ('image1', 'image2'):
+        assert 0 <= batch[key].min() and batch[key].max() <= 1
+    # without augmentation: the modalities' preprocessing of the raw tiles
+    dm.aug = dm.train_aug = torch.nn.Identity()  # type: ignore[assignment]
+    plain = dm.on_after_batch_transfer(dict(raw), 0)
+    torch.testing.assert_close(plain['image1'][:, 0], raw['image1'] / 255)
+    torch.testing.assert_close(plain['image2'][:, 1], normalize_dem(raw['image2']))

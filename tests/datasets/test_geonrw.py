@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from torchgeo.datasets import DatasetNotFoundError, GeoNRW
 
-from torchgeo_decur.datasets import GeoNRWCities
+from torchgeo_decur.datasets import GeoNRWCities, GeoNRWTiles
 
 
 def test_partial_cities_warn(geonrw_root: Path) -> None:
@@ -40,3 +40,39 @@ def test_raw_values(geonrw_root: Path) -> None:
 def test_no_city(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError):
         GeoNRWCities(tmp_path, split='test')
+
+
+@pytest.mark.filterwarnings('ignore:GeoNRW .* city folders missing:UserWarning')
+def test_tiles_are_windows_of_the_scenes(geonrw_root: Path) -> None:
+    """Tiles row by row, 4 per 100 px fixture scene at 50 px (16 at 250 px)."""
+    scenes = GeoNRWCities(geonrw_root, split='train')
+    tiles = GeoNRWTiles(geonrw_root, tile_size=50)
+    assert tiles.grid == (2, 2) and tiles.scene_size == (100, 100)
+    assert len(tiles) == 4 * len(scenes) == 24
+    assert tiles.input_bands == GeoNRWCities.input_bands
+    for index in (0, 3, 6, 23):
+        scene, row, col = tiles.tile(index)
+        assert (scene, row, col) == (index // 4, index % 4 // 2, index % 2)
+        whole = scenes[scene]
+        sample = tiles[index]
+        assert set(sample) == {'image1', 'image2'}  # no labels for pretraining
+        rows, cols = slice(row * 50, row * 50 + 50), slice(col * 50, col * 50 + 50)
+        torch.testing.assert_close(sample['image1'], whole['image1'][:, rows, cols])
+        torch.testing.assert_close(sample['image2'], whole['image2'][:, rows, cols])
+    # a partial last row and column are dropped, as the authors' cropping does
+    assert GeoNRWTiles(geonrw_root, tile_size=40).grid == (2, 2)
+    with pytest.raises(IndexError, match='out of range'):
+        tiles[24]
+
+
+@pytest.mark.filterwarnings('ignore:GeoNRW .* city folders missing:UserWarning')
+def test_tiles_errors(geonrw_root: Path) -> None:
+    with pytest.raises(ValueError, match='tile_size must be >= 1'):
+        GeoNRWTiles(geonrw_root, tile_size=0)
+    with pytest.raises(ValueError, match=r'tile_size=250 exceeds the scenes'):
+        GeoNRWTiles(geonrw_root)  # the fixture's scenes are 100 px
+    tiles = GeoNRWTiles(geonrw_root, tile_size=50)
+    path = Path(tiles.files[1][1])
+    path.write_bytes(path.read_bytes()[:200])  # a truncated DEM
+    with pytest.raises(ValueError, match=rf'cannot read {path}'):
+        tiles[4]

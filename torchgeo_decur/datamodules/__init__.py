@@ -1,16 +1,27 @@
 """Datamodules of torchgeo-decur."""
 
 from .bigearthnet_mm import BigEarthNetMMDataModule
-from .geonrw import GeoNRWDataModule
+from .geonrw import GeoNRWDataModule, GeoNRWPairDataModule
 from .paired import ModalityPreprocessing, PairedDataModule
+from .rgbd import (
+    NYUDepthV2DataModule,
+    NYUDepthV2PairDataModule,
+    SUNRGBDDataModule,
+    SUNRGBDPairDataModule,
+)
 from .ssl4eo_s12 import SSL4EOS12PairDataModule
 from .transfer import TransferDataModule
 
 __all__ = (
     'BigEarthNetMMDataModule',
     'GeoNRWDataModule',
+    'GeoNRWPairDataModule',
     'ModalityPreprocessing',
+    'NYUDepthV2DataModule',
+    'NYUDepthV2PairDataModule',
     'PairedDataModule',
     'SSL4EOS12PairDataModule',
+    'SUNRGBDDataModule',
+    'SUNRGBDPairDataModule',
     'TransferDataModule',
 )

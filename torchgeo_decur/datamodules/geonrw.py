@@ -9,11 +9,12 @@ from torchgeo.datamodules.utils import group_shuffle_split
 from torchgeo.datasets import GeoNRW
 from torchgeo.datasets.utils import Sample
 
-from ..datasets import GeoNRWCities
+from ..datasets import GeoNRWCities, GeoNRWTiles
+from .paired import PairedDataModule
 from .transfer import TransferDataModule
 from .utils import PairedAugmentation, subset_fraction
 
-__all__ = ('GeoNRWDataModule',)
+__all__ = ('GeoNRWDataModule', 'GeoNRWPairDataModule')
 
 
 class GeoNRWDataModule(TransferDataModule):
@@ -161,3 +162,65 @@ class GeoNRWDataModule(TransferDataModule):
                 )
                 raise ValueError(msg)
         return super().on_after_batch_transfer(batch, dataloader_idx)
+
+
+class GeoNRWPairDataModule(PairedDataModule):
+    """LightningDataModule for DeCUR pretraining on GeoNRW RGB + DEM tiles.
+
+    A :class:`~torchgeo_decur.datamodules.PairedDataModule` over
+    :class:`~torchgeo_decur.datasets.GeoNRWTiles`: GeoNRW's training scenes
+    cut into *tile_size* tiles on the fly (250 x 250 px, 16 per scene, as the
+    paper), with the modalities ``rgb`` and ``dem``. Each tile's RGB and DEM
+    are preprocessed as the published RGB-DEM encoders saw them (``x / 255``;
+    the DEM clipped to its 1st and 99th percentiles and stretched to [0, 1])
+    and augmented twice each, on the device: RGB as the optical pipeline on 3
+    bands (crop scale 0.2-1, brightness and contrast, grayscale, blur,
+    solarize, flips), DEM with crop (0.2-1) and horizontal and vertical flips.
+    Batches are ``{'image1': [B, 2, 3, P, P], 'image2': [B, 2, 1, P, P]}``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        patch_size: int = 224,
+        val_fraction: float = 0.0,
+        root: str = 'data',
+        tile_size: int = 250,
+        seed: int | None = None,
+        modalities: tuple[str, str] = ('rgb', 'dem'),
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new GeoNRWPairDataModule instance.
+
+        Args:
+            batch_size: Size of each mini-batch (per process).
+            num_workers: Number of workers for parallel data loading.
+            patch_size: Size of the augmented patches (random resized crops).
+            val_fraction: Fraction of the tiles held out for validation, in
+                ``[0, 1)``; 0 (the paper) disables validation.
+            root: Root directory of GeoNRW (one folder per city).
+            tile_size: Side of the tiles cut from the 1000 x 1000 px scenes.
+            seed: Seed of the sample order and augmentation; None draws one
+                from torch's generator. A resumed run takes it from the
+                checkpoint.
+            modalities: Modalities of ``image1`` and ``image2``.
+            **kwargs: Further arguments of
+                :class:`~torchgeo_decur.datasets.GeoNRWTiles` (``download``,
+                ``checksum``).
+        """
+        super().__init__(
+            GeoNRWTiles,
+            modalities,
+            batch_size,
+            num_workers,
+            patch_size,
+            val_fraction,
+            seed,
+            root=root,
+            split='train',
+            tile_size=tile_size,
+            **kwargs,
+        )

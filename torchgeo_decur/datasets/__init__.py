@@ -2,12 +2,17 @@
 
 from .bigearthnet import BigEarthNetMM
 from .demo import make_ssl4eo_s12_demo
-from .geonrw import GeoNRWCities
+from .geonrw import GeoNRWCities, GeoNRWTiles
+from .rgbd import SUNRGBD, NYUDepthV2, RGBDFolderDataset
 from .ssl4eo_s12 import SSL4EOS12Pair, band_resolution
 
 __all__ = (
+    'SUNRGBD',
     'BigEarthNetMM',
     'GeoNRWCities',
+    'GeoNRWTiles',
+    'NYUDepthV2',
+    'RGBDFolderDataset',
     'SSL4EOS12Pair',
     'band_resolution',
     'make_ssl4eo_s12_demo',

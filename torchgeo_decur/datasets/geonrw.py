@@ -2,14 +2,18 @@
 
 import os
 import warnings
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
+import rasterio
 import torch
-from torchgeo.datasets import GeoNRW
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+from torchgeo.datasets import GeoNRW, NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
-__all__ = ('GeoNRWCities',)
+__all__ = ('GeoNRWCities', 'GeoNRWTiles')
 
 
 class GeoNRWCities(GeoNRW):
@@ -85,6 +89,158 @@ class GeoNRWCities(GeoNRW):
             ),
             'image2': torch.from_numpy(arrays['dem'].astype(np.float32))[None],
             'mask': torch.from_numpy(arrays['seg'].astype(np.int64)),
+        }
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+
+class GeoNRWTiles(NonGeoDataset):
+    """GeoNRW scenes cut into square tiles, read on the fly: DeCUR pretraining.
+
+    The DeCUR authors pretrain on GeoNRW's training scenes cut into 250 x 250
+    px tiles, 16 per 1000 x 1000 px scene, row by row, and discard the
+    labels. This dataset indexes those tiles without copying anything: tile
+    ``k`` of a scene is a window read from its ``rgb.jp2`` and ``dem.tif``
+    (a scene whose side is not a multiple of *tile_size* loses its last
+    partial row and column, as the authors' cropping does). The scenes are
+    those of :class:`GeoNRWCities` (the cities of *split* present under
+    *root*). Samples hold raw values, one image per modality::
+
+        {'image1': float32 [3, T, T],  # R, G, B, 0-255
+         'image2': float32 [1, T, T]}  # elevation in metres
+
+    which :class:`~torchgeo_decur.datamodules.PairedDataModule` preprocesses
+    (``rgb``, ``dem``) and augments twice on the device.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Bands of ``image1`` and ``image2``, in channel order.
+    input_bands: ClassVar[dict[str, tuple[str, ...]]] = GeoNRWCities.input_bands
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = 'data',
+        split: str = 'train',
+        tile_size: int = 250,
+        transforms: Callable[[Sample], Sample] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new GeoNRWTiles instance.
+
+        Args:
+            root: Root directory of GeoNRW (with one folder per city).
+            split: ``'train'`` (the authors' pretraining scenes) or ``'test'``.
+            tile_size: Side of the tiles in pixels (250 in the paper).
+            transforms: A function/transform that takes a sample and returns a
+                transformed version.
+            **kwargs: Further arguments of :class:`GeoNRWCities` (``download``,
+                ``checksum``).
+
+        Raises:
+            ValueError: If *tile_size* is not positive or exceeds the scenes.
+            DatasetNotFoundError: If the dataset is not found.
+        """
+        if tile_size < 1:
+            msg = f'tile_size must be >= 1, got {tile_size}'
+            raise ValueError(msg)
+        self.scenes = GeoNRWCities(root=root, split=split, **kwargs)
+        self.tile_size = tile_size
+        self.transforms = transforms
+        self.files = [
+            (
+                os.path.join(os.path.dirname(path), f'{stem}_rgb.jp2'),
+                os.path.join(os.path.dirname(path), f'{stem}_dem.tif'),
+            )
+            for path in self.scenes.file_list
+            for stem in ['_'.join(os.path.basename(path).split('_')[:2])]
+        ]
+        self.scene_size = self._scene_size() if self.files else (0, 0)
+        rows, cols = (side // tile_size for side in self.scene_size)
+        if self.files and not rows * cols:
+            msg = (
+                f'tile_size={tile_size} exceeds the scenes of {root} '
+                f'({self.scene_size[0]} x {self.scene_size[1]} px)'
+            )
+            raise ValueError(msg)
+        self.grid = (rows, cols)
+
+    def _scene_size(self) -> tuple[int, int]:
+        """Height and width of the first scene's DEM (GeoNRW: 1000 x 1000)."""
+        path = self.files[0][1]
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', NotGeoreferencedWarning)
+            with rasterio.open(path) as f:
+                return f.height, f.width
+
+    def __len__(self) -> int:
+        """Return the number of tiles.
+
+        Returns:
+            Scenes times tiles per scene.
+        """
+        return len(self.files) * self.grid[0] * self.grid[1]
+
+    def tile(self, index: int) -> tuple[int, int, int]:
+        """Scene, row and column of a tile.
+
+        Args:
+            index: Index of the tile.
+
+        Returns:
+            ``(scene index, row, column)``, tiles numbered row by row.
+
+        Raises:
+            IndexError: If *index* is out of range.
+        """
+        if not 0 <= index < len(self):
+            msg = f'tile index {index} out of range for {len(self)} tiles'
+            raise IndexError(msg)
+        per_scene = self.grid[0] * self.grid[1]
+        scene, k = divmod(index, per_scene)
+        row, col = divmod(k, self.grid[1])
+        return scene, row, col
+
+    def _read(self, path: str, window: Window) -> np.ndarray:
+        """Read a window of every band of *path* as float32.
+
+        Raises:
+            ValueError: If the file cannot be read or is smaller than the window.
+        """
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', NotGeoreferencedWarning)
+                with rasterio.open(path) as f:
+                    if (f.height, f.width) != self.scene_size:
+                        msg = (
+                            f'{path} is {f.height} x {f.width} px, the scenes of '
+                            f'this dataset {self.scene_size[0]} x '
+                            f'{self.scene_size[1]}'
+                        )
+                        raise ValueError(msg)
+                    array: np.ndarray = f.read(window=window, out_dtype='float32')
+        except RasterioIOError as err:
+            msg = f'cannot read {path}: {err}'
+            raise ValueError(msg) from err
+        return array
+
+    def __getitem__(self, index: int) -> Sample:
+        """Return the RGB and DEM of one tile.
+
+        Args:
+            index: Index of the tile.
+
+        Returns:
+            ``{'image1': [3, T, T], 'image2': [1, T, T]}``, raw values.
+        """
+        scene, row, col = self.tile(index)
+        t = self.tile_size
+        window = Window(col * t, row * t, t, t)
+        rgb_path, dem_path = self.files[scene]
+        sample: Sample = {
+            'image1': torch.from_numpy(self._read(rgb_path, window)),
+            'image2': torch.from_numpy(self._read(dem_path, window)),
         }
         if self.transforms is not None:
             sample = self.transforms(sample)

@@ -9,6 +9,14 @@ from .augmentation import (
     rgb_augmentation,
     sar_augmentation,
 )
+from .hha import (
+    NYU_DEPTH_V2_INTRINSICS,
+    convert_depth_folder,
+    decode_depth_png,
+    depth_to_hha,
+    estimate_gravity,
+    surface_normals,
+)
 from .intensity import RandomBrightnessContrast
 from .normalize import (
     PercentileStretch,
@@ -23,13 +31,18 @@ from .normalize import (
 )
 
 __all__ = (
+    'NYU_DEPTH_V2_INTRINSICS',
     'MultiViewAugmentation',
     'PercentileStretch',
     'RandomBrightnessContrast',
     'Scale',
     'SigmaStretch',
     'Standardize',
+    'convert_depth_folder',
+    'decode_depth_png',
     'dem_augmentation',
+    'depth_to_hha',
+    'estimate_gravity',
     'hha_augmentation',
     'image_quantiles',
     'indoor_rgb_augmentation',
@@ -40,4 +53,5 @@ __all__ = (
     'optical_augmentation',
     'rgb_augmentation',
     'sar_augmentation',
+    'surface_normals',
 )
