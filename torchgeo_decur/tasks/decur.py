@@ -1,24 +1,17 @@
 """DeCUR task for multimodal self-supervised learning."""
 
 from collections.abc import Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-import lightning.pytorch.utilities.types
-from lightly.utils.lars import LARS
-from lightly.utils.scheduler import CosineWarmupScheduler
-from torch import Tensor, nn
-from torch.optim import AdamW, Optimizer
-from torchgeo.tasks import BaseTask
+from torch import Tensor
 from torchvision.models._api import WeightsEnum
 
 from ..losses import DeCURLoss
-from ..modalities import in_channels_for, modality_record
-from ..models import create_modality_encoder, create_projector
-from ..models.deformable import DeformableResNet
-from ._skips import SkipReportMixin
+from ..models import create_projector
+from ._ssl import PairedSSLTask
 
 
-class DeCURTask(SkipReportMixin, BaseTask):
+class DeCURTask(PairedSSLTask):
     """DeCUR: Decoupling Common and Unique Representations.
 
     Two encoders (one per modality), each followed by its own projector, are
@@ -53,9 +46,6 @@ class DeCURTask(SkipReportMixin, BaseTask):
 
     .. versionadded:: 0.1
     """
-
-    ignore = ('weights1', 'weights2')
-    monitor = 'train_loss'
 
     def __init__(
         self,
@@ -146,59 +136,21 @@ class DeCURTask(SkipReportMixin, BaseTask):
                 *common_dim* / *common_share* do not fit the projector output,
                 or *weighting* or *optimizer* is unknown.
         """
-        if optimizer not in ('lars', 'adamw'):
-            msg = f"optimizer must be 'lars' or 'adamw', got {optimizer!r}"
-            raise ValueError(msg)
+        self.check_optimizer(optimizer)
         self.weights1 = weights1
         self.weights2 = weights2
         super().__init__()
 
-    def configure_models(self) -> None:
-        """Initialize the encoders and projectors.
+    def configure_heads(self, features1: int, features2: int) -> None:
+        """Initialize the projectors.
 
-        Raises:
-            ValueError: If *modalities* does not name two modalities, or the
-                input channels of one are neither given nor registered, or
-                differ from its registered bands.
+        Args:
+            features1: Size of the pooled features of encoder 1.
+            features2: Size of the pooled features of encoder 2.
         """
-        modalities = list(self.hparams['modalities'])
-        if len(modalities) != 2:
-            msg = f'modalities must name two modalities, got {modalities}'
-            raise ValueError(msg)
-        for i, name in enumerate(modalities, start=1):
-            # recorded in the checkpoint: exports need the channel count
-            self.hparams[f'in_channels{i}'] = in_channels_for(
-                name, self.hparams[f'in_channels{i}']
-            )
         dims: list[int] = list(self.hparams['projector_dims'])
-        deformable: bool | None = self.hparams['deformable_attention']
-        backbones = [self._encoder(i, modalities, deformable) for i in (1, 2)]
-        built = [isinstance(b, DeformableResNet) for b in backbones]
-        if deformable is None and any(built) and not all(built):
-            # one encoder's weights have blocks: both encoders get them
-            deformable = True
-            backbones = [self._encoder(i, modalities, True) for i in (1, 2)]
-            built = [True, True]
-        # recorded: None (follow the weights) resolved to what was built
-        self.hparams['deformable_attention'] = all(built)
-        self.backbone1, self.backbone2 = backbones
-        features1 = cast(int, self.backbone1.num_features)
-        features2 = cast(int, self.backbone2.num_features)
         self.projector1 = create_projector(features1, dims)
         self.projector2 = create_projector(features2, dims)
-
-    def _encoder(
-        self, index: int, modalities: list[str], deformable: bool | None
-    ) -> nn.Module:
-        """Create the encoder of modality *index* (1 or 2)."""
-        return create_modality_encoder(
-            self.hparams[f'model{index}'],
-            self.hparams[f'in_channels{index}'],
-            modalities[index - 1],
-            getattr(self, f'weights{index}'),
-            deformable,
-            **(self.hparams[f'model_kwargs{index}'] or {}),
-        )
 
     def configure_losses(self) -> None:
         """Initialize the DeCUR loss.
@@ -230,64 +182,7 @@ class DeCURTask(SkipReportMixin, BaseTask):
             weighting=self.hparams['weighting'],
         )
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record each modality's bands and preprocessing in the checkpoint.
-
-        Args:
-            checkpoint: The checkpoint dict being saved.
-        """
-        checkpoint['torchgeo_decur'] = {
-            'modalities': [modality_record(name) for name in self.hparams['modalities']]
-        }
-
-    def forward(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
-        """Encode one batch of each modality.
-
-        Args:
-            x1: Modality 1 images of shape ``(B, C1, H, W)``.
-            x2: Modality 2 images of shape ``(B, C2, H, W)``.
-
-        Returns:
-            Pooled backbone features of modality 1 and of modality 2.
-        """
-        return self.backbone1(x1), self.backbone2(x2)
-
-    def _views(self, batch: dict[str, Tensor], key: str, index: int) -> Tensor:
-        """Check and return the two views of one modality.
-
-        Args:
-            batch: The batch.
-            key: ``image1`` or ``image2``.
-            index: 1 or 2, the modality's number.
-
-        Returns:
-            Tensor of shape ``(B, 2, C, H, W)``.
-
-        Raises:
-            KeyError: If the batch lacks *key*.
-            ValueError: If the views' shape or channel count is wrong.
-        """
-        if key not in batch:
-            msg = f'batch has no {key!r}; keys: {sorted(batch)}'
-            raise KeyError(msg)
-        x = batch[key]
-        if x.ndim != 5 or x.shape[1] != 2:
-            msg = (
-                f'batch[{key!r}] must have shape (B, 2, C, H, W) with two views, '
-                f'got {tuple(x.shape)}'
-            )
-            raise ValueError(msg)
-        expected: int = self.hparams[f'in_channels{index}']
-        if x.shape[2] != expected:
-            name = self.hparams['modalities'][index - 1]
-            msg = (
-                f'{key} ({name}) has {x.shape[2]} channels but '
-                f'in_channels{index}={expected}'
-            )
-            raise ValueError(msg)
-        return x
-
-    def _shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         """Compute and log the loss of one batch.
 
         Args:
@@ -297,115 +192,17 @@ class DeCURTask(SkipReportMixin, BaseTask):
         Returns:
             The total loss.
         """
-        x1 = self._views(batch, 'image1', 1)
-        x2 = self._views(batch, 'image2', 2)
+        x1 = self.views(batch, 'image1', 1)
+        x2 = self.views(batch, 'image2', 2)
         z1_a = self.projector1(self.backbone1(x1[:, 0]))
         z1_b = self.projector1(self.backbone1(x1[:, 1]))
         z2_a = self.projector2(self.backbone2(x2[:, 0]))
         z2_b = self.projector2(self.backbone2(x2[:, 1]))
         loss: Tensor = self.criterion(z1_a, z1_b, z2_a, z2_b)
-
-        self._report_skips(batch, stage)
-        batch_size = x1.shape[0]
-        sync = stage != 'train'
-        self.log(f'{stage}_loss', loss, batch_size=batch_size, sync_dist=sync)
-        for name, value in self.criterion.terms.items():
-            prefix = 'loss_' if name in ('common', 'unique', 'intra1', 'intra2') else ''
-            self.log(
-                f'{stage}_{prefix}{name}', value, batch_size=batch_size, sync_dist=sync
-            )
-        return loss
-
-    def training_step(
-        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Compute the training loss.
-
-        Args:
-            batch: The output of your DataLoader, augmented.
-            batch_idx: Integer displaying index of this batch.
-            dataloader_idx: Index of the current dataloader.
-
-        Returns:
-            The loss tensor.
-        """
-        return self._shared_step(batch, 'train')
-
-    def validation_step(
-        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Compute the validation loss.
-
-        Args:
-            batch: The output of your DataLoader, augmented.
-            batch_idx: Integer displaying index of this batch.
-            dataloader_idx: Index of the current dataloader.
-        """
-        self._shared_step(batch, 'val')
-
-    def test_step(self, *args: Any, **kwargs: Any) -> None:
-        """No-op, DeCUR has no test metric: transfer the encoders instead."""
-
-    def predict_step(self, *args: Any, **kwargs: Any) -> None:
-        """No-op, use :meth:`forward` to embed images."""
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        """Split the parameters as the paper does.
-
-        Returns:
-            Two parameter groups: weights (lr, weight decay, LARS adaptation)
-            and biases plus normalisation parameters (lr_biases, no weight decay,
-            hence no LARS adaptation in lightly's LARS).
-        """
-        weights: list[nn.Parameter] = []
-        biases: list[nn.Parameter] = []
-        for param in self.parameters():
-            if not param.requires_grad:
-                continue
-            (biases if param.ndim <= 1 else weights).append(param)
-        return [
-            {
-                'params': weights,
-                'lr': self.hparams['lr'],
-                'weight_decay': self.hparams['weight_decay'],
-            },
-            {'params': biases, 'lr': self.hparams['lr_biases'], 'weight_decay': 0.0},
-        ]
-
-    def configure_optimizers(
-        self,
-    ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
-        """Initialize LARS (or AdamW) and the warm-up + cosine schedule.
-
-        The schedule is stepped every optimisation step; the warm-up covers
-        ``warmup_epochs / max_epochs`` of the run, so a run cut short with
-        ``max_steps`` keeps the same shape.
-
-        Returns:
-            Optimizer and learning rate scheduler.
-        """
-        optimizer: Optimizer
-        if self.hparams['optimizer'] == 'adamw':
-            optimizer = AdamW(self.parameter_groups(), lr=self.hparams['lr'])
-        else:
-            optimizer = LARS(
-                self.parameter_groups(),
-                lr=self.hparams['lr'],
-                momentum=self.hparams['momentum'],
-                weight_decay=self.hparams['weight_decay'],
-            )
-        total_steps = 1
-        warmup_steps = 0
-        if self.trainer is not None:
-            total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-            max_epochs = self.trainer.max_epochs
-            if max_epochs is not None and max_epochs > 0:
-                warmup = self.hparams['warmup_epochs'] / max_epochs
-                warmup_steps = min(total_steps - 1, round(warmup * total_steps))
-        scheduler = CosineWarmupScheduler(
-            optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps
-        )
-        return {
-            'optimizer': optimizer,
-            'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
+        loss_terms = ('common', 'unique', 'intra1', 'intra2')
+        terms = {
+            f'loss_{name}' if name in loss_terms else name: value
+            for name, value in self.criterion.terms.items()
         }
+        self.log_losses(stage, loss, terms, x1.shape[0])
+        return loss
