@@ -1,8 +1,8 @@
 """The ``torchgeo-decur`` command: what ``torchgeo`` itself lacks.
 
 Training and evaluation go through TorchGeo's own CLI (``torchgeo fit --config
-conf/decur_s1s2.yaml``); this command adds the demo, demo data generation and
-the export of pretrained encoders.
+conf/decur_s1s2.yaml``); this command adds the demo, demo data generation, the
+export of pretrained encoders and the common-share sweep.
 """
 
 import argparse
@@ -75,6 +75,33 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_common(args: argparse.Namespace) -> int:
+    from .sweep import sweep_common_share
+
+    rows = sweep_common_share(
+        args.config,
+        args.downstream,
+        args.shares,
+        args.out,
+        metric=args.metric,
+        pretrain_args=args.pretrain_arg or (),
+        downstream_args=args.downstream_arg or (),
+        test=args.test,
+        overwrite=args.overwrite,
+    )
+    metric = args.metric
+    names = [metric] if metric else sorted({k for r in rows for k in r} - {'share'})
+    print('\nshare  ' + '  '.join(f'{n:>24s}' for n in names))
+    for row in rows:
+        values = '  '.join(f'{row.get(n, float("nan")):>24.4f}' for n in names)
+        print(f'{row["share"]:<5g}  {values}')
+    if metric:
+        best = max(rows, key=lambda r: r[metric])
+        print(f'\nbest share by {metric}: {best["share"]:g}')
+    print(f'results: {Path(args.out) / "sweep.csv"}, {Path(args.out) / "sweep.json"}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``torchgeo-decur``.
 
@@ -116,6 +143,46 @@ def build_parser() -> argparse.ArgumentParser:
         '--overwrite', action='store_true', help='replace existing exported files'
     )
     export.set_defaults(func=_export)
+
+    sweep = sub.add_parser(
+        'sweep-common',
+        help='pretrain DeCUR per common share and score each downstream',
+        description="The paper's grid search over the share of common "
+        'dimensions: for each share, `torchgeo fit` the pretraining config with '
+        'that common_share, then fit and validate the downstream config from the '
+        'pretrained checkpoint (its model takes it as `weights`).',
+    )
+    sweep.add_argument('--config', required=True, help='DeCUR pretraining YAML')
+    sweep.add_argument(
+        '--downstream', required=True, help='downstream YAML (model takes weights)'
+    )
+    sweep.add_argument(
+        '--shares',
+        type=float,
+        nargs='+',
+        default=[0.5, 0.75, 0.875, 1.0],
+        help='shares of common dimensions (default: 0.5 0.75 0.875 1.0)',
+    )
+    sweep.add_argument('--out', required=True, help='output folder')
+    sweep.add_argument('--metric', help='metric that picks the best share')
+    sweep.add_argument(
+        '--pretrain-arg',
+        action='append',
+        help='extra LightningCLI argument of the pretraining (repeatable), '
+        'e.g. --pretrain-arg=--data.init_args.root=/data/ssl4eo-s12',
+    )
+    sweep.add_argument(
+        '--downstream-arg',
+        action='append',
+        help='extra LightningCLI argument of the downstream run (repeatable)',
+    )
+    sweep.add_argument(
+        '--test', action='store_true', help='test downstream instead of validating'
+    )
+    sweep.add_argument(
+        '--overwrite', action='store_true', help='replace an earlier sweep in --out'
+    )
+    sweep.set_defaults(func=_sweep_common)
     return parser
 
 

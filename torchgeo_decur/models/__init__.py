@@ -13,6 +13,7 @@ from .encoders import (
     load_decur_state_dict,
     load_decur_state_dicts,
 )
+from .fusion import FusionTransformer, LatentConverter, sincos_position_embedding_2d
 from .heads import (
     DECODERS,
     FCNHead,
@@ -22,6 +23,7 @@ from .heads import (
     encoder_feature_maps,
 )
 from .mit import MixTransformer, register_mit
+from .small import SmallConvNet, register_small
 from .weights import (
     DeCURTransforms,
     DeCURWeightsEnum,
@@ -35,19 +37,23 @@ from .weights import (
 
 register_weights()
 register_mit()
+register_small()
 
 __all__ = (
     'DECODERS',
     'DeCURTransforms',
     'DeCURWeightsEnum',
     'FCNHead',
+    'FusionTransformer',
     'LateFusionClassifier',
+    'LatentConverter',
     'MiTB2_Weights',
     'MiTB5_Weights',
     'MixTransformer',
     'MultimodalSegmentationModel',
     'NotDeCURCheckpointError',
     'ResNet50_Weights',
+    'SmallConvNet',
     'ViTSmall16_Weights',
     'convert_input_layer',
     'create_encoder',
@@ -61,5 +67,7 @@ __all__ = (
     'modality_transforms',
     'read_decur_checkpoint',
     'register_mit',
+    'register_small',
     'register_weights',
+    'sincos_position_embedding_2d',
 )
