@@ -11,6 +11,7 @@ from .rgbd import (
 )
 from .ssl4eo_s12 import SSL4EOS12PairDataModule
 from .transfer import TransferDataModule
+from .trifeature import TrifeaturePairDataModule
 
 __all__ = (
     'BigEarthNetMMDataModule',
@@ -24,4 +25,5 @@ __all__ = (
     'SUNRGBDDataModule',
     'SUNRGBDPairDataModule',
     'TransferDataModule',
+    'TrifeaturePairDataModule',
 )

@@ -5,10 +5,12 @@ from .demo import make_ssl4eo_s12_demo
 from .geonrw import GeoNRWCities, GeoNRWTiles
 from .rgbd import SUNRGBD, NYUDepthV2, RGBDFolderDataset
 from .ssl4eo_s12 import SSL4EOS12Pair, band_resolution
+from .trifeature import BimodalTrifeature
 
 __all__ = (
     'SUNRGBD',
     'BigEarthNetMM',
+    'BimodalTrifeature',
     'GeoNRWCities',
     'GeoNRWTiles',
     'NYUDepthV2',

@@ -8,6 +8,7 @@ from .augmentation import (
     optical_augmentation,
     rgb_augmentation,
     sar_augmentation,
+    simclr_augmentation,
 )
 from .hha import (
     NYU_DEPTH_V2_INTRINSICS,
@@ -53,5 +54,6 @@ __all__ = (
     'optical_augmentation',
     'rgb_augmentation',
     'sar_augmentation',
+    'simclr_augmentation',
     'surface_normals',
 )

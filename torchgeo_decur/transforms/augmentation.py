@@ -35,6 +35,7 @@ __all__ = (
     'optical_augmentation',
     'rgb_augmentation',
     'sar_augmentation',
+    'simclr_augmentation',
 )
 
 
@@ -319,6 +320,61 @@ def indoor_rgb_augmentation(
     _check(size, in_channels)
     return _colour_pipeline(
         size, _equal_weights(in_channels), scale, solarize=False, vertical_flip=False
+    )
+
+
+def simclr_augmentation(
+    size: int = 224, in_channels: int = 3, scale: tuple[float, float] = (0.2, 1.0)
+) -> nn.Module:
+    """SimCLR's augmentation for ordinary RGB images in [0, 1] (e.g. Trifeature).
+
+    The pipeline of SimCLR (Chen et al., 2020, https://arxiv.org/abs/2002.05709)
+    as CoMM applies it to Trifeature images, on the batch:
+
+    * random resized crop, area *scale* (aspect ratio 3/4--4/3). SimCLR and
+      CoMM's code take 0.08--1; the default 0.2--1 (MoCo v2's, as the other
+      pipelines here) keeps most of a shape in view on 32 px images;
+    * colour jitter with p=0.8: brightness, contrast and saturation factors
+      in 0.6--1.4 and a hue shift of up to 0.1 turn, as
+      ``torchvision.transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)``. Kornia's
+      :class:`~kornia.augmentation.ColorJitter` (0.9) computes exactly
+      torchvision's formulas: brightness *multiplies*, contrast blends with
+      the mean of the grayscale image, saturation with the grayscale image,
+      hue rotates in HSV (Kornia's :class:`~kornia.augmentation.ColorJiggle`
+      and :func:`~kornia.enhance.adjust_brightness` *add* a brightness shift
+      instead). One difference: Kornia draws the order of the four
+      operations once per batch, torchvision once per image;
+    * grayscale with p=0.2 (luma weights 0.299, 0.587, 0.114);
+    * Gaussian blur with p=0.5, sigma 0.1--2, kernel about 10% of *size*;
+    * horizontal flip with p=0.5.
+
+    No solarisation (SimCLR has none) and no vertical flip.
+
+    Args:
+        size: Output patch size in pixels.
+        in_channels: Number of channels: 3 (hue and saturation need RGB).
+        scale: Range of the crop area relative to the input area.
+
+    Returns:
+        The augmentation, mapping ``[B, 3, H, W]`` to ``[B, 3, size, size]``.
+
+    Raises:
+        ValueError: If *size* is not positive or *in_channels* is not 3.
+
+    .. versionadded:: 0.1
+    """
+    _check(size, in_channels)
+    if in_channels != 3:
+        msg = f'simclr_augmentation needs RGB input (in_channels=3), got {in_channels}'
+        raise ValueError(msg)
+    ks = _kernel_size(size)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        K.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8),
+        K.RandomGrayscale(p=0.2),
+        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
+        K.RandomHorizontalFlip(),
+        data_keys=['input'],
     )
 
 
