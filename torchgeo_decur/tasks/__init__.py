@@ -1,15 +1,19 @@
 """TorchGeo tasks (LightningModules) of torchgeo-decur."""
 
+from .baselines import MultimodalSSLTask
 from .classification import (
     MultimodalClassificationTask,
     MultimodalMultiLabelClassificationTask,
 )
+from .comm import CoMMTask
 from .decur import DeCURTask
 from .segmentation import MultimodalSemanticSegmentationTask
 
 __all__ = (
+    'CoMMTask',
     'DeCURTask',
     'MultimodalClassificationTask',
     'MultimodalMultiLabelClassificationTask',
+    'MultimodalSSLTask',
     'MultimodalSemanticSegmentationTask',
 )
