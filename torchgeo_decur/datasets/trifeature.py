@@ -33,17 +33,19 @@ same scenes as 32 px ones at twice the resolution):
   side) around its centre, is rotated by an angle drawn uniformly in
   ``[-45, 45)`` degrees, and its centre is drawn uniformly where the disc
   stays one pixel inside the image;
-* each texture is periodic with period :data:`TEXTURE_PERIOD` (0.2 of the
-  side, 6.4 px at 32 px) in a frame rotated by its own angle in
+* each texture is periodic with period :data:`TEXTURE_PERIOD` (0.1 of the
+  side, 4.8 px at 48 px) in a frame rotated by its own angle in
   ``[-45, 45)`` degrees and shifted by a random phase; pixels of the shape
   where the texture is off stay grey.
 
 The reference renderer (Hermann & Lampinen's, as CoMM's code reproduces it)
 draws 128 px templates with a texture period of 10 px into 224 px images,
-which at 32 px would leave a texture period of 1.4 px; the period here is
-chosen to stay visible at 32 px. Textures and shapes follow the reference's
-descriptions, redrawn as functions of the coordinates (see
-:data:`TEXTURES`).
+which at 48 px would leave a texture period of 2.1 px. The period here
+keeps both visible at 48 px: at 0.2 of the side (tried first) a shape
+holds only about three periods of its texture and the shapes could not be
+told apart by eye at 32 px; at 0.1 they can at 48 px (0.07 at 64 px).
+Textures and shapes follow the reference's descriptions, redrawn as
+functions of the coordinates (see :data:`TEXTURES`).
 
 .. versionadded:: 0.1
 """
@@ -153,8 +155,8 @@ BACKGROUND: tuple[float, float, float] = (0.5, 0.5, 0.5)
 #: Radius of the disc every shape fits in, as a fraction of the image side.
 SHAPE_RADIUS = 0.35
 
-#: Period of the textures, as a fraction of the image side (6.4 px at 32 px).
-TEXTURE_PERIOD = 0.2
+#: Period of the textures, as a fraction of the image side (4.8 px at 48 px).
+TEXTURE_PERIOD = 0.1
 
 #: Range of the random rotations of shapes and textures, in degrees.
 ANGLE_RANGE = (-45.0, 45.0)

@@ -1,0 +1,350 @@
+"""What each multimodal method captures, on the bimodal Trifeature benchmark.
+
+Bimodal Trifeature (Hermann & Lampinen 2020, as CoMM uses it): a pair is two
+images of the **same shape**, each with its own texture and colour
+(:class:`torchgeo_decur.datasets.BimodalTrifeature`). Linear probes on the
+frozen representation measure
+
+* **R** (redundancy): the shared shape, 10 classes;
+* **U1**, **U2** (uniqueness): the texture of image 1, of image 2, 10 classes
+  each;
+* **S** (synergy): whether (texture of image 1, colour of image 2) is a pair
+  of a fixed random bijection M, 2 classes. For S every method is pretrained
+  a second time, on a *biased* training set whose pairs all satisfy
+  colour 2 = M(texture 1); the probe is then trained and tested on unbiased
+  pairs.
+
+Every method is trained with the same encoders (``convnet_small``, one per
+image), projectors, optimiser (AdamW, cosine schedule), budget (steps and
+batch) and augmentation (SimCLR-style: crop, colour jitter, grayscale, blur,
+flip), on the same generated data, for each seed. The probe is scikit-learn's
+logistic regression with C chosen on a validation split of the training
+features (:func:`torchgeo_decur.probe.linear_probe`), scored by balanced
+accuracy on pairs built from the held-out 20% of the (shape, texture, colour)
+combinations. The representation is the fused embedding for CoMM and the two
+encoders' pooled features, concatenated, for the others. A row of frozen,
+randomly initialised encoders gives the floor.
+
+Prints one table (mean and spread over the seeds), and writes
+``trifeature.csv`` (every seed) and ``trifeature.png`` (bar chart) to
+``--out``.
+
+    .venv/bin/python benchmarks/trifeature.py                 # full size
+    .venv/bin/python benchmarks/trifeature.py --quick         # seconds, for tests
+    .venv/bin/python benchmarks/trifeature.py --device cuda   # on a GPU
+"""
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use('Agg')
+
+import matplotlib.pyplot as plt
+import torch
+from lightning.pytorch import LightningModule, Trainer, seed_everything
+
+from torchgeo_decur.datamodules import TrifeaturePairDataModule
+from torchgeo_decur.datasets import BimodalTrifeature
+from torchgeo_decur.probe import extract_features, linear_probe
+from torchgeo_decur.tasks import CoMMTask, DeCURTask, MultimodalSSLTask
+
+#: Probed labels: the column, the dataset label and whether it needs the
+#: biased pretraining.
+PROBES = {
+    'R': ('shape', False),
+    'U1': ('texture1', False),
+    'U2': ('texture2', False),
+    'S': ('synergy', True),
+}
+
+#: Chance level of each probe (balanced accuracy).
+CHANCE = {'R': 0.1, 'U1': 0.1, 'U2': 0.1, 'S': 0.5}
+
+MODALITIES = ('trifeature1', 'trifeature2')
+
+
+def shared_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The encoder, projector and optimiser every method gets."""
+    widths = [args.width * 2**i for i in range(4)]
+    return {
+        'model1': 'convnet_small',
+        'model2': 'convnet_small',
+        'model_kwargs1': {'widths': widths},
+        'model_kwargs2': {'widths': widths},
+        'modalities': list(MODALITIES),
+        'optimizer': 'adamw',
+        'lr': args.lr,
+        'lr_biases': args.lr,
+        'weight_decay': args.weight_decay,
+        'warmup_epochs': 0,
+    }
+
+
+def methods(args: argparse.Namespace) -> dict[str, Callable[[], LightningModule]]:
+    """Build each method's task with the shared settings."""
+    common = shared_settings(args)
+    dims = [args.projector_dim] * 2
+    return {
+        'Random init': lambda: DeCURTask(**common, projector_dims=dims),
+        'DeCUR': lambda: DeCURTask(
+            **common, projector_dims=dims, common_share=args.common_share
+        ),
+        'Cross BT': lambda: MultimodalSSLTask(
+            **common, method='barlow_cross', projector_dims=dims
+        ),
+        'Single BT': lambda: MultimodalSSLTask(
+            **common, method='barlow_single', projector_dims=dims
+        ),
+        'CLIP': lambda: MultimodalSSLTask(**common, method='clip', projector_dims=dims),
+        'SimCLR-cross': lambda: MultimodalSSLTask(
+            **common, method='simclr_cross', projector_dims=dims
+        ),
+        'VICReg-cross': lambda: MultimodalSSLTask(
+            **common, method='vicreg_cross', projector_dims=dims
+        ),
+        'Cross+Self': lambda: MultimodalSSLTask(
+            **common, method='cross_self', projector_dims=dims
+        ),
+        'CoMM': lambda: CoMMTask(**common, projector_dims=dims),
+    }
+
+
+def pretrain(
+    build: Callable[[], LightningModule],
+    args: argparse.Namespace,
+    seed: int,
+    biased: bool,
+) -> LightningModule:
+    """Pretrain one method on the (biased) training pairs; untrained for 0 steps."""
+    seed_everything(seed, verbose=False)
+    task = build()
+    if args.steps == 0:
+        return task
+    datamodule = TrifeaturePairDataModule(
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        patch_size=args.size,
+        num_pairs=args.pairs,
+        size=args.size,
+        biased=biased,
+        seed=args.data_seed,
+        sample_seed=seed,
+    )
+    trainer = Trainer(
+        max_steps=args.steps,
+        max_epochs=-1,
+        accelerator=args.device,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(task, datamodule=datamodule)
+    return task
+
+
+def probe_sets(args: argparse.Namespace) -> dict[str, BimodalTrifeature]:
+    """Unbiased probe-training pairs (train combinations) and test pairs."""
+    return {
+        'train': BimodalTrifeature(
+            'train', num_pairs=args.probe_pairs, size=args.size, seed=args.data_seed
+        ),
+        'test': BimodalTrifeature(
+            'test', num_pairs=args.test_pairs, size=args.size, seed=args.data_seed
+        ),
+    }
+
+
+def score(
+    task: LightningModule,
+    data: dict[str, BimodalTrifeature],
+    columns: list[str],
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """Balanced accuracy of a linear probe of each of *columns*."""
+    labels = [PROBES[c][0] for c in columns]
+    device = 'cuda' if args.device == 'cuda' else 'cpu'
+    train = extract_features(
+        task, data['train'], MODALITIES, label_keys=labels, device=device
+    )
+    test = extract_features(
+        task, data['test'], MODALITIES, label_keys=labels, device=device
+    )
+    return {
+        column: linear_probe(
+            train[0],
+            train[1][label],
+            test[0],
+            test[1][label],
+            cs=args.cs,
+            seed=args.data_seed,
+            max_iter=500,
+        ).balanced_accuracy
+        for column, label in zip(columns, labels, strict=True)
+    }
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every method, every seed; one row of scores each."""
+    builders = methods(args)
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(builders))
+        if unknown:
+            msg = f'unknown methods {unknown}; choose from {sorted(builders)}'
+            raise ValueError(msg)
+        builders = {k: v for k, v in builders.items() if k in args.methods}
+    data = probe_sets(args)
+    rows = []
+    for seed in range(args.seeds):
+        for name, build in builders.items():
+            start = time.perf_counter()
+            steps = 0 if name == 'Random init' else args.steps
+            local = argparse.Namespace(**{**vars(args), 'steps': steps})
+            task = pretrain(build, local, seed, biased=False)
+            row: dict[str, Any] = {'method': name, 'seed': seed}
+            row.update(score(task, data, ['R', 'U1', 'U2'], args))
+            task = pretrain(build, local, seed, biased=True)
+            row.update(score(task, data, ['S'], args))
+            row['seconds'] = time.perf_counter() - start
+            rows.append(row)
+            print(
+                f'seed {seed} {name:<13s} '
+                + ' '.join(f'{c} {row[c]:.3f}' for c in PROBES)
+                + f'  ({row["seconds"]:.0f} s)',
+                flush=True,
+            )
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Mean and standard deviation over the seeds, per method and probe."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for name in dict.fromkeys(r['method'] for r in rows):
+        mine = [r for r in rows if r['method'] == name]
+        out[name] = {}
+        for column in PROBES:
+            values = [100 * r[column] for r in mine]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            out[name][column] = (statistics.fmean(values), spread)
+    return out
+
+
+def table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """A Markdown table of balanced accuracies, mean ± std in %."""
+    lines = [
+        '| method | ' + ' | '.join(PROBES) + ' |',
+        '| --- | ' + ' | '.join('---' for _ in PROBES) + ' |',
+    ]
+    for name, scores in summary.items():
+        cells = [f'{m:.1f} ± {s:.1f}' for m, s in scores.values()]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    chance = ' | '.join(f'{100 * CHANCE[c]:.0f}' for c in PROBES)
+    lines.append(f'| chance | {chance} |')
+    return '\n'.join(lines)
+
+
+def plot(summary: dict[str, dict[str, tuple[float, float]]], path: Path) -> None:
+    """Grouped bars: one group per probe, one bar per method, with spreads."""
+    names = list(summary)
+    fig, ax = plt.subplots(figsize=(7.0, 3.2), constrained_layout=True)
+    width = 0.8 / len(names)
+    cmap = plt.get_cmap('tab10')
+    for i, name in enumerate(names):
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(PROBES))]
+        means = [summary[name][c][0] for c in PROBES]
+        spreads = [summary[name][c][1] for c in PROBES]
+        ax.bar(
+            xs, means, width, yerr=spreads, label=name, color=cmap(i % 10), capsize=2
+        )
+    for j, column in enumerate(PROBES):
+        ax.hlines(
+            100 * CHANCE[column],
+            j - 0.45,
+            j + 0.45,
+            colors='black',
+            linestyles='dashed',
+            linewidth=0.8,
+            label='chance' if j == 0 else None,
+        )
+    ax.set_xticks(range(len(PROBES)))
+    ax.set_xticklabels(['R (shape)', 'U1 (texture 1)', 'U2 (texture 2)', 'S (synergy)'])
+    ax.set_ylabel('balanced accuracy (%)')
+    ax.set_ylim(0, 100)
+    ax.set_title('Bimodal Trifeature: linear probes of frozen representations')
+    ax.legend(fontsize=7, ncol=2, loc='upper center', bbox_to_anchor=(0.5, -0.15))
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments; ``--quick`` shrinks everything for tests."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--steps', type=int, default=200)
+    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--pairs', type=int, default=10000, help='pretraining pairs')
+    parser.add_argument('--probe-pairs', type=int, default=4000)
+    parser.add_argument('--test-pairs', type=int, default=2000)
+    parser.add_argument('--size', type=int, default=48)
+    parser.add_argument('--projector-dim', type=int, default=256)
+    parser.add_argument(
+        '--width', type=int, default=8, help='channels of the first encoder stage'
+    )
+    parser.add_argument(
+        '--cs', type=float, nargs='+', default=[0.01, 0.1, 1.0], help='probe Cs'
+    )
+    parser.add_argument('--common-share', type=float, default=0.5)
+    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--weight-decay', type=float, default=1e-4)
+    parser.add_argument('--data-seed', type=int, default=0)
+    parser.add_argument('--workers', type=int, default=0)
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--methods', nargs='*', help='a subset of the methods')
+    parser.add_argument('--out', type=Path, default=Path('benchmarks/results'))
+    parser.add_argument(
+        '--quick', action='store_true', help='tiny sizes (seconds), for tests'
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.steps, args.batch_size = 1, 2, 16
+        args.pairs, args.probe_pairs, args.test_pairs = 64, 120, 80
+        args.projector_dim = 32
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; write the CSV and the figure."""
+    args = parse(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    start = time.perf_counter()
+    rows = run(args)
+    summary = summarise(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / 'trifeature.csv').open('w', newline='') as f:
+        writer = csv.DictWriter(f, ['method', 'seed', *PROBES, 'seconds'])
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(summary, args.out / 'trifeature.png')
+    minutes = (time.perf_counter() - start) / 60
+    print()
+    print(table(summary))
+    print(
+        f'\n{args.seeds} seed(s), {args.steps} steps of {args.batch_size} pairs, '
+        f'{args.size} px, {minutes:.1f} min; '
+        f'{args.out / "trifeature.csv"}, {args.out / "trifeature.png"}'
+    )
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The learning benchmarks run end to end at their ``--quick`` sizes."""
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / 'benchmarks'
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f'benchmark_{name}', BENCHMARKS / f'{name}.py'
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def trifeature() -> ModuleType:
+    return _load('trifeature')
+
+
+def test_trifeature_quick(
+    trifeature: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert trifeature.main(['--quick', '--out', str(tmp_path)]) == 0
+    with (tmp_path / 'trifeature.csv').open() as f:
+        rows = list(csv.DictReader(f))
+    methods = [r['method'] for r in rows]
+    assert methods == list(trifeature.methods(trifeature.parse(['--quick'])))
+    for row in rows:
+        for column in trifeature.PROBES:
+            assert 0.0 <= float(row[column]) <= 1.0
+    assert (tmp_path / 'trifeature.png').stat().st_size > 0
+    out = capsys.readouterr().out
+    assert '| method | R | U1 | U2 | S |' in out
+    assert '| chance | 10 | 10 | 10 | 50 |' in out
+    assert all(f'| {m} |' in out for m in methods)
+
+
+def test_trifeature_methods_subset(trifeature: ModuleType) -> None:
+    args = trifeature.parse(['--quick', '--methods', 'Nope'])
+    with pytest.raises(ValueError, match='unknown methods'):
+        trifeature.run(args)
+
+
+def test_trifeature_summary_and_table(trifeature: ModuleType) -> None:
+    rows = [
+        {'method': 'A', 'seed': s, 'R': r, 'U1': 0.1, 'U2': 0.2, 'S': 0.5}
+        for s, r in enumerate([0.9, 1.0])
+    ]
+    summary = trifeature.summarise(rows)
+    mean, spread = summary['A']['R']
+    assert mean == pytest.approx(95.0)
+    assert spread == pytest.approx(7.0710678, rel=1e-6)
+    assert '| A | 95.0 ± 7.1 | 10.0 ± 0.0 | 20.0 ± 0.0 | 50.0 ± 0.0 |' in (
+        trifeature.table(summary)
+    )
