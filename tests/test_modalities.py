@@ -58,7 +58,8 @@ def test_builtin_modalities() -> None:
     assert get_modality('s2c').bands == S2_L1C_BANDS
     assert get_modality('s2a').in_channels == 12
     assert get_modality('s2c').rgb_indices == (3, 2, 1)
-    assert get_modality('s1').rgb_indices == (0,)
+    assert get_modality('s1').rgb_indices == (0, 1)
+    assert get_modality('dem').rgb_indices == (0,)
     assert get_modality('rgb').bands == ('R', 'G', 'B')
 
 

@@ -2,7 +2,8 @@
 
 Training and evaluation go through TorchGeo's own CLI (``torchgeo fit --config
 conf/decur_s1s2.yaml``); this command adds the demo, demo data generation, the
-export of pretrained encoders and the common-share sweep.
+export of pretrained encoders, the common-share sweep and the
+explainability report.
 """
 
 import argparse
@@ -75,6 +76,28 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import FIGURES, SUMMARY, explain
+
+    summary = explain(
+        args.checkpoint,
+        args.config,
+        args.out,
+        samples=args.samples,
+        compare=args.compare,
+        overwrite=args.overwrite,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        ig_steps=args.ig_steps,
+    )
+    out = Path(args.out)
+    print(f'explained {summary["samples"]} pairs of {args.config}:')
+    for name in [*FIGURES.values(), SUMMARY]:
+        print(f'  {out / name}')
+    return 0
+
+
 def _sweep_common(args: argparse.Namespace) -> int:
     from .sweep import sweep_common_share
 
@@ -143,6 +166,49 @@ def build_parser() -> argparse.ArgumentParser:
         '--overwrite', action='store_true', help='replace existing exported files'
     )
     export.set_defaults(func=_export)
+
+    explain = sub.add_parser(
+        'explain',
+        help='figures that explain a DeCUR checkpoint: cross-modal alignment, '
+        't-SNE, GradCAM, spatial and spectral saliency',
+        description='Alignment histogram (1 - C_ii)^2 of the embedding '
+        'dimensions, t-SNE of the dimensions, GradCAM of the common and unique '
+        'embeddings, the cross-modal overlap of the GradCAM maps and the '
+        'Integrated Gradients importance of each band, as PNG figures and '
+        'summary.json in --out.',
+    )
+    explain.add_argument(
+        '--checkpoint', required=True, help='DeCUR (or baseline) Lightning checkpoint'
+    )
+    explain.add_argument(
+        '--config', required=True, help='LightningCLI YAML whose data: section to read'
+    )
+    explain.add_argument('--out', required=True, help='output folder')
+    explain.add_argument(
+        '--samples', type=int, default=256, help='pairs to explain (default: 256)'
+    )
+    explain.add_argument(
+        '--compare',
+        help='second checkpoint for the alignment histogram (e.g. the cross-modal '
+        'Barlow Twins baseline)',
+    )
+    explain.add_argument(
+        '--overwrite', action='store_true', help='replace an earlier report in --out'
+    )
+    explain.add_argument(
+        '--batch-size', type=int, default=64, help='pairs per batch (default: 64)'
+    )
+    explain.add_argument(
+        '--seed', type=int, default=0, help='seed of the pairs and the t-SNE'
+    )
+    explain.add_argument(
+        '--ig-steps',
+        type=int,
+        default=32,
+        help='steps of Integrated Gradients (default: 32)',
+    )
+    explain.add_argument('--device', help='cpu, cuda, ... (default: cuda if any)')
+    explain.set_defaults(func=_explain)
 
     sweep = sub.add_parser(
         'sweep-common',

@@ -83,8 +83,9 @@ class Modality:
             checkpoints, exports and weight metadata.
         raw: What the raw input is (unit, range), as datasets return it and
             the weight entries' transforms expect it.
-        rgb_bands: Bands to render as red, green, blue in plots (empty: the
-            first band as grey).
+        rgb_bands: Bands to render as red, green, blue in plots: three bands
+            as they are, two as the composite (first, second, first -
+            second) usual for SAR, none for the first band as grey.
         raw_check: Returns a message when a tensor does not look like the raw
             input (e.g. already normalised), else None; the evaluation
             transforms warn with it.
@@ -442,6 +443,7 @@ for _modality in (
         ),
         raw='Sentinel-1 GRD backscatter in dB',
         raw_check=_check_db,
+        rgb_bands=('VV', 'VH'),
     ),
     Modality(
         name='s2c',

@@ -1,0 +1,513 @@
+"""The explainability report: every analysis of a checkpoint on a dataset.
+
+:func:`explain` (``torchgeo-decur explain``) loads a DeCUR or baseline
+checkpoint and pairs from a data config, runs the analyses of
+:mod:`torchgeo_decur.explain` and writes their figures and one
+``summary.json`` with the numbers behind them. :func:`alignment_figure` and
+:func:`gradcam_figure` make single figures from a loaded task and a batch.
+
+.. versionadded:: 0.1
+"""
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+import yaml
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..modalities import get_modality
+from .alignment import alignment_scores, plot_alignment
+from .loading import (
+    Pairs,
+    branches,
+    common_dim_of,
+    dimension_groups,
+    embed,
+    load_pairs,
+    load_task,
+)
+from .saliency import (
+    band_importance,
+    embedding_statistics,
+    gradcam_layer,
+    gradcam_maps,
+    plot_band_importance,
+    plot_gradcam,
+    plot_spatial_overlap,
+    spatial_overlap,
+)
+from .tsne import dimension_tsne, plot_tsne
+
+__all__ = ('FIGURES', 'SUMMARY', 'alignment_figure', 'explain', 'gradcam_figure')
+
+#: The figures :func:`explain` writes, by analysis.
+FIGURES = {
+    'alignment': 'alignment.png',
+    'tsne': 'tsne.png',
+    'gradcam': 'gradcam.png',
+    'spatial_saliency': 'spatial_saliency.png',
+    'band_importance': 'band_importance.png',
+}
+
+#: The summary :func:`explain` writes.
+SUMMARY = 'summary.json'
+
+
+def task_label(task: nn.Module) -> str:
+    """A short name of a task's method for legends.
+
+    Args:
+        task: A DeCUR or baseline task.
+
+    Returns:
+        ``'DeCUR'``, or the baseline's method (``'cross-modal Barlow Twins'``
+        for ``barlow_cross``).
+
+    .. versionadded:: 0.1
+    """
+    hparams = cast(Mapping[str, Any], getattr(task, 'hparams', {}))
+    method = hparams.get('method')
+    if method is None:
+        return 'DeCUR'
+    names = {
+        'barlow_cross': 'cross-modal Barlow Twins',
+        'barlow_single': 'Barlow Twins per modality',
+        'clip': 'CLIP',
+        'simclr_cross': 'cross-modal SimCLR',
+        'vicreg_cross': 'cross-modal VICReg',
+        'cross_self': 'Cross+Self',
+    }
+    return names.get(str(method), str(method))
+
+
+def _modalities(task: nn.Module) -> list[str]:
+    return list(cast(Mapping[str, Any], task.hparams)['modalities'])
+
+
+def _device_of(task: nn.Module) -> torch.device:
+    return next(task.parameters()).device
+
+
+def alignment_figure(
+    task: nn.Module,
+    x1: Tensor,
+    x2: Tensor,
+    compare: nn.Module | None = None,
+    batch_size: int | None = None,
+    title: str | None = None,
+) -> tuple[Figure, dict[str, Any]]:
+    """The alignment histogram of a task on preprocessed pairs.
+
+    Args:
+        task: A DeCUR or baseline task.
+        x1: Modality 1 images ``(N, C1, H, W)``, preprocessed
+            (:func:`~torchgeo_decur.explain.prepare_pairs`).
+        x2: Modality 2 images ``(N, C2, H, W)``.
+        compare: A second task (e.g. the cross-modal Barlow Twins baseline),
+            drawn as one distribution over the first.
+        batch_size: Average ``C`` over batches of this many pairs; None for
+            one batch of all *N*.
+        title: Title of the figure.
+
+    Returns:
+        ``(figure, numbers)`` with ``numbers`` = ``{'values': [per dim],
+        'common_dim', 'mean' per group, 'compare': {...} or None}``.
+
+    .. versionadded:: 0.1
+    """
+    z1, z2 = embed(task, x1, x2)
+    return _alignment(task, z1, z2, compare, x1, x2, batch_size, title)
+
+
+def _alignment(
+    task: nn.Module,
+    z1: Tensor,
+    z2: Tensor,
+    compare: nn.Module | None,
+    x1: Tensor,
+    x2: Tensor,
+    batch_size: int | None,
+    title: str | None = None,
+) -> tuple[Figure, dict[str, Any]]:
+    """:func:`alignment_figure` from embeddings already computed."""
+    scores = alignment_scores(z1, z2, batch_size)
+    common_dim = common_dim_of(task)
+    groups = dimension_groups(len(scores), common_dim)
+    numbers: dict[str, Any] = {
+        'values': scores.tolist(),
+        'common_dim': common_dim,
+        'embed_dim': len(scores),
+        'batch_size': batch_size,
+        'mean': {g: float(scores[s].mean()) for g, s in groups.items()},
+        'compare': None,
+    }
+    other = None
+    if compare is not None:
+        c1, c2 = embed(compare, x1, x2)
+        other = alignment_scores(c1, c2, batch_size)
+        numbers['compare'] = {
+            'label': task_label(compare),
+            'values': other.tolist(),
+            'mean': float(other.mean()),
+        }
+    fig = plot_alignment(
+        scores,
+        common_dim if common_dim is not None and common_dim < len(scores) else None,
+        other,
+        labels=(task_label(task), task_label(compare) if compare is not None else ''),
+        title=title,
+    )
+    return fig, numbers
+
+
+def _layers(task: nn.Module) -> list[str]:
+    """The GradCAM layer of each encoder; raises for transformers."""
+    return [gradcam_layer(backbone)[0] for backbone, _ in branches(task)]
+
+
+def gradcam_figure(
+    task: nn.Module,
+    x1: Tensor,
+    x2: Tensor,
+    max_samples: int = 4,
+    stats_from: tuple[Tensor, Tensor] | None = None,
+    sample_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> tuple[Figure, dict[str, Any]]:
+    """GradCAM of both encoders for the first pairs of a batch.
+
+    The targets are the mean of the common and of the unique dimensions
+    (all dimensions for a baseline) of the projector output, normalised with
+    the statistics of *stats_from* (default: the whole batch *x1*, *x2*).
+
+    Args:
+        task: A DeCUR or baseline task with convolutional encoders.
+        x1: Modality 1 images ``(N, C1, H, W)``, preprocessed, N >= 2.
+        x2: Modality 2 images ``(N, C2, H, W)``.
+        max_samples: Pairs shown (the first ones).
+        stats_from: ``(x1, x2)`` whose embedding statistics normalise the
+            targets; None for *x1*, *x2*.
+        sample_names: Row labels.
+        title: Title of the figure.
+
+    Returns:
+        ``(figure, numbers)``, ``numbers`` with the ``layers`` used and the
+        ``overlap`` (:func:`~torchgeo_decur.explain.spatial_overlap`) of each
+        group for the pairs shown.
+
+    Raises:
+        ValueError: If an encoder is not convolutional (ViT, MiT).
+
+    .. versionadded:: 0.1
+    """
+    layers = _layers(task)
+    source = stats_from if stats_from is not None else (x1, x2)
+    device = _device_of(task)
+    groups = dimension_groups(_embed_dim(task), common_dim_of(task))
+    shown = [x[:max_samples].to(device) for x in (x1, x2)]
+    maps = []
+    for (backbone, projector), x, s in zip(branches(task), shown, source, strict=True):
+        stats = embedding_statistics(backbone, projector, s.to(device))
+        maps.append(gradcam_maps(backbone, projector, x, groups, stats))
+    fig = plot_gradcam(
+        shown[0].cpu(),
+        shown[1].cpu(),
+        {g: m.cpu() for g, m in maps[0].items()},
+        {g: m.cpu() for g, m in maps[1].items()},
+        _modalities(task),
+        max_samples,
+        sample_names,
+        title=title,
+    )
+    numbers = {
+        'layers': dict(zip(_modalities(task), layers, strict=True)),
+        'overlap': {
+            g: spatial_overlap(maps[0][g], maps[1][g]).tolist() for g in groups
+        },
+    }
+    return fig, numbers
+
+
+def _embed_dim(task: nn.Module) -> int:
+    dims = cast(Mapping[str, Any], task.hparams)['projector_dims']
+    return int(list(dims)[-1])
+
+
+def _stats(values: np.ndarray) -> dict[str, Any]:
+    finite = values[np.isfinite(values)]
+    return {
+        'values': [None if not np.isfinite(v) else float(v) for v in values],
+        'mean': float(finite.mean()) if finite.size else None,
+        'std': float(finite.std()) if finite.size else None,
+        'empty_maps': int((~np.isfinite(values)).sum()),
+    }
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse to replace an earlier report unless asked to."""
+    if out.exists() and not out.is_dir():
+        msg = f'--out {out} exists and is not a folder'
+        raise FileExistsError(msg)
+    existing = [
+        str(out / name)
+        for name in [*FIGURES.values(), SUMMARY]
+        if (out / name).exists()
+    ]
+    if existing and not overwrite:
+        msg = (
+            f'refusing to overwrite the results in {out} ({", ".join(existing[:3])}'
+            f'{", ..." if len(existing) > 3 else ""}); pass overwrite=True '
+            '(--overwrite) to replace them'
+        )
+        raise FileExistsError(msg)
+
+
+def _data_section(config: Path) -> Any:
+    content = yaml.safe_load(config.read_text())
+    return content.get('data') if isinstance(content, Mapping) else None
+
+
+def explain(
+    checkpoint: str | os.PathLike[str],
+    config: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    samples: int = 256,
+    compare: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    ig_steps: int = 32,
+    gradcam_samples: int = 4,
+    perplexity: float = 30.0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Explain a DeCUR (or baseline) checkpoint on a dataset.
+
+    Writes to *out*:
+
+    ``alignment.png``
+        Histogram of ``(1 - C_ii)^2`` per embedding dimension (Eq. 7),
+        common and unique dimensions apart, with ``C`` averaged over batches
+        of *batch_size* pairs; over it the *compare* checkpoint's.
+    ``tsne.png``
+        t-SNE of the embedding dimensions of both modalities.
+    ``gradcam.png``
+        GradCAM of the common and unique targets of both encoders on the
+        first *gradcam_samples* pairs.
+    ``spatial_saliency.png``
+        Histograms over all pairs of the cosine similarity of the two
+        modalities' GradCAM maps, for the common and for the unique target.
+    ``band_importance.png``
+        Integrated Gradients importance of each band, per modality and
+        target, averaged over all pairs.
+    ``summary.json``
+        The checkpoint(s), data config, pairs used, ``common_dim`` and the
+        numbers behind every figure.
+
+    The attribution targets are normalised with the statistics of the
+    embeddings over all pairs used. Other files in *out* are left alone.
+
+    Args:
+        checkpoint: Lightning checkpoint of
+            :class:`~torchgeo_decur.tasks.DeCURTask` or
+            :class:`~torchgeo_decur.tasks.MultimodalSSLTask`.
+        config: LightningCLI YAML whose ``data:`` section gives the pairs.
+        out: Output folder, created if needed.
+        samples: Number of pairs (all of them, with a warning, if the data
+            hold fewer).
+        compare: A second checkpoint for the alignment histogram (e.g. the
+            cross-modal Barlow Twins baseline), of the same modalities.
+        overwrite: Whether to replace an earlier report in *out*.
+        batch_size: Pairs per batch, also the batch over which ``C`` is
+            computed.
+        seed: Seed of the choice of pairs and of the t-SNE.
+        device: Where to run the models; None for CUDA when available.
+        ig_steps: Steps of Integrated Gradients.
+        gradcam_samples: Pairs shown in ``gradcam.png``.
+        perplexity: Perplexity of the t-SNE (clipped to the number of
+            dimensions).
+        progress: Show progress bars.
+
+    Returns:
+        The summary written to ``summary.json``.
+
+    Raises:
+        FileNotFoundError: If a checkpoint or the config does not exist.
+        FileExistsError: If *out* holds an earlier report and *overwrite* is
+            False.
+        ValueError: If a checkpoint is not a DeCUR or baseline checkpoint,
+            the data's bands do not fit the encoders, the two checkpoints
+            take different inputs, or an encoder is not convolutional.
+
+    .. versionadded:: 0.1
+    """
+    folder = Path(out)
+    config = Path(config)
+    _check_out(folder, overwrite)
+    if not config.is_file():
+        msg = f'data config not found: {config}'
+        raise FileNotFoundError(msg)
+    if batch_size < 2:
+        msg = f'batch_size must be >= 2, got {batch_size}'
+        raise ValueError(msg)
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    task = load_task(checkpoint).to(device)
+    layers = _layers(task)
+    other = None
+    if compare is not None:
+        other = load_task(compare).to(device)
+        hp, hq = task.hparams, other.hparams
+        for i in (1, 2):
+            if hp[f'in_channels{i}'] != hq[f'in_channels{i}']:
+                msg = (
+                    f'{compare} takes in_channels{i}={hq[f"in_channels{i}"]}, '
+                    f'{checkpoint} takes {hp[f"in_channels{i}"]}: compare '
+                    'checkpoints of the same modalities'
+                )
+                raise ValueError(msg)
+    pairs: Pairs = load_pairs(config, task, samples, batch_size, seed, device)
+    n = len(pairs.x1)
+    names = _modalities(task)
+    common_dim = common_dim_of(task)
+    embed_dim = _embed_dim(task)
+    groups = dimension_groups(embed_dim, common_dim)
+
+    z1, z2 = embed(task, pairs.x1, pairs.x2, batch_size)
+    fig_align, align = _alignment(
+        task, z1, z2, other, pairs.x1, pairs.x2, min(batch_size, n)
+    )
+    if other is not None:
+        align['compare']['checkpoint'] = str(compare)
+    split = common_dim if common_dim is not None and common_dim < embed_dim else None
+    tsne = dimension_tsne(z1, z2, perplexity, seed)
+    fig_tsne = plot_tsne(tsne, split, names)
+
+    # attribution targets normalised with the statistics over all pairs
+    stats = [
+        (
+            z.mean(dim=0).to(device),
+            (z.var(dim=0, unbiased=False) + 1e-5).sqrt().to(device),
+        )
+        for z in (z1, z2)
+    ]
+    overlap: dict[str, list[Tensor]] = {g: [] for g in groups}
+    shown: list[dict[str, Tensor]] = [{}, {}]
+    importance = [
+        {g: torch.zeros(x.shape[1], dtype=torch.float64) for g in groups}
+        for x in (pairs.x1, pairs.x2)
+    ]
+    starts = range(0, n, batch_size)
+    bar = tqdm(
+        total=2 * n,
+        desc='GradCAM and Integrated Gradients',
+        unit='image',
+        disable=not progress,
+    )
+    with bar:
+        for start in starts:
+            maps = []
+            for m, ((backbone, projector), x) in enumerate(
+                zip(branches(task), (pairs.x1, pairs.x2), strict=True)
+            ):
+                chunk = x[start : start + batch_size].to(device)
+                maps.append(gradcam_maps(backbone, projector, chunk, groups, stats[m]))
+                per_band = band_importance(
+                    backbone,
+                    projector,
+                    chunk,
+                    groups,
+                    stats[m],
+                    ig_steps,
+                    normalize=False,
+                )
+                for g in groups:
+                    importance[m][g] += per_band[g].double() * len(chunk)
+                    if start == 0:
+                        shown[m][g] = maps[m][g][:gradcam_samples].cpu()
+                bar.update(len(chunk))
+            for g in groups:
+                overlap[g].append(spatial_overlap(maps[0][g], maps[1][g]).cpu())
+
+    k = min(gradcam_samples, n)
+    fig_cam = plot_gradcam(
+        pairs.x1[:k],
+        pairs.x2[:k],
+        shown[0],
+        shown[1],
+        names,
+        k,
+        [f'#{i}' for i in pairs.indices[:k]],
+    )
+    overlaps = {g: torch.cat(v).numpy() for g, v in overlap.items()}
+    fig_overlap = plot_spatial_overlap(overlaps, names)
+    shares: dict[str, dict[str, Tensor]] = {}
+    for name, per_group in zip(names, importance, strict=True):
+        shares[name] = {}
+        for g, total in per_group.items():
+            s = total.sum()
+            shares[name][g] = (total / s if s > 0 else total).float()
+    bands = {name: list(get_modality(name).bands) for name in names}
+    fig_bands = plot_band_importance(shares, bands)
+
+    summary: dict[str, Any] = {
+        'checkpoint': str(checkpoint),
+        'method': task_label(task),
+        'compare': None if compare is None else str(compare),
+        'config': str(config),
+        'data': _data_section(config),
+        'modalities': names,
+        'bands': bands,
+        'samples': n,
+        'samples_requested': pairs.requested,
+        'indices': pairs.indices,
+        'seed': seed,
+        'batch_size': batch_size,
+        'embed_dim': embed_dim,
+        'common_dim': common_dim,
+        'alignment': align,
+        'tsne': {
+            'perplexity': tsne.perplexity,
+            'coords': {
+                names[0]: tsne.coords1.tolist(),
+                names[1]: tsne.coords2.tolist(),
+            },
+        },
+        'gradcam': {
+            'layers': dict(zip(names, layers, strict=True)),
+            'shown': pairs.indices[:k],
+        },
+        'spatial_saliency': {
+            'measure': "cosine similarity of the two modalities' GradCAM maps",
+            **{g: _stats(v) for g, v in overlaps.items()},
+        },
+        'band_importance': {
+            'method': f'Integrated Gradients, zero baseline, {ig_steps} steps; '
+            'mean |attribution| over pixels and pairs, normalised to sum 1',
+            **{
+                name: {g: v.tolist() for g, v in per_group.items()}
+                for name, per_group in shares.items()
+            },
+        },
+        'figures': dict(FIGURES),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {
+        'alignment': fig_align,
+        'tsne': fig_tsne,
+        'gradcam': fig_cam,
+        'spatial_saliency': fig_overlap,
+        'band_importance': fig_bands,
+    }
+    for key, fig in figures.items():
+        fig.savefig(folder / FIGURES[key])
+    (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + '\n')
+    return summary
