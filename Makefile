@@ -1,4 +1,5 @@
-# Two commands for a fresh machine: `make demo` and `make test`.
+# Two commands for a fresh machine: `make demo` and `make test` (`make docs`
+# builds the documentation).
 # Both create .venv with a Python >= 3.12 found on this machine and reinstall
 # the package whenever pyproject.toml changes.
 
@@ -8,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Override with `make PYTHON=/path/to/python3.12 test`.
 PYTHON ?=
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo test docs lint clean-venv
 
 # Print the first interpreter >= 3.12: $PYTHON, then python3.12, 3.13, ... on
 # PATH, then pyenv-managed versions, oldest suitable first (3.12 is the version
@@ -47,6 +48,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q --durations=10
+
+# HTML into docs/_build/html; warnings are errors, every reference is checked.
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -W --keep-going -n docs docs/_build/html
+	@echo "Documentation: docs/_build/html/index.html"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -476,8 +476,9 @@ class SSL4EOS12Pair(NonGeoDataset):
         """Return two views of each modality at one location.
 
         Seasons are drawn with Python's :mod:`random`; the datamodule seeds it
-        for each sample (:class:`~torchgeo_decur.datamodules.sampling.
-        SeededDataset`), which makes runs reproducible and resumable.
+        for each sample
+        (:class:`~torchgeo_decur.datamodules.sampling.SeededDataset`), which
+        makes runs reproducible and resumable.
 
         Args:
             index: Index of the location.
@@ -497,7 +498,7 @@ class SSL4EOS12Pair(NonGeoDataset):
             ValueError: If a band is unreadable, has an unexpected size or too
                 many non-finite values (``on_bad_sample='raise'``).
             RuntimeError: If no readable location is found in
-                :attr:`max_location_attempts` draws.
+                ``max_location_attempts`` draws.
         """
         bad: list[str] = []
         replaced = [0]  # seasons replaced, in every location tried

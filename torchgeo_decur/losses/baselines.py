@@ -160,7 +160,7 @@ class CrossModalBarlowTwinsLoss(nn.Module):
     Barlow Twins and DeCUR code (synchronised batch norm) and as
     :class:`~torchgeo_decur.losses.DeCURLoss` does.
 
-    :attr:`terms` after each call: ``'on_diag'`` (the first sum),
+    ``terms`` after each call: ``'on_diag'`` (the first sum),
     ``'off_diag'`` (the weighted second sum, so that the two add up to the
     loss) and ``'diag_mean'`` (the mean of ``C_ii``).
 
@@ -262,7 +262,7 @@ class CLIPLoss(nn.Module):
     the global batch (negatives from all processes); the mean over processes
     is the loss of the global batch.
 
-    :attr:`terms` after each call: ``'loss_12'`` (modality 1 to 2),
+    ``terms`` after each call: ``'loss_12'`` (modality 1 to 2),
     ``'loss_21'`` (modality 2 to 1) and ``'temperature'`` (``1 / s``).
 
     [0] Radford, A. et al., 2021. Learning Transferable Visual Models From
@@ -380,7 +380,7 @@ class CrossModalNTXentLoss(nn.Module):
     This is lightly's :class:`~lightly.loss.NTXentLoss` on ``(z1, z2)``, and the
     SimCLR baseline of the DeCUR code (which uses temperature 1.0).
 
-    :attr:`terms` after each call: ``'positive_cosine'``, the mean cosine
+    ``terms`` after each call: ``'positive_cosine'``, the mean cosine
     similarity of the positive pairs.
 
     [0] Chen, T. et al., 2020. A Simple Framework for Contrastive Learning of
@@ -469,7 +469,7 @@ class CrossModalVICRegLoss(nn.Module):
     one (whose mean over processes is the global one), as lightly and the
     VICReg code do.
 
-    :attr:`terms` after each call: ``'invariance'``, ``'variance'`` and
+    ``terms`` after each call: ``'invariance'``, ``'variance'`` and
     ``'covariance'`` (unweighted; ``'variance'`` is the mean over the two
     inputs and ``'covariance'`` their sum, as they enter the loss).
 
@@ -580,7 +580,7 @@ class CrossSelfLoss(nn.Module):
     term is the mean over the two pairs of views (view a of both modalities,
     view b of both modalities); with ``'first'`` it uses view a only.
 
-    :attr:`terms` after each call: ``'cross'``, ``'self1'`` and ``'self2'``.
+    ``terms`` after each call: ``'cross'``, ``'self1'`` and ``'self2'``.
 
     [0] Dufumier, B. et al., 2025. What to align in multimodal contrastive
     learning? ICLR. https://arxiv.org/abs/2409.07402

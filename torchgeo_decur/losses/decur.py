@@ -133,7 +133,7 @@ class DeCURLoss(nn.Module):
     are built directly. All correlation maths run in float32 with autocast
     disabled, whatever the input dtype.
 
-    After each call, :attr:`terms` holds the detached terms for logging:
+    After each call, ``terms`` holds the detached terms for logging:
     ``'common'``, ``'unique'``, ``'intra1'``, ``'intra2'`` (zero where a term is
     switched off) and ``'common_diag'`` / ``'unique_diag'``, the mean
     on-diagonal cross-modal correlation of the common and of the unique

@@ -420,7 +420,8 @@ def _read_published(
 
     Args:
         checkpoint: The loaded file.
-        entry: Its entry (see :func:`published_entry`).
+        entry: Its entry (see
+            :func:`~torchgeo_decur.models.weights.published_entry`).
         source: Name of the file for error messages.
 
     Returns:
@@ -499,9 +500,9 @@ def read_decur_checkpoint(
        and ``ssl_method='decur'``, keys ``model.<key>``).
 
     A file that carries the name of one of the authors' published files (see
-    :func:`published_entry`; also TorchGeo's hash-suffixed copies such as
-    ``rn50_ssl4eo-s12_sar_decur_ep100-f0e69ba2.pth``) gets that entry's
-    modality names and channel order.
+    :func:`~torchgeo_decur.models.weights.published_entry`; also TorchGeo's
+    hash-suffixed copies such as ``rn50_ssl4eo-s12_sar_decur_ep100-f0e69ba2.pth``)
+    gets that entry's modality names and channel order.
 
     Files are read with ``torch.load(weights_only=False)``: only read files
     you trust.

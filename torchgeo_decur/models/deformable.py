@@ -366,7 +366,7 @@ class DeformableResNet(nn.Module):
     """A timm ResNet with deformable attention after stages 3 and 4.
 
     The ResNet's modules become this model's own (same objects, same names),
-    so :meth:`state_dict` holds exactly timm's ResNet keys plus ``da_l3.*``
+    so ``state_dict()`` holds exactly timm's ResNet keys plus ``da_l3.*``
     and ``da_l4.*``. The forward pass is the ResNet's with
     ``x = x + da_l3(x)`` after ``layer3`` and ``x = x + da_l4(x)`` after
     ``layer4``. Like a timm model, ``model(x)`` gives pooled features

@@ -3,7 +3,7 @@
 DeCUR's RGB-depth weights (SUN RGB-D, ``mitb2_...`` and ``mitb5_...``) are
 MiT-B2 and MiT-B5 encoders (Xie et al. 2021, "SegFormer",
 https://arxiv.org/abs/2105.15203). timm has no MiT, and
-segmentation-models-pytorch's :class:`MixVisionTransformer` (the same network
+segmentation-models-pytorch's ``MixVisionTransformer`` (the same network
 as the SegFormer code the authors used, with the same parameter names) speaks
 smp's encoder interface. :class:`MixTransformer` wraps it in the interface
 the rest of the plugin (and TorchGeo's tasks) expects of a timm model:

@@ -1,6 +1,6 @@
 """A small convolutional encoder for CPU benchmarks, registered with timm.
 
-The controlled benchmarks (:mod:`benchmarks.trifeature`, the demo) train
+The controlled benchmarks (``benchmarks/trifeature.py``, the demo) train
 dozens of models on 32-64 px images on a laptop CPU; a ResNet-18 spends most
 of that time on capacity they do not need (at 32 px, where its stem
 downsamples by 4 at once, it still costs about six times as much), and

@@ -88,9 +88,9 @@ class MultimodalSSLTask(PairedSSLTask):
 
     Defaults: projectors as the DeCUR authors' baselines (8192-8192-8192 for
     the Barlow Twins and VICReg methods, 512-128 for CLIP, SimCLR and
-    Cross+Self; see :data:`PROJECTOR_DIMS`), lambda 0.0051, VICReg's 25 / 25
+    Cross+Self; see ``PROJECTOR_DIMS``), lambda 0.0051, VICReg's 25 / 25
     / 1, temperatures 0.07 (CLIP, initial; learnable, inverse at most 100) and
-    0.1 (SimCLR, Cross+Self; see :data:`TEMPERATURES`), and DeCUR's optimiser
+    0.1 (SimCLR, Cross+Self; see ``TEMPERATURES``), and DeCUR's optimiser
     (LARS, lr 0.2 for weights and 0.0048 for biases and normalisation
     parameters, weight decay 1e-6, cosine decay without warm-up), which the
     authors' baseline scripts set too. The resolved projector sizes and
@@ -170,7 +170,7 @@ class MultimodalSSLTask(PairedSSLTask):
             model_kwargs2: Extra keyword arguments for encoder 2.
             projector_dims: Output sizes of the projector layers (the last is
                 the embedding size); None takes the method's default (see
-                :data:`PROJECTOR_DIMS`).
+                ``PROJECTOR_DIMS``).
             cross_views: Pairs of views of the cross-modal terms: ``'both'``
                 (mean over view 1 of both modalities and view 2 of both) or
                 ``'first'`` (the first views only, as the DeCUR authors'
@@ -178,7 +178,7 @@ class MultimodalSSLTask(PairedSSLTask):
                 the method needs them).
             temperature: Temperature of ``'clip'`` (initial value of the
                 learnable one), ``'simclr_cross'`` and ``'cross_self'``; None
-                takes the method's default (see :data:`TEMPERATURES`).
+                takes the method's default (see ``TEMPERATURES``).
                 Ignored by the other methods.
             max_logit_scale: Largest inverse temperature of ``'clip'``.
             lambd: Weight of the off-diagonal terms of ``'barlow_cross'`` and
@@ -293,7 +293,7 @@ class MultimodalSSLTask(PairedSSLTask):
         """Compute and log the loss of one batch.
 
         Logs ``<stage>_loss`` and the loss's terms: for the cross-modal
-        methods the terms of :attr:`criterion` (averaged over the view pairs),
+        methods the terms of ``criterion`` (averaged over the view pairs),
         for ``'barlow_single'`` ``loss_intra1`` / ``loss_intra2`` and each
         term with the modality's number appended.
 

@@ -153,9 +153,10 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
     ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
         """Initialize the optimizer and learning rate scheduler.
 
-        SGD over the trainable parameters; :class:`~torch.optim.lr_scheduler.
-        MultiStepLR` (gamma 0.1) at 60% and 80% of ``trainer.max_epochs``, or of
-        the estimated number of steps when the number of epochs is unlimited.
+        SGD over the trainable parameters;
+        :class:`~torch.optim.lr_scheduler.MultiStepLR` (gamma 0.1) at 60% and
+        80% of ``trainer.max_epochs``, or of the estimated number of steps when
+        the number of epochs is unlimited.
 
         Returns:
             Optimizer and learning rate scheduler.

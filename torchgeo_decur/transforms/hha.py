@@ -392,7 +392,7 @@ def depth_to_hha(
         floor_percentile: Percentile of the heights of the valid points taken
             as the floor (robust to a few stray points below it).
         assumed_camera_height: If the floor estimate lies less than
-            :data:`MIN_FLOOR_DROP` (0.9 m) below the camera, the floor is
+            ``MIN_FLOOR_DROP`` (0.9 m) below the camera, the floor is
             probably out of view, and is put this many metres below the camera
             instead, as Gupta et al.'s code does (1.3 m); None always uses the
             percentile.
