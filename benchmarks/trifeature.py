@@ -318,7 +318,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.seeds, args.steps, args.batch_size = 1, 2, 16
         args.pairs, args.probe_pairs, args.test_pairs = 64, 120, 80
-        args.projector_dim = 32
+        args.projector_dim, args.size, args.width = 32, 16, 4
     return args
 
 
