@@ -13,7 +13,6 @@ from pathlib import Path
 
 #: Where ``torchgeo-decur demo`` keeps its generated data and its runs.
 DEMO_DATA = Path('data') / 'ssl4eo-s12-demo'
-DEMO_CONFIG = Path('conf') / 'decur_s1s2_demo.yaml'
 DEMO_OUTPUT = Path('output') / 'demo'
 
 
@@ -27,43 +26,51 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _newest_checkpoint(root: Path) -> Path | None:
-    checkpoints = sorted(root.rglob('*.ckpt'), key=lambda p: p.stat().st_mtime)
-    return checkpoints[-1] if checkpoints else None
-
-
 def _demo(args: argparse.Namespace) -> int:
-    from torchgeo.main import main as torchgeo_main
+    from dataclasses import replace
 
-    from .datasets.demo import make_ssl4eo_s12_demo
+    from .demo import DEMO_SETTINGS, run_demo
 
-    config = Path(args.config)
-    if not config.is_file():
-        print(f'error: demo config {config} not found (run from the repository)')
+    if args.extra:
+        print(f'error: unrecognized arguments: {" ".join(args.extra)}', file=sys.stderr)
         return 2
-    root = make_ssl4eo_s12_demo(Path(args.root))
-    print(f'Demo data: {root}')
-    before = _newest_checkpoint(Path(args.output))
-    torchgeo_main(
-        [
-            'fit',
-            '--config',
-            str(config),
-            '--data.init_args.root',
-            str(root),
-            '--trainer.default_root_dir',
-            str(args.output),
-            *args.extra,
-        ]
+    changes = {
+        'locations': args.locations,
+        'size': args.size,
+        'steps': args.steps,
+        'batch_size': args.batch_size,
+        'seed': args.seed,
+        'data_seed': args.data_seed,
+        'common_share': args.common_share,
+    }
+    settings = replace(
+        DEMO_SETTINGS, **{k: v for k, v in changes.items() if v is not None}
     )
-    after = _newest_checkpoint(Path(args.output))
-    if after is None or after == before:
-        print('error: the demo run wrote no checkpoint', file=sys.stderr)
-        return 1
-    print(f'\nDone. Pretrained DeCUR checkpoint: {after}')
+    run = run_demo(
+        args.root,
+        args.out,
+        settings,
+        progress=not args.no_progress,
+        figures=not args.no_figures,
+        threads=args.threads,
+    )
     print(
-        f'Export the encoders with: torchgeo-decur export {after} --out {after.parent}'
+        '\nLinear probes of the frozen encoders (pooled features of both, '
+        'concatenated), balanced accuracy (%) on every season of '
+        f'{run["test_locations"]} held-out locations. Both methods: same '
+        f'encoders, augmentation and budget ({settings.steps} steps of '
+        f'{settings.batch_size}); DeCUR common share {settings.common_share:g}.\n'
     )
+    print(run['table'])
+    print(f'\nDone in {run["seconds"]["total"]:.0f} s. Everything is in {run["out"]}:')
+    for name, path in run['files'].items():
+        print(f'  {name}: {path}')
+    decur = run['files'].get('DeCUR')
+    if decur is not None:
+        print(
+            f'Export the DeCUR encoders with: torchgeo-decur export {decur} '
+            f'--out {run["out"] / "encoders"}'
+        )
     return 0
 
 
@@ -140,12 +147,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         'demo',
-        help='generate demo data (once) and pretrain a small DeCUR model; '
-        'further arguments go to `torchgeo fit` (e.g. --trainer.max_epochs=2)',
+        help='pretrain DeCUR and cross-modal Barlow Twins on generated SAR-optical '
+        'data with known factors, then linear-probe them (a few minutes on a CPU)',
+        description='Generates SSL4EO-S12-format Sentinel-1/2 data (once) whose '
+        'locations have a land cover (seen by both sensors), a surface roughness '
+        '(SAR only) and a soil mineral (optical only); pretrains DeCUR and '
+        'cross-modal Barlow Twins with the same budget; linear-probes each factor '
+        'from the frozen encoders and from random ones; prints the table and '
+        'writes it, the checkpoints and figures to a new run-<n> folder in --out.',
     )
     demo.add_argument('--root', default=str(DEMO_DATA), help='demo data folder')
-    demo.add_argument('--config', default=str(DEMO_CONFIG), help='LightningCLI YAML')
-    demo.add_argument('--output', default=str(DEMO_OUTPUT), help='run folder')
+    demo.add_argument(
+        '--out',
+        '--output',
+        default=str(DEMO_OUTPUT),
+        help='folder of the demo runs; each run writes a new run-<n> folder in it '
+        f'(default: {DEMO_OUTPUT})',
+    )
+    demo.add_argument('--locations', type=int, help='generated locations (450)')
+    demo.add_argument('--size', type=int, help='tile size in pixels (48)')
+    demo.add_argument('--data-seed', type=int, help='seed of the data (0)')
+    demo.add_argument('--steps', type=int, help='pretraining steps per method (400)')
+    demo.add_argument('--batch-size', type=int, help='pretraining batch size (64)')
+    demo.add_argument('--seed', type=int, help='seed of the pretraining (0)')
+    demo.add_argument(
+        '--common-share', type=float, help="share of DeCUR's common dimensions (0.5)"
+    )
+    demo.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='CPU threads of torch (default 1; 0: torch default)',
+    )
+    demo.add_argument('--no-progress', action='store_true', help='no progress bars')
+    demo.add_argument('--no-figures', action='store_true', help='no figures')
     demo.set_defaults(func=_demo)
 
     data = sub.add_parser(

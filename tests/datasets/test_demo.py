@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -8,7 +9,16 @@ from torchgeo.datasets import SSL4EOS12
 
 from torchgeo_decur.datasets import SSL4EOS12Pair, make_ssl4eo_s12_demo
 from torchgeo_decur.datasets import demo as demo_module
-from torchgeo_decur.datasets.demo import CLASSES, DEMO_MARKER, LAND_COVER_FILE
+from torchgeo_decur.datasets.demo import (
+    CLASSES,
+    DEMO_MARKER,
+    FACTORS,
+    LABELS_FILE,
+    LAND_COVER_FILE,
+    read_labels,
+)
+from torchgeo_decur.datasets.ssl4eo_s12 import band_resolution
+from torchgeo_decur.modalities import S2_L1C_BANDS
 
 SIZE = 32
 N = 3
@@ -25,6 +35,7 @@ def test_layout(demo_root: Path) -> None:
     assert (demo_root / DEMO_MARKER).is_file()
     assert sorted(p.name for p in demo_root.iterdir()) == [
         DEMO_MARKER,
+        LABELS_FILE,
         LAND_COVER_FILE,
         's1',
         's2c',
@@ -177,3 +188,101 @@ def test_invalid_arguments(tmp_path: Path) -> None:
         make_ssl4eo_s12_demo(tmp_path / 'a', num_locations=0)
     with pytest.raises(ValueError, match='size'):
         make_ssl4eo_s12_demo(tmp_path / 'a', size=4)
+
+
+def test_labels_balanced_independent_and_majority(tmp_path: Path) -> None:
+    # one block of all 5 x 3 x 3 combinations: each factor balanced, and the
+    # unique factors independent of each other
+    root = make_ssl4eo_s12_demo(tmp_path / 'd', num_locations=45, size=12)
+    header = (root / LABELS_FILE).read_text().splitlines()[0]
+    assert header.split(',') == ['id', *FACTORS]
+    labels = read_labels(root)
+    assert sorted(labels) == [f'{i:07d}' for i in range(45)]
+    rough = np.array([v['roughness'] for v in labels.values()])
+    mineral = np.array([v['mineral'] for v in labels.values()])
+    assert np.bincount(rough).tolist() == [15, 15, 15]
+    assert np.bincount(mineral).tolist() == [15, 15, 15]
+    assert np.bincount(3 * rough + mineral).tolist() == [5] * 9
+    # the land cover label is the class covering most of the patch
+    lines = (root / LAND_COVER_FILE).read_text().splitlines()[1:]
+    fractions = {
+        line.split(',')[0]: [float(x) for x in line.split(',')[1:]] for line in lines
+    }
+    for name, factors in labels.items():
+        assert factors['land_cover'] == int(np.argmax(fractions[name]))
+    assert len({v['land_cover'] for v in labels.values()}) == len(CLASSES)
+
+
+def render(tmp_path: Path, factors: list[int], size: int = 24) -> dict[str, dict]:
+    """Render location 0 with the given factors; the seasons' bands by sensor."""
+    out = tmp_path / '-'.join(map(str, factors))
+    s2_sizes = {b: round(size * 10 / band_resolution(b)) for b in S2_L1C_BANDS}
+    demo_module._location(out, 0, size, 7, s2_sizes, np.array(factors))
+    images: dict[str, dict] = {'s1': {}, 's2c': {}}
+    for sensor, bands in (('s1', ('VV', 'VH')), ('s2c', S2_L1C_BANDS)):
+        for k, season in enumerate(sorted((out / sensor / '0000000').iterdir())):
+            for band in bands:
+                with rasterio.open(season / f'{band}.tif') as f:
+                    images[sensor][k, band] = f.read(1).astype(np.float64)
+    return images
+
+
+def same(a: dict, b: dict) -> bool:
+    return all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_each_factor_changes_the_sensors_that_see_it(tmp_path: Path) -> None:
+    """The same location (same nuisance draws) rendered with one factor changed:
+    roughness changes Sentinel-1 only, the mineral Sentinel-2 only, land cover
+    both."""
+    bare, crop = CLASSES.index('bare'), CLASSES.index('cropland')
+    base = render(tmp_path, [bare, 0, 0])  # smooth, quartz
+    rough = render(tmp_path, [bare, 2, 0])
+    clay = render(tmp_path, [bare, 0, 2])
+    iron = render(tmp_path, [bare, 0, 1])
+    cropland = render(tmp_path, [crop, 0, 0])
+
+    assert same(rough['s2c'], base['s2c'])  # optical: identical, to the bit
+    assert not same(rough['s1'], base['s1'])
+    vv = [np.mean(rough['s1'][k, 'VV'] - base['s1'][k, 'VV']) for k in range(4)]
+    assert min(vv) > 1.0  # rough bare soil: brighter, by up to 4 dB
+
+    for mineral in (clay, iron):
+        assert same(mineral['s1'], base['s1'])  # SAR: identical, to the bit
+        assert not same(mineral['s2c'], base['s2c'])
+
+    def ratio(img: dict, band: str, ref: str) -> float:
+        return float(
+            np.mean(
+                [
+                    img['s2c'][k, band].mean() / img['s2c'][k, ref].mean()
+                    for k in range(4)
+                ]
+            )
+        )
+
+    # clay absorbs at 2.2 um (B12), iron oxides in the blue (B2)
+    assert ratio(clay, 'B12', 'B11') < 0.9 * ratio(base, 'B12', 'B11')
+    assert ratio(iron, 'B2', 'B4') < 0.85 * ratio(base, 'B2', 'B4')
+    assert ratio(clay, 'B2', 'B4') == pytest.approx(ratio(base, 'B2', 'B4'))
+
+    assert not same(cropland['s1'], base['s1'])  # the common factor: both
+    assert not same(cropland['s2c'], base['s2c'])
+
+
+def test_read_labels_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=LABELS_FILE):
+        read_labels(tmp_path)
+    (tmp_path / LABELS_FILE).write_text('id,land_cover\n0000000,1\n')
+    with pytest.raises(ValueError, match='columns'):
+        read_labels(tmp_path)
+
+
+def test_older_generator_is_not_taken_for_the_same_parameters(tmp_path: Path) -> None:
+    root = make_ssl4eo_s12_demo(tmp_path / 'd', num_locations=1, size=12)
+    marker = json.loads((root / DEMO_MARKER).read_text())
+    assert marker['version'] == demo_module.GENERATOR_VERSION
+    del marker['version']  # as written before the factors were labelled
+    (root / DEMO_MARKER).write_text(json.dumps(marker))
+    with pytest.warns(UserWarning, match='overwrite=True'):
+        make_ssl4eo_s12_demo(root, num_locations=1, size=12)

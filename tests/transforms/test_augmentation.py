@@ -194,6 +194,25 @@ def test_optical_grayscale_weights() -> None:
         optical_augmentation(SIZE, 4, grayscale_weights=torch.ones(3))
 
 
+def test_grayscale_probability() -> None:
+    # the grayscale can be turned off (the demo does: it hides spectral factors)
+    for factory, channels in ((optical_augmentation, 13), (sar_augmentation, 2)):
+        default = factory(SIZE, channels)
+        gray = next(m for m in default.modules() if isinstance(m, RandomGrayscale))
+        assert gray.p == pytest.approx(0.2)
+        assert RandomGrayscale not in ops(factory(SIZE, channels, grayscale=0))
+        gray = next(
+            m
+            for m in factory(SIZE, channels, grayscale=0.5).modules()
+            if isinstance(m, RandomGrayscale)
+        )
+        assert gray.p == pytest.approx(0.5)
+        with pytest.raises(ValueError, match='grayscale'):
+            factory(SIZE, channels, grayscale=1.5)
+    x = torch.rand(4, 13, 20, 20)
+    assert optical_augmentation(SIZE, 13, grayscale=0)(x).shape == (4, 13, SIZE, SIZE)
+
+
 def test_sar_geometric_and_blur_only() -> None:
     # stretched backscatter in [0, 1] keeps its range: no colour operation
     y = sar_augmentation(SIZE)(torch.rand(32, 2, 24, 24))

@@ -211,6 +211,8 @@ class PairedSSLTask(SkipReportMixin, BaseTask):
     ) -> None:
         """Log the loss and its terms as ``<stage>_loss`` and ``<stage>_<term>``.
 
+        The loss is shown in the progress bar too.
+
         Args:
             stage: ``train`` or ``val``.
             loss: The total loss.
@@ -218,7 +220,10 @@ class PairedSSLTask(SkipReportMixin, BaseTask):
             batch_size: Size of the batch.
         """
         sync = stage != 'train'
-        self.log(f'{stage}_loss', loss, batch_size=batch_size, sync_dist=sync)
+        # the total loss shows in the progress bar
+        self.log(
+            f'{stage}_loss', loss, batch_size=batch_size, sync_dist=sync, prog_bar=True
+        )
         for name, value in terms.items():
             self.log(f'{stage}_{name}', value, batch_size=batch_size, sync_dist=sync)
 

@@ -87,6 +87,7 @@ def _colour_pipeline(
     scale: tuple[float, float],
     solarize: bool,
     vertical_flip: bool,
+    grayscale: float = 0.2,
 ) -> nn.Module:
     """BYOL-style pipeline of DeCUR for images in [0, 1] (optical, RGB).
 
@@ -96,6 +97,7 @@ def _colour_pipeline(
         scale: Range of the crop area relative to the input area.
         solarize: Whether to solarise with p=0.2.
         vertical_flip: Whether to flip vertically too.
+        grayscale: Probability of the grayscale conversion (0: none).
 
     Returns:
         The augmentation.
@@ -104,9 +106,10 @@ def _colour_pipeline(
     ops: list[nn.Module] = [
         K.RandomResizedCrop(size=(size, size), scale=scale),
         RandomBrightnessContrast(brightness=0.4, contrast=0.4, p=0.8),
-        RandomGrayscale(weights=weights, p=0.2),
-        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
     ]
+    if grayscale > 0:
+        ops.append(RandomGrayscale(weights=weights, p=grayscale))
+    ops.append(K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5))
     if solarize:
         # threshold 0.5 fixed (thresholds=0 is a half-width around 0.5)
         ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=0.2))
@@ -121,6 +124,7 @@ def optical_augmentation(
     in_channels: int = 13,
     grayscale_weights: Tensor | None = None,
     scale: tuple[float, float] = (0.2, 1.0),
+    grayscale: float = 0.2,
 ) -> nn.Module:
     """Augmentation for multispectral optical imagery in [0, 1] (e.g. Sentinel-2).
 
@@ -143,6 +147,9 @@ def optical_augmentation(
             to sum to 1); equal weights (the band mean, as the DeCUR code) if
             None.
         scale: Range of the crop area relative to the input area.
+        grayscale: Probability of the grayscale conversion; 0 turns it off
+            (invariance to it teaches an encoder to ignore differences
+            between bands, e.g. a mineral's spectral signature).
 
     Returns:
         The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
@@ -164,11 +171,19 @@ def optical_augmentation(
                 f'got shape {tuple(weights.shape)}'
             )
             raise ValueError(msg)
-    return _colour_pipeline(size, weights, scale, solarize=True, vertical_flip=True)
+    if not 0 <= grayscale <= 1:
+        msg = f'grayscale must be a probability in [0, 1], got {grayscale}'
+        raise ValueError(msg)
+    return _colour_pipeline(
+        size, weights, scale, solarize=True, vertical_flip=True, grayscale=grayscale
+    )
 
 
 def sar_augmentation(
-    size: int = 224, in_channels: int = 2, scale: tuple[float, float] = (0.2, 1.0)
+    size: int = 224,
+    in_channels: int = 2,
+    scale: tuple[float, float] = (0.2, 1.0),
+    grayscale: float = 0.2,
 ) -> nn.Module:
     """Augmentation for SAR imagery in [0, 1] (e.g. stretched Sentinel-1).
 
@@ -180,25 +195,32 @@ def sar_augmentation(
         size: Output patch size in pixels.
         in_channels: Number of polarisations (bands).
         scale: Range of the crop area relative to the input area.
+        grayscale: Probability of the grayscale conversion (the mean of the
+            polarisations); 0 turns it off.
 
     Returns:
         The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
 
     Raises:
-        ValueError: If *size* or *in_channels* is not positive.
+        ValueError: If *size* or *in_channels* is not positive, or
+            *grayscale* is not a probability.
 
     .. versionadded:: 0.1
     """
     _check(size, in_channels)
+    if not 0 <= grayscale <= 1:
+        msg = f'grayscale must be a probability in [0, 1], got {grayscale}'
+        raise ValueError(msg)
     ks = _kernel_size(size)
-    return K.AugmentationSequential(
-        K.RandomResizedCrop(size=(size, size), scale=scale),
-        RandomGrayscale(weights=_equal_weights(in_channels), p=0.2),
+    ops: list[nn.Module] = [K.RandomResizedCrop(size=(size, size), scale=scale)]
+    if grayscale > 0:
+        ops.append(RandomGrayscale(weights=_equal_weights(in_channels), p=grayscale))
+    ops += [
         K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
         K.RandomHorizontalFlip(),
         K.RandomVerticalFlip(),
-        data_keys=['input'],
-    )
+    ]
+    return K.AugmentationSequential(*ops, data_keys=['input'])
 
 
 def dem_augmentation(

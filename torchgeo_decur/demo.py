@@ -1,0 +1,758 @@
+"""The demo: what DeCUR learns that cross-modal Barlow Twins does not.
+
+``torchgeo-decur demo`` (``make demo``) runs, on a CPU in about five minutes:
+
+1. :func:`~torchgeo_decur.datasets.demo.make_ssl4eo_s12_demo` writes
+   SSL4EO-S12-format Sentinel-1 / Sentinel-2 data with three known factors per
+   location (once; a later run reuses it): land cover, which both sensors
+   see, surface roughness, which only the SAR sees, and the soil's mineral,
+   which only the optical sensor sees (see
+   :mod:`torchgeo_decur.datasets.demo`).
+2. :func:`load_seasons` reads every season of every location once, with the
+   reader of :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`.
+3. DeCUR (:class:`~torchgeo_decur.tasks.DeCURTask`) and cross-modal Barlow
+   Twins (:class:`~torchgeo_decur.tasks.MultimodalSSLTask` with
+   ``method='barlow_cross'``) are pretrained on the training locations with
+   the same encoders, projectors, optimiser, augmentation and budget
+   (:data:`DEMO_SETTINGS`): a
+   :class:`~torchgeo_decur.datamodules.PairedDataModule` over the seasons in
+   memory (:class:`DemoSeasons`, samples as SSL4EO-S12's: two views per
+   modality, each of a random season), with the ``s1`` and ``s2c``
+   preprocessing and augmentation on the batch. The augmentation is the
+   modalities' own without its random grayscale (see
+   :attr:`DemoSettings.grayscale`).
+4. Linear probes (:func:`~torchgeo_decur.probe.linear_probe`) of the frozen
+   encoders (pooled features of both, concatenated) predict each factor; a
+   pair of randomly initialised encoders gives the floor. The probes are
+   trained on every season of the training locations and scored (balanced
+   accuracy) on every season of the held-out locations, which pretraining
+   never saw.
+
+Every run writes a new folder ``<output>/run-<n>`` (earlier runs are never
+touched) with the table (``results.csv``, ``results.json`` with the
+settings, timings and chosen probe strengths), both checkpoints
+(``decur.ckpt``, ``cross_modal_bt.ckpt``; ``torchgeo-decur export`` takes
+them) and two figures of :mod:`torchgeo_decur.explain`: the cross-modal
+alignment of every embedding dimension of both methods (``alignment.png``)
+and GradCAM maps of DeCUR's common and unique embeddings
+(``gradcam_decur.png``).
+
+.. versionadded:: 0.1
+"""
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import random
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import rasterio
+import torch
+import torch.nn.functional as F
+from rasterio.errors import NotGeoreferencedWarning
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchgeo.datasets import NonGeoDataset
+
+from .datasets.demo import FACTOR_SENSORS, FACTORS, read_labels
+from .datasets.ssl4eo_s12 import _GDAL_ENV, SSL4EOS12Pair
+
+if TYPE_CHECKING:
+    from .datamodules import PairedDataModule
+    from .tasks._ssl import PairedSSLTask
+
+__all__ = (
+    'DEMO_SETTINGS',
+    'METHODS',
+    'DemoSeasons',
+    'DemoSettings',
+    'build_task',
+    'demo_datamodule',
+    'format_table',
+    'load_seasons',
+    'new_run_folder',
+    'prepare_data',
+    'pretrain',
+    'run_demo',
+    'write_results',
+)
+
+
+@dataclass
+class DemoSettings:
+    """Sizes and budget of the demo; both methods get the same.
+
+    .. versionadded:: 0.1
+    """
+
+    #: Number of generated locations and their tile size (10 m pixels).
+    locations: int = 450
+    size: int = 48
+    #: Seed of the data.
+    data_seed: int = 0
+    #: Share of the locations held out from pretraining to test the probes.
+    test_fraction: float = 0.3
+    #: Encoder (timm name) and its stage widths, for both modalities.
+    model: str = 'convnet_small'
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    #: Projector output sizes.
+    projector_dims: tuple[int, ...] = (256, 256)
+    #: Share of common embedding dimensions of DeCUR.
+    common_share: float = 0.5
+    #: Optimisation: steps, batch, patch size of the augmented views.
+    steps: int = 400
+    batch_size: int = 64
+    patch_size: int = 32
+    optimizer: str = 'adamw'
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    #: Probability of the random grayscale of both modalities' augmentation
+    #: (0.2 in the paper). A grayscale view keeps no difference between
+    #: bands, and invariance to it teaches the optical encoder to ignore
+    #: them: with it, DeCUR's probe of the optical-only factor (a spectral
+    #: signature) stayed at chance.
+    grayscale: float = 0.0
+    #: Seed of pretraining (initial weights, sample order, augmentation).
+    seed: int = 0
+    #: Further keyword arguments of both tasks.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: The defaults of ``torchgeo-decur demo``.
+DEMO_SETTINGS = DemoSettings()
+
+
+def _season_folders(folder: Path) -> list[Path]:
+    """Season folders of one location of one modality, by acquisition date."""
+    seasons = [p for p in folder.iterdir() if p.is_dir()]
+
+    def date(p: Path) -> str:
+        parts = p.name.split('_')
+        return parts[4] if p.name.startswith('S1') else parts[0]
+
+    return sorted(seasons, key=date)
+
+
+def load_seasons(
+    root: str | os.PathLike[str], ids: Sequence[str]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Read every season of some locations of a demo data set, raw.
+
+    Season *k* of Sentinel-1 is paired with season *k* of Sentinel-2 (both in
+    date order). The coarser Sentinel-2 bands are resampled bilinearly to the
+    tile size, as :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` does.
+
+    Args:
+        root: A demo data set.
+        ids: Location ids.
+
+    Returns:
+        ``(image1 [M, 2, S, S], image2 [M, 13, S, S], location [M])``: dB,
+        digital numbers, and the position in *ids* of each of the M pairs.
+    """
+    reader = SSL4EOS12Pair(root, resample='sample', on_bad_sample='raise')
+    size = reader.size
+    groups = reader.groups(reader.bands2)
+    pairs: list[tuple[int, Path, Path]] = []
+    for i, name in enumerate(ids):
+        folders1 = _season_folders(Path(root) / 's1' / name)
+        folders2 = _season_folders(Path(root) / 's2c' / name)
+        pairs += [(i, a, b) for a, b in zip(folders1, folders2, strict=False)]
+    image1 = np.empty((len(pairs), len(reader.bands1), size, size), np.float32)
+    stored = {
+        n: np.empty((len(pairs), len(idx), n, n), np.float32)
+        for n, idx in groups.items()
+    }
+    with rasterio.Env(**_GDAL_ENV), warnings.catch_warnings():
+        # the reader skips the georeferencing: only the pixels are read
+        warnings.simplefilter('ignore', NotGeoreferencedWarning)
+        for k, (_, folder1, folder2) in enumerate(pairs):
+            for b, band in enumerate(reader.bands1):
+                reader._read_band(str(folder1), band, image1[k, b])
+            for n, idx in groups.items():
+                for j, c in enumerate(idx):
+                    reader._read_band(str(folder2), reader.bands2[c], stored[n][k, j])
+    image2 = torch.empty(len(pairs), len(reader.bands2), size, size)
+    for n, idx in groups.items():
+        group = torch.from_numpy(stored[n])
+        if n != size:
+            group = F.interpolate(
+                group, size=(size, size), mode='bilinear', align_corners=False
+            )
+        image2[:, idx] = group
+    where = torch.tensor([i for i, _, _ in pairs])
+    return torch.from_numpy(image1), image2, where
+
+
+class DemoSeasons(NonGeoDataset):
+    """The seasons of a demo data set held in memory, as pretraining samples.
+
+    Samples are those of :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`: two
+    views of each modality of one location, each from a season drawn at
+    random (with Python's :mod:`random`, which the datamodule seeds per
+    sample), in raw values. The demo reads the files once
+    (:func:`load_seasons`) and pretrains from memory: reading 30 small files
+    per sample would take longer than the training itself on a CPU.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, image1: Tensor, image2: Tensor, location: Tensor) -> None:
+        """Initialize a new DemoSeasons instance.
+
+        Args:
+            image1: Sentinel-1 seasons ``[M, 2, S, S]`` in dB.
+            image2: Sentinel-2 seasons ``[M, 13, S, S]`` (digital numbers).
+            location: Location index of each season ``[M]``, from 0.
+        """
+        self.image1, self.image2 = image1, image2
+        order = torch.argsort(location, stable=True)
+        counts = torch.bincount(location).tolist()
+        self.seasons = [s.tolist() for s in torch.split(order, counts)]
+
+    def __len__(self) -> int:
+        """Return the number of locations."""
+        return len(self.seasons)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Return two views of each modality of one location.
+
+        Args:
+            index: Location index.
+
+        Returns:
+            ``{'image1': [2, 2, S, S], 'image2': [2, 13, S, S]}``, float32.
+        """
+        seasons = self.seasons[index]
+        s1 = [random.choice(seasons) for _ in range(2)]
+        s2 = [random.choice(seasons) for _ in range(2)]
+        return {
+            'image1': self.image1[s1].float(),
+            'image2': self.image2[s2].float(),
+        }
+
+
+class _Pairs(Dataset[dict[str, Any]]):
+    """Pairs held in memory, for feature extraction."""
+
+    def __init__(self, image1: Tensor, image2: Tensor) -> None:
+        self.image1, self.image2 = image1, image2
+
+    def __len__(self) -> int:
+        return len(self.image1)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {
+            'image1': self.image1[index].float(),
+            'image2': self.image2[index].float(),
+        }
+
+
+#: Rows of the demo table (see :func:`build_task`).
+METHODS = ('DeCUR', 'Cross-modal BT', 'Random init')
+
+
+def build_task(method: str, settings: DemoSettings) -> 'PairedSSLTask':
+    """Build one method's task with the demo's shared settings.
+
+    Args:
+        method: One of :data:`METHODS`.
+        settings: The demo's settings.
+
+    Returns:
+        The task (untrained).
+
+    Raises:
+        ValueError: If *method* is unknown.
+    """
+    from .tasks import DeCURTask, MultimodalSSLTask
+
+    widths = {'widths': list(settings.widths)} if settings.widths else {}
+    shared: dict[str, Any] = {
+        'model1': settings.model,
+        'model2': settings.model,
+        'model_kwargs1': widths,
+        'model_kwargs2': widths,
+        'modalities': ('s1', 's2c'),
+        'projector_dims': list(settings.projector_dims),
+        'optimizer': settings.optimizer,
+        'lr': settings.lr,
+        'lr_biases': settings.lr,
+        'weight_decay': settings.weight_decay,
+        **settings.extra,
+    }
+    match method:
+        case 'DeCUR' | 'Random init':
+            return DeCURTask(**shared, common_share=settings.common_share)
+        case 'Cross-modal BT':
+            return MultimodalSSLTask(method='barlow_cross', **shared)
+    msg = f'unknown demo method {method!r}; one of {METHODS}'
+    raise ValueError(msg)
+
+
+def demo_datamodule(seasons: DemoSeasons, settings: DemoSettings) -> 'PairedDataModule':
+    """The pretraining datamodule of the demo: SSL4EO-S12's, from memory.
+
+    Args:
+        seasons: The demo data in memory.
+        settings: The demo's settings.
+
+    Returns:
+        A :class:`~torchgeo_decur.datamodules.PairedDataModule` with the
+        modalities ``s1`` and ``s2c`` (their preprocessing and augmentation,
+        on the batch) whose validation split is the probes' test split.
+    """
+    from .datamodules import PairedDataModule
+    from .modalities import get_modality
+    from .transforms import MultiViewAugmentation
+
+    dm = PairedDataModule(
+        lambda: seasons,  # type: ignore[arg-type]
+        ('s1', 's2c'),
+        batch_size=settings.batch_size,
+        num_workers=0,
+        patch_size=settings.patch_size,
+        val_fraction=settings.test_fraction,
+        seed=settings.seed,
+    )
+    # the modalities' own augmentation, with the grayscale probability of the
+    # settings (see DemoSettings.grayscale)
+    augment = MultiViewAugmentation(
+        {
+            key: m.augmentation(
+                settings.patch_size, m.in_channels, grayscale=settings.grayscale
+            )
+            for key, m in zip(dm.keys, map(get_modality, dm.modalities), strict=True)
+        }
+    )
+    dm.aug = dm.train_aug = dm.val_aug = augment
+    return dm
+
+
+def _step_progress_bar(description: str) -> Any:
+    """Lightning's progress bar over all steps of a run, with the loss.
+
+    Lightning's own bar restarts every epoch; the demo's epochs are a few
+    steps each, so this one counts the run's steps (``max_steps``) instead.
+
+    Args:
+        description: Label of the bar.
+
+    Returns:
+        A :class:`~lightning.pytorch.callbacks.TQDMProgressBar`.
+    """
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    class StepProgressBar(TQDMProgressBar):
+        def on_train_epoch_start(self, trainer: Any, *_: Any) -> None:
+            bar = self.train_progress_bar
+            if bar.total != trainer.max_steps:
+                bar.reset(total=trainer.max_steps)
+                bar.set_description(description)
+
+        def on_train_batch_end(
+            self, trainer: Any, pl_module: Any, *_: Any, **__: Any
+        ) -> None:
+            bar = self.train_progress_bar
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            bar.refresh()
+
+        def on_train_epoch_end(self, *_: Any) -> None:
+            pass
+
+    return StepProgressBar()
+
+
+def pretrain(
+    method: str,
+    seasons: DemoSeasons,
+    settings: DemoSettings,
+    out: Path,
+    progress: bool = True,
+    checkpoint: Path | None = None,
+) -> 'PairedSSLTask':
+    """Pretrain one method on the training locations of the demo data.
+
+    Args:
+        method: One of :data:`METHODS`; ``'Random init'`` is not trained.
+        seasons: The demo data in memory.
+        settings: The demo's settings.
+        out: Folder of the run's files.
+        progress: Whether to show Lightning's progress bar (with the loss).
+        checkpoint: Where to save the trained task as a Lightning checkpoint
+            (None: nowhere).
+
+    Returns:
+        The task, trained.
+    """
+    from lightning.pytorch import Trainer, seed_everything
+
+    seed_everything(settings.seed, verbose=False)
+    task = build_task(method, settings)
+    if method == 'Random init':
+        return task
+    trainer = Trainer(
+        max_steps=settings.steps,
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        accelerator='cpu',
+        devices=1,
+        default_root_dir=out,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        callbacks=[_step_progress_bar(method)] if progress else None,
+        log_every_n_steps=1,
+    )
+    trainer.fit(task, datamodule=demo_datamodule(seasons, settings))
+    if checkpoint is not None:
+        trainer.save_checkpoint(checkpoint, weights_only=False)
+    return task
+
+
+#: Column of each factor in the table.
+COLUMNS = {'land_cover': 'common', 'roughness': 'SAR-only', 'mineral': 'optical-only'}
+
+#: Files of a demo run.
+RESULTS_CSV = 'results.csv'
+RESULTS_JSON = 'results.json'
+CHECKPOINTS = {'DeCUR': 'decur.ckpt', 'Cross-modal BT': 'cross_modal_bt.ckpt'}
+
+
+def new_run_folder(parent: str | os.PathLike[str]) -> Path:
+    """Create the next free ``run-<n>`` folder in *parent*.
+
+    Earlier runs are never touched: each run gets a folder of its own.
+
+    Args:
+        parent: Folder of the demo's runs (created if missing).
+
+    Returns:
+        The new, empty folder.
+
+    Raises:
+        FileExistsError: If *parent* exists and is not a folder.
+    """
+    parent = Path(parent)
+    if parent.exists() and not parent.is_dir():
+        msg = f'demo output {parent} exists and is not a folder'
+        raise FileExistsError(msg)
+    parent.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name[4:]) for p in parent.glob('run-*') if p.name[4:].isdigit()]
+    n = max(numbers, default=0) + 1
+    while True:
+        folder = parent / f'run-{n:03d}'
+        try:
+            folder.mkdir()  # atomic: a concurrent run takes another number
+        except FileExistsError:
+            n += 1
+            continue
+        return folder
+
+
+def prepare_data(
+    root: str | os.PathLike[str], settings: DemoSettings
+) -> tuple[Path, bool]:
+    """Generate the demo data, or reuse the data generated with these settings.
+
+    A folder with demo data of other parameters (or of an older generator)
+    is regenerated; a folder that is not demo data is never written to.
+
+    Args:
+        root: Folder of the demo data.
+        settings: The demo's settings (locations, size, data seed).
+
+    Returns:
+        ``(root, reused)``.
+
+    Raises:
+        FileExistsError: If *root* holds something else than demo data.
+    """
+    from .datasets.demo import DEMO_MARKER, GENERATOR_VERSION, make_ssl4eo_s12_demo
+
+    root = Path(root)
+    params = {
+        'num_locations': settings.locations,
+        'size': settings.size,
+        'seed': settings.data_seed,
+        'version': GENERATOR_VERSION,
+    }
+    marker = root / DEMO_MARKER
+    found = json.loads(marker.read_text()) if marker.is_file() else None
+    if found == params:
+        return root, True
+    make_ssl4eo_s12_demo(
+        root,
+        num_locations=settings.locations,
+        size=settings.size,
+        seed=settings.data_seed,
+        overwrite=found is not None,  # demo data of other parameters
+    )
+    return root, False
+
+
+def chance_levels() -> dict[str, float]:
+    """Balanced accuracy of guessing, per factor: one over its classes."""
+    return {k: 1 / len(v) for k, v in FACTORS.items()}
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """The demo's table: methods by factors, balanced accuracy in %.
+
+    Args:
+        results: ``{method: {factor: balanced accuracy in [0, 1]}}``.
+
+    Returns:
+        The table as text, with the chance level of each column.
+    """
+    chance = chance_levels()
+    width = max(len(m) for m in [*results, 'chance']) + 2
+    head = ''.join(f'{COLUMNS[f]:>14s}' for f in FACTORS)
+    lines = [f'{"":{width}s}{head}']
+    for method, row in results.items():
+        cells = ''.join(f'{100 * row[f]:14.1f}' for f in FACTORS)
+        lines.append(f'{method:{width}s}{cells}')
+    cells = ''.join(f'{100 * chance[f]:14.1f}' for f in FACTORS)
+    lines.append(f'{"chance":{width}s}{cells}')
+    return '\n'.join(lines)
+
+
+def write_results(
+    out: Path,
+    results: dict[str, dict[str, float]],
+    details: dict[str, Any],
+) -> tuple[Path, Path]:
+    """Write the table as CSV (one row per method) and JSON (with details).
+
+    Args:
+        out: The run folder.
+        results: ``{method: {factor: balanced accuracy in [0, 1]}}``.
+        details: Further entries of the JSON file (settings, timings, ...).
+
+    Returns:
+        The CSV and JSON paths.
+    """
+    csv_path, json_path = out / RESULTS_CSV, out / RESULTS_JSON
+    with open(csv_path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['method', *(f'{f}_{COLUMNS[f]}' for f in FACTORS)])
+        for method, row in results.items():
+            writer.writerow([method, *(f'{100 * row[f]:.2f}' for f in FACTORS)])
+        chance = chance_levels()
+        writer.writerow(['chance', *(f'{100 * chance[f]:.2f}' for f in FACTORS)])
+    payload = {
+        'metric': 'balanced accuracy (%) of a linear probe on the frozen encoders',
+        'columns': {f: COLUMNS[f] for f in FACTORS},
+        'classes': {f: list(c) for f, c in FACTORS.items()},
+        'sensors': FACTOR_SENSORS,
+        'chance': {f: 100 * c for f, c in chance_levels().items()},
+        'results': {
+            m: {f: 100 * v for f, v in row.items()} for m, row in results.items()
+        },
+        **details,
+    }
+    json_path.write_text(json.dumps(payload, indent=2) + '\n')
+    return csv_path, json_path
+
+
+def _demo_figures(
+    out: Path, tasks: dict[str, 'PairedSSLTask'], image1: Tensor, image2: Tensor
+) -> list[Path]:
+    """Explainability figures of the demo: alignment histograms and GradCAM.
+
+    The alignment histogram of DeCUR with that of cross-modal Barlow Twins
+    drawn over it, and GradCAM maps of DeCUR's common and unique embedding
+    for four test pairs (:mod:`torchgeo_decur.explain`).
+
+    Args:
+        out: The run folder.
+        tasks: The pretrained tasks, by method.
+        image1: Raw Sentinel-1 test images ``[N, 2, S, S]``.
+        image2: Raw Sentinel-2 test images ``[N, 13, S, S]``.
+
+    Returns:
+        The figures written.
+    """
+    from .explain import alignment_figure, gradcam_figure, prepare_pairs
+
+    decur, bt = tasks['DeCUR'], tasks['Cross-modal BT']
+    x1, x2 = prepare_pairs(decur, {'image1': image1, 'image2': image2})
+    written = []
+    fig, _ = alignment_figure(
+        decur, x1, x2, compare=bt, title='Cross-modal alignment per dimension'
+    )
+    path = out / 'alignment.png'
+    fig.savefig(path)
+    written.append(path)
+    fig, _ = gradcam_figure(decur, x1, x2, max_samples=4, title='DeCUR GradCAM')
+    path = out / 'gradcam_decur.png'
+    fig.savefig(path)
+    written.append(path)
+    return written
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep Lightning's start-up notes and known harmless warnings off the screen."""
+    logger = logging.getLogger('lightning.pytorch')
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='.*LeafSpec.*')
+            warnings.filterwarnings('ignore', message='.*does not have many workers.*')
+            warnings.filterwarnings('ignore', message='y_pred contains classes.*')
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_demo(
+    root: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    settings: DemoSettings = DEMO_SETTINGS,
+    progress: bool = True,
+    figures: bool = True,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Run the demo: data, pretraining of both methods, probes, table.
+
+    Args:
+        root: Folder of the demo data (generated there once).
+        output: Folder of the demo's runs; this run writes a new
+            ``run-<n>`` folder in it.
+        settings: Sizes and budget.
+        progress: Whether to show progress bars.
+        figures: Whether to draw the explainability figures.
+        threads: CPU threads of torch; 0 keeps torch's default. One thread
+            is the default: on a busy machine several threads wait for each
+            other far more than they gain.
+
+    Returns:
+        ``{'results': {method: {factor: balanced accuracy}}, 'table': str,
+        'out': run folder, 'files': {name: path}, 'seconds': {stage: s}}``.
+
+    Raises:
+        ValueError: If the settings leave no test locations.
+    """
+    threads_before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        with _quiet():
+            return _run_demo(root, output, settings, progress, figures)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_demo(
+    root: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    settings: DemoSettings,
+    progress: bool,
+    figures: bool,
+) -> dict[str, Any]:
+    """The body of :func:`run_demo`."""
+    from .probe import extract_features, linear_probe
+
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+
+    def lap(stage: str, since: float) -> float:
+        now = time.perf_counter()
+        seconds[stage] = round(now - since, 1)
+        return now
+
+    t = time.perf_counter()
+    root, reused = prepare_data(root, settings)
+    print(
+        f'Demo data: {root} ({"reused" if reused else "generated"}; '
+        f'{settings.locations} locations, {settings.size} px, 4 seasons)'
+    )
+    t = lap('data', t)
+    labels = read_labels(root)
+    ids = sorted(labels)
+    image1, image2, location = load_seasons(root, ids)
+    seasons = DemoSeasons(image1, image2, location)
+    dm = demo_datamodule(seasons, settings)
+    dm.setup('fit')
+    if dm.val_dataset is None:
+        msg = (
+            f'{settings.locations} locations with test_fraction='
+            f'{settings.test_fraction} leave no test split for the probes'
+        )
+        raise ValueError(msg)
+    test_locations = set(dm.val_dataset.indices)  # type: ignore[attr-defined]
+    test = np.array([i in test_locations for i in location.tolist()])
+    targets = {
+        f: np.array([labels[ids[i]][f] for i in location.tolist()]) for f in FACTORS
+    }
+    t = lap('load', t)
+
+    out = new_run_folder(output)
+    print(f'Run folder: {out}')
+    results: dict[str, dict[str, float]] = {}
+    chosen: dict[str, dict[str, float]] = {}
+    tasks = {}
+    for method in METHODS:
+        if method != 'Random init':
+            print(f'\nPretraining {method} ({settings.steps} steps)')
+        path = out / CHECKPOINTS[method] if method in CHECKPOINTS else None
+        task = pretrain(method, seasons, settings, out, progress, path)
+        t = lap(f'pretrain {method}', t)
+        tasks[method] = task
+        features, _ = extract_features(task, _Pairs(image1, image2), ('s1', 's2c'))
+        probes = {
+            f: linear_probe(
+                features[~test], y[~test], features[test], y[test], seed=settings.seed
+            )
+            for f, y in targets.items()
+        }
+        results[method] = {f: p.balanced_accuracy for f, p in probes.items()}
+        chosen[method] = {f: p.c for f, p in probes.items()}
+        t = lap(f'probe {method}', t)
+
+    table = format_table(results)
+    files: dict[str, Path] = {}
+    if figures:
+        try:
+            for path in _demo_figures(out, tasks, image1[test][:64], image2[test][:64]):
+                files[path.stem] = path
+        except ImportError as err:  # pragma: no cover - depends on the install
+            print(f'(no figures: {err})')
+        t = lap('figures', t)
+    seconds['total'] = round(time.perf_counter() - start, 1)
+    details = {
+        'settings': asdict(settings),
+        'data': str(root),
+        'locations': {
+            'train': len(ids) - len(test_locations),
+            'test': len(test_locations),
+        },
+        'pairs': {'train': int((~test).sum()), 'test': int(test.sum())},
+        'probe_c': chosen,
+        'seconds': seconds,
+        'checkpoints': {m: str(out / c) for m, c in CHECKPOINTS.items()},
+    }
+    csv_path, json_path = write_results(out, results, details)
+    files.update({'csv': csv_path, 'json': json_path})
+    files.update({m: out / c for m, c in CHECKPOINTS.items()})
+    return {
+        'results': results,
+        'table': table,
+        'out': out,
+        'files': files,
+        'seconds': seconds,
+        'test_locations': len(test_locations),
+    }
