@@ -56,7 +56,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import rasterio
 import torch
-import torch.nn.functional as F
 from rasterio.errors import NotGeoreferencedWarning
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -180,16 +179,17 @@ def load_seasons(
             for n, idx in groups.items():
                 for j, c in enumerate(idx):
                     reader._read_band(str(folder2), reader.bands2[c], stored[n][k, j])
-    image2 = torch.empty(len(pairs), len(reader.bands2), size, size)
-    for n, idx in groups.items():
-        group = torch.from_numpy(stored[n])
-        if n != size:
-            group = F.interpolate(
-                group, size=(size, size), mode='bilinear', align_corners=False
-            )
-        image2[:, idx] = group
+    # the reader's own resampling, the M pairs in place of its two views
+    raw = {'image1': torch.from_numpy(image1)}
+    raw.update(
+        {
+            'image2' if n == size else f'image2@{n}': torch.from_numpy(a)
+            for n, a in stored.items()
+        }
+    )
+    out = reader.on_device(raw, batched=False)
     where = torch.tensor([i for i, _, _ in pairs])
-    return torch.from_numpy(image1), image2, where
+    return out['image1'], out['image2'], where
 
 
 class DemoSeasons(NonGeoDataset):
