@@ -5,6 +5,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import timm
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 #: Small datasets in the real on-disk formats, written by their data.py
 #: (``tests/data/<dataset>/data.py``), as TorchGeo's tests keep them.
@@ -61,3 +65,71 @@ def sunrgbd_root(tmp_path: Path) -> Path:
 def nyuv2_root(tmp_path: Path) -> Path:
     """A writable copy of the NYU-Depth v2 fixture (CMX layout)."""
     return copy_fixture('nyuv2', tmp_path)
+
+
+#: Input channels of each encoder in the authors' files (GeoNRW: the DEM on
+#: three channels, as they trained it).
+FILE_CHANNELS = {'s1': 2, 's2c': 13, 'rgb': 3, 'dem': 3}
+
+
+def authors_checkpoints(folder: Path, joint: object) -> None:
+    """Write a joint entry's files in the layout of the authors' published ones.
+
+    The joint file (both backbones, projectors, the loss's batch norm) and the
+    backbone-only file of each modality, which the per-modality entries serve.
+
+    Args:
+        folder: Where to write the files (a hub cache's ``checkpoints``).
+        joint: A joint :class:`~torchgeo_decur.models.ResNet50_Weights` entry.
+    """
+    state: dict[str, torch.Tensor] = {}
+    for i, name in enumerate(joint.modalities, start=1):  # type: ignore[attr-defined]
+        backbone = timm.create_model(
+            'resnet50', in_chans=FILE_CHANNELS[name], num_classes=0
+        )
+        file = joint.modality(name).meta['file']  # type: ignore[attr-defined]
+        torch.save(backbone.state_dict(), folder / file)
+        state.update(
+            {f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()}
+        )
+        state[f'module.projector{i}.0.weight'] = torch.zeros(8, 2048)
+    state['module.bn.running_mean'] = torch.zeros(8)
+    torch.save({'epoch': 100, 'model': state}, folder / joint.meta['file'])  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope='session')
+def authors_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A torch hub cache holding stand-ins of the authors' ResNet-50 files.
+
+    Written once per session (about 0.7 GB): the joint and per-modality files
+    of ``DECUR_S1S2`` and ``DECUR_RGB_DEM`` under the URLs' file names, so the
+    real download-or-cache code path finds them. Read only.
+    """
+    from torchgeo_decur.models import ResNet50_Weights
+
+    hub = tmp_path_factory.mktemp('hub')
+    (hub / 'checkpoints').mkdir()
+    for weights in (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM):
+        authors_checkpoints(hub / 'checkpoints', weights)
+    return hub
+
+
+@pytest.fixture(autouse=True)
+def _fast_dev_run_saves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep ``fast_dev_run`` from writing ``last.ckpt``, as Lightning documents.
+
+    Lightning 2.6's ``ModelCheckpoint.on_train_end`` writes ``last.ckpt`` even
+    under ``fast_dev_run`` (its other hooks skip it): 4.7 GB for one step of a
+    paper-size config; all of them together filled CI's disk. The tests that
+    smoke-run a config check that one step runs, not what Lightning then
+    writes; tests of checkpointing never use ``fast_dev_run``.
+    """
+    original = ModelCheckpoint.on_train_end
+
+    def on_train_end(
+        self: ModelCheckpoint, trainer: Trainer, pl_module: object
+    ) -> None:
+        if not trainer.fast_dev_run:
+            original(self, trainer, pl_module)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ModelCheckpoint, 'on_train_end', on_train_end)

@@ -8,52 +8,14 @@ file name, so nothing is downloaded.
 from pathlib import Path
 
 import pytest
-import timm
 import torch
 import yaml
 from torchgeo.main import main as torchgeo_main
-
-from torchgeo_decur.models import ResNet50_Weights
 
 from .conftest import ROOT
 
 TRANSFER = sorted((ROOT / 'conf' / 'transfer').glob('*.yaml'))
 TORCHGEO = sorted((ROOT / 'conf' / 'torchgeo').glob('*.yaml'))
-
-
-#: Input channels of each encoder in the authors' files (GeoNRW: the DEM on
-#: three channels, as they trained it).
-FILE_CHANNELS = {'s1': 2, 's2c': 13, 'rgb': 3, 'dem': 3}
-
-
-def authors_checkpoints(folder: Path, joint: ResNet50_Weights) -> None:
-    """Write a joint entry's files in the layout of the authors' published ones.
-
-    The joint file (both backbones, projectors, the loss's batch norm) and the
-    backbone-only file of each modality, which the per-modality entries serve.
-    """
-    state: dict[str, torch.Tensor] = {}
-    for i, name in enumerate(joint.modalities, start=1):
-        backbone = timm.create_model(
-            'resnet50', in_chans=FILE_CHANNELS[name], num_classes=0
-        )
-        torch.save(backbone.state_dict(), folder / joint.modality(name).meta['file'])
-        state.update(
-            {f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()}
-        )
-        state[f'module.projector{i}.0.weight'] = torch.zeros(8, 2048)
-    state['module.bn.running_mean'] = torch.zeros(8)
-    torch.save({'epoch': 100, 'model': state}, folder / joint.meta['file'])
-
-
-@pytest.fixture(scope='module')
-def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    hub = tmp_path_factory.mktemp('hub')
-    checkpoints = hub / 'checkpoints'
-    checkpoints.mkdir()
-    for weights in (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM):
-        authors_checkpoints(checkpoints, weights)
-    return hub
 
 
 def test_every_paper_setting_has_a_config() -> None:
@@ -76,13 +38,13 @@ def test_every_paper_setting_has_a_config() -> None:
 )
 def test_transfer_config_fast_dev_run(
     config: Path,
-    hub_cache: Path,
+    authors_hub: Path,
     bigearthnet_root: Path,
     geonrw_root: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(hub_cache))
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(authors_hub))
 
     def no_download(*args: object, **kwargs: object) -> None:
         raise AssertionError('tests must not download')

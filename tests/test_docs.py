@@ -116,24 +116,10 @@ def test_file_blocks_are_the_files() -> None:
         assert block.code == path.read_text(), f'{block.where} differs from {path}'
 
 
-@pytest.fixture(scope='module')
-def hub_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The authors' files of the weights the pages load, as stand-ins."""
-    from torchgeo_decur.models import ResNet50_Weights
-
-    from .test_configs import authors_checkpoints
-
-    hub = tmp_path_factory.mktemp('hub')
-    (hub / 'checkpoints').mkdir()
-    for weights in (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM):
-        authors_checkpoints(hub / 'checkpoints', weights)
-    return hub
-
-
 @pytest.fixture
-def hub_cache(hub_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The torch hub cache is *hub_files*, and nothing is downloaded."""
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(hub_files))
+def hub_cache(authors_hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch hub cache is *authors_hub*, and nothing is downloaded."""
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(authors_hub))
 
     def no_download(*args: object, **kwargs: object) -> None:
         raise AssertionError('documentation examples must not download')
