@@ -16,8 +16,9 @@ frozen representation measure
 
 Every method is trained with the same encoders (``convnet_small``, one per
 image), projectors, optimiser (AdamW, cosine schedule), budget (steps and
-batch) and augmentation (SimCLR-style: crop, colour jitter, grayscale, blur,
-flip), on the same generated data, for each seed. The probe is scikit-learn's
+batch) and augmentation (SimCLR's crop, blur and flip without its colour
+steps: :func:`torchgeo_decur.transforms.trifeature_augmentation` says why), on
+the same generated data, for each seed. The probe is scikit-learn's
 logistic regression with C chosen on a validation split of the training
 features (:func:`torchgeo_decur.probe.linear_probe`), scored by balanced
 accuracy on pairs built from the held-out 20% of the (shape, texture, colour)
@@ -290,12 +291,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments; ``--quick`` shrinks everything for tests."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, default=3)
-    parser.add_argument('--steps', type=int, default=200)
-    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--steps', type=int, default=500)
+    parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--pairs', type=int, default=10000, help='pretraining pairs')
     parser.add_argument('--probe-pairs', type=int, default=4000)
     parser.add_argument('--test-pairs', type=int, default=2000)
-    parser.add_argument('--size', type=int, default=48)
+    parser.add_argument('--size', type=int, default=32)
     parser.add_argument('--projector-dim', type=int, default=256)
     parser.add_argument(
         '--width', type=int, default=8, help='channels of the first encoder stage'
@@ -304,7 +305,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         '--cs', type=float, nargs='+', default=[0.01, 0.1, 1.0], help='probe Cs'
     )
     parser.add_argument('--common-share', type=float, default=0.5)
-    parser.add_argument('--lr', type=float, default=1e-3)
+    parser.add_argument('--lr', type=float, default=3e-3)
     parser.add_argument('--weight-decay', type=float, default=1e-4)
     parser.add_argument('--data-seed', type=int, default=0)
     parser.add_argument('--workers', type=int, default=0)

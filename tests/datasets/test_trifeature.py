@@ -23,7 +23,11 @@ from torchgeo_decur.datasets.trifeature import (
     texture_mask,
 )
 from torchgeo_decur.modalities import get_modality
-from torchgeo_decur.transforms import Scale, simclr_augmentation
+from torchgeo_decur.transforms import (
+    Scale,
+    simclr_augmentation,
+    trifeature_augmentation,
+)
 
 matplotlib.use('Agg')
 
@@ -382,7 +386,7 @@ def test_modalities_registered() -> None:
         assert modality.rgb_bands == ('R', 'G', 'B')
         normalize = modality.normalization()
         assert isinstance(normalize, Scale) and normalize.divisor == 255
-        assert modality.augmentation is simclr_augmentation
+        assert modality.augmentation is trifeature_augmentation
         assert modality.standardization is None
 
 
@@ -412,6 +416,42 @@ def test_simclr_augmentation_contents() -> None:
     assert crop.flags['size'] == (32, 32)
     with pytest.raises(ValueError, match='in_channels=3'):
         simclr_augmentation(32, in_channels=4)
+
+
+def test_trifeature_augmentation_contents() -> None:
+    ops = list(trifeature_augmentation(32).children())
+    assert [type(op) for op in ops] == [
+        K.RandomResizedCrop,
+        K.RandomGaussianBlur,
+        K.RandomHorizontalFlip,
+    ]
+    crop, blur, flip = ops
+    assert tuple(crop._param_generator.scale) == (0.8, 1.0)  # type: ignore[union-attr,arg-type]
+    assert crop.flags['size'] == (32, 32)
+    assert blur.p == 0.5 and flip.p == 0.5
+    with pytest.raises(ValueError, match='size'):
+        trifeature_augmentation(0)
+
+
+def test_trifeature_augmentation_keeps_shape_and_background() -> None:
+    """Real pairs: the grey background stays 0.5 in every view and the shape
+    keeps its colour where it is solid, so the shape stays the pixels that
+    differ from the background (colour jitter would move both)."""
+    torch.manual_seed(0)
+    data = BimodalTrifeature('train', num_pairs=16, size=32, seed=0)
+    x = torch.stack([data[i]['image1'] for i in range(16)]).float() / 255
+    y = trifeature_augmentation(32)(x)
+    assert y.shape == (16, 3, 32, 32)
+    background = 128 / 255  # the 8-bit grey of 0.5
+    assert (x[..., 0, 0] == background).all()
+    corners = torch.cat([y[..., :2, :2].flatten(-2), y[..., -2:, -2:].flatten(-2)], -1)
+    grey = (corners - background).abs().amax(dim=(1, 2)) < 1e-4
+    assert grey.float().mean() > 0.5  # most shapes leave the corners free
+    inside = (x - background).abs().amax(1) > 0.1  # the shape's coloured pixels
+    assert inside.any(dim=(1, 2)).all()
+    kept = (y - background).abs().amax(1) > 0.1
+    assert kept.any(dim=(1, 2)).all()  # a crop of 80% or more keeps the shape
+    assert not torch.equal(y[0], trifeature_augmentation(32)(x)[0])
 
 
 def test_simclr_augmentation_output() -> None:

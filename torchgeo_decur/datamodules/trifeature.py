@@ -16,7 +16,7 @@ class TrifeaturePairDataModule(PairedDataModule):
     in memory at setup), with the modalities ``trifeature1`` and
     ``trifeature2``: after transfer to the device each image is divided by
     255 and augmented twice with
-    :func:`~torchgeo_decur.transforms.simclr_augmentation`, so batches are::
+    :func:`~torchgeo_decur.transforms.trifeature_augmentation`, so batches are::
 
         {'image1': [B, 2, 3, P, P], 'image2': [B, 2, 3, P, P],  # in [0, 1]
          'shape', 'texture1', 'texture2', 'colour1', 'colour2',

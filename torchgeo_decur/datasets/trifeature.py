@@ -63,7 +63,7 @@ from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
 from ..modalities import Modality, register_modality
-from ..transforms.augmentation import simclr_augmentation
+from ..transforms.augmentation import trifeature_augmentation
 from ..transforms.normalize import Scale
 
 __all__ = (
@@ -952,7 +952,7 @@ for _name in ('trifeature1', 'trifeature2'):
             name=_name,
             bands=('R', 'G', 'B'),
             normalization=_scale_8bit,
-            augmentation=simclr_augmentation,
+            augmentation=trifeature_augmentation,
             description='8-bit RGB divided by 255',
             raw='8-bit RGB (0 to 255), channels R, G, B (Bimodal Trifeature)',
             rgb_bands=('R', 'G', 'B'),

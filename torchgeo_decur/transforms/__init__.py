@@ -9,6 +9,7 @@ from .augmentation import (
     rgb_augmentation,
     sar_augmentation,
     simclr_augmentation,
+    trifeature_augmentation,
 )
 from .hha import (
     NYU_DEPTH_V2_INTRINSICS,
@@ -56,4 +57,5 @@ __all__ = (
     'sar_augmentation',
     'simclr_augmentation',
     'surface_normals',
+    'trifeature_augmentation',
 )
