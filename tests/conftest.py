@@ -10,6 +10,8 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from torchgeo_decur.models import ResNet50_Weights
+
 #: Small datasets in the real on-disk formats, written by their data.py
 #: (``tests/data/<dataset>/data.py``), as TorchGeo's tests keep them.
 DATA = Path(__file__).resolve().parent / 'data'
@@ -72,7 +74,7 @@ def nyuv2_root(tmp_path: Path) -> Path:
 FILE_CHANNELS = {'s1': 2, 's2c': 13, 'rgb': 3, 'dem': 3}
 
 
-def authors_checkpoints(folder: Path, joint: object) -> None:
+def authors_checkpoints(folder: Path, joint: ResNet50_Weights) -> None:
     """Write a joint entry's files in the layout of the authors' published ones.
 
     The joint file (both backbones, projectors, the loss's batch norm) and the
@@ -80,21 +82,20 @@ def authors_checkpoints(folder: Path, joint: object) -> None:
 
     Args:
         folder: Where to write the files (a hub cache's ``checkpoints``).
-        joint: A joint :class:`~torchgeo_decur.models.ResNet50_Weights` entry.
+        joint: A joint weight entry (both modalities).
     """
     state: dict[str, torch.Tensor] = {}
-    for i, name in enumerate(joint.modalities, start=1):  # type: ignore[attr-defined]
+    for i, name in enumerate(joint.modalities, start=1):
         backbone = timm.create_model(
             'resnet50', in_chans=FILE_CHANNELS[name], num_classes=0
         )
-        file = joint.modality(name).meta['file']  # type: ignore[attr-defined]
-        torch.save(backbone.state_dict(), folder / file)
+        torch.save(backbone.state_dict(), folder / joint.modality(name).meta['file'])
         state.update(
             {f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()}
         )
         state[f'module.projector{i}.0.weight'] = torch.zeros(8, 2048)
     state['module.bn.running_mean'] = torch.zeros(8)
-    torch.save({'epoch': 100, 'model': state}, folder / joint.meta['file'])  # type: ignore[attr-defined]
+    torch.save({'epoch': 100, 'model': state}, folder / joint.meta['file'])
 
 
 @pytest.fixture(scope='session')
@@ -105,13 +106,23 @@ def authors_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     of ``DECUR_S1S2`` and ``DECUR_RGB_DEM`` under the URLs' file names, so the
     real download-or-cache code path finds them. Read only.
     """
-    from torchgeo_decur.models import ResNet50_Weights
-
     hub = tmp_path_factory.mktemp('hub')
     (hub / 'checkpoints').mkdir()
     for weights in (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM):
         authors_checkpoints(hub / 'checkpoints', weights)
     return hub
+
+
+@pytest.fixture
+def hub_cache(authors_hub: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The torch hub cache is *authors_hub*, and nothing is downloaded."""
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(authors_hub))
+
+    def no_download(url: str, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f'tests must not download {url}')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', no_download)
+    return authors_hub
 
 
 @pytest.fixture(autouse=True)

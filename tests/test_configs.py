@@ -8,7 +8,6 @@ file name, so nothing is downloaded.
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from torchgeo.main import main as torchgeo_main
 
@@ -38,18 +37,11 @@ def test_every_paper_setting_has_a_config() -> None:
 )
 def test_transfer_config_fast_dev_run(
     config: Path,
-    authors_hub: Path,
+    hub_cache: Path,
     bigearthnet_root: Path,
     geonrw_root: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(authors_hub))
-
-    def no_download(*args: object, **kwargs: object) -> None:
-        raise AssertionError('tests must not download')
-
-    monkeypatch.setattr(torch.hub, 'download_url_to_file', no_download)
     geonrw = config.stem.startswith('geonrw')
     root = geonrw_root if geonrw else bigearthnet_root
     args = [

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import yaml
 
 from .conftest import ROOT
@@ -116,21 +115,10 @@ def test_file_blocks_are_the_files() -> None:
         assert block.code == path.read_text(), f'{block.where} differs from {path}'
 
 
-@pytest.fixture
-def hub_cache(authors_hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The torch hub cache is *authors_hub*, and nothing is downloaded."""
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(authors_hub))
-
-    def no_download(*args: object, **kwargs: object) -> None:
-        raise AssertionError('documentation examples must not download')
-
-    monkeypatch.setattr(torch.hub, 'download_url_to_file', no_download)
-
-
 @pytest.mark.filterwarnings('ignore::UserWarning')
 @pytest.mark.parametrize('page', PYTHON_PAGES, ids=page_id)
 def test_python_blocks_run(
-    page: Path, hub_cache: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    page: Path, hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # whatever an example writes lands here
     namespace: dict[str, Any] = {'__name__': '__docs__'}
