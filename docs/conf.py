@@ -109,7 +109,7 @@ html_show_sourcelink = False
 #
 # The API reference lists each object once, under the name users import it by
 # (``torchgeo_decur.models.convert_input_layer``); docstrings may name it where
-# it is defined (``torchgeo_decur.models.checkpoints.convert_input_layer``).
+# it is defined (``torchgeo_decur.models.weights.files.convert_input_layer``).
 # autodoc records that second name for classes (``:canonical:``) but not for
 # functions, data or modules. This resolves such a reference to the documented
 # object that *is* the same Python object (modules: to the nearest documented

@@ -1,36 +1,14 @@
 """Export the encoders of a DeCUR pretraining checkpoint.
 
-:func:`export_checkpoint` turns a Lightning checkpoint of
-:class:`~torchgeo_decur.tasks.DeCURTask` into files that need neither
-Lightning nor this package to be used:
+:func:`export_checkpoint` writes files that need neither Lightning nor this
+package: a timm state dict per modality (``<stem>_<modality>.pth``), all
+encoders in the authors' joint layout (``<stem>_joint.pth``), their
+description (``<stem>.json``: model, ``in_chans``, ``model_kwargs``,
+deformable attention, bands, normalisation) and optionally one checkpoint per
+encoder in TorchGeo's layout (``<stem>_<modality>.ckpt``).
+:func:`torchgeo_decur.models.read_decur_checkpoint` reads all of them.
 
-``<out>/<stem>_<modality>.pth``
-    One plain state dict per modality, loadable with ``strict=True`` by
-    ``timm.create_model(model, in_chans=in_chans, num_classes=0,
-    **model_kwargs)`` (keys as timm names them; for ResNets equal to
-    torchvision's), wrapped in
-    :func:`~torchgeo_decur.models.deformable.add_deformable_attention` for
-    encoders with deformable attention (keys ``da_l3.*``, ``da_l4.*``).
-``<out>/<stem>_joint.pth``
-    Both encoders in the layout of the DeCUR authors' published files,
-    ``{'epoch': int, 'model': {'module.backbone_1.<key>': tensor,
-    'module.backbone_2.<key>': tensor}, 'meta': metadata}`` (and
-    ``module.da<i>_l3.*`` / ``module.da<i>_l4.*`` for deformable attention),
-    so that the authors' code and
-    :class:`~torchgeo_decur.models.DeCURWeightsEnum` loaders read it like
-    theirs (``meta`` is an extra entry they ignore).
-``<out>/<stem>.json``
-    The metadata: for each modality, in backbone order, its name, timm model,
-    ``in_chans``, ``model_kwargs``, ``deformable_attention``, band names and
-    normalisation.
-``<out>/<stem>_<modality>.ckpt`` (optional, ``torchgeo_checkpoints=True``)
-    One encoder in the layout TorchGeo's tasks read from a path,
-    ``{'hyper_parameters': {'model': ..., 'in_channels': ..., 'modality': ...,
-    'bands': ..., 'ssl_method': 'decur'}, 'state_dict': {'model.<timm key>':
-    tensor}}``.
-
-All three are read by :func:`torchgeo_decur.models.load_decur_state_dicts` and
-:func:`torchgeo_decur.models.create_encoder`.
+.. versionadded:: 0.1
 """
 
 import json
@@ -38,100 +16,102 @@ import os
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from torch import Tensor
 
 from . import __version__
-from .models.checkpoints import (
-    _DA_PREFIXES,
-    parse_decur_lightning_checkpoint,
-    state_dict_mismatches,
-)
-from .models.deformable import add_deformable_attention
+from .models.encoders import create_encoder, state_dict_mismatches
+from .models.weights.files import authors_state_dict, parse_decur_lightning_checkpoint
 
-__all__ = ('export_checkpoint', 'export_paths')
+__all__ = ('export_checkpoint',)
+
+StateDicts = dict[str, dict[str, Tensor]]
 
 
-def export_paths(
-    out: str | os.PathLike[str],
-    stem: str,
-    modalities: list[str],
-    torchgeo_checkpoints: bool = False,
+def _paths(
+    out: str | os.PathLike[str], stem: str, names: list[str], torchgeo: bool
 ) -> dict[str, Path]:
-    """Paths of the files :func:`export_checkpoint` writes.
-
-    Args:
-        out: Output folder.
-        stem: Common file name stem.
-        modalities: Modality names in backbone order.
-        torchgeo_checkpoints: Whether to include the TorchGeo-style
-            checkpoints ``<stem>_<modality>.ckpt``.
-
-    Returns:
-        ``{modality: path, ..., 'joint': path, 'metadata': path}``, plus
-        ``'<modality>_ckpt': path`` for each modality with
-        *torchgeo_checkpoints*.
-
-    .. versionadded:: 0.1
-    """
+    """The files :func:`export_checkpoint` writes, by modality and kind."""
     folder = Path(out)
-    paths = {name: folder / f'{stem}_{name}.pth' for name in modalities}
+    paths = {name: folder / f'{stem}_{name}.pth' for name in names}
     paths['joint'] = folder / f'{stem}_joint.pth'
     paths['metadata'] = folder / f'{stem}.json'
-    if torchgeo_checkpoints:
-        for name in modalities:
-            paths[f'{name}_ckpt'] = folder / f'{stem}_{name}.ckpt'
+    for name in names if torchgeo else ():
+        paths[f'{name}_ckpt'] = folder / f'{stem}_{name}.ckpt'
     return paths
 
 
-def _check_fits_timm(
-    state_dict: dict[str, Tensor], spec: dict[str, Any], source: str
-) -> None:
-    """Check that *state_dict* fits the timm model *spec* describes.
-
-    The model is built on the meta device, so this costs no memory.
-
-    Raises:
-        ValueError: If keys are missing or unexpected, or shapes differ.
-    """
+def _fit_problem(state_dict: dict[str, Tensor], spec: dict[str, Any]) -> str:
+    """What keeps an encoder from loading into its model (built on the meta device)."""
     with torch.device('meta'):
-        model = timm.create_model(
+        model = create_encoder(
             spec['model'],
-            in_chans=spec['in_chans'],
-            num_classes=0,
+            spec['in_chans'],
+            deformable_attention=spec['deformable_attention'],
             **spec['model_kwargs'],
         )
-        if spec.get('deformable_attention'):
-            model = add_deformable_attention(model)
-    problems = state_dict_mismatches(model.state_dict(), state_dict)
-    if problems:
-        wrapped = (
-            'add_deformable_attention(' if spec.get('deformable_attention') else ''
-        )
-        msg = (
-            f'{source}: the backbone of modality {spec["name"]!r} does not fit '
-            f'{wrapped}timm.create_model({spec["model"]!r}, '
-            f'in_chans={spec["in_chans"]}, num_classes=0, **{spec["model_kwargs"]})'
-            f'{")" if wrapped else ""}; {"; ".join(problems)}'
-        )
-        raise ValueError(msg)
+    problems = '; '.join(state_dict_mismatches(model.state_dict(), state_dict))
+    what = f'{spec["model"]!r} (in_chans={spec["in_chans"]}, {spec["model_kwargs"]})'
+    return f'does not fit the timm model {what}: {problems}' if problems else ''
 
 
-def _authors_keys(state_dict: dict[str, Tensor], index: int) -> dict[str, Tensor]:
-    """One encoder's keys in the authors' joint layout.
+def _check(state_dicts: StateDicts, meta: dict[str, Any], torchgeo: bool) -> None:
+    """Check every encoder before anything is written.
 
-    Backbone keys become ``module.backbone_<index>.<key>``, deformable
-    attention ``da_l3.*`` / ``da_l4.*`` becomes ``module.da<index>_l3.*`` /
-    ``module.da<index>_l4.*``, as in the authors' ``rn50_rda_*`` files.
+    Raises:
+        ValueError: Naming the source and the modality that cannot be exported.
     """
-    out = {}
-    for key, value in state_dict.items():
-        if key.startswith(_DA_PREFIXES):
-            out[f'module.da{index}_{key.removeprefix("da_")}'] = value
+    for spec in meta['modalities']:
+        state_dict, problem = state_dicts[spec['name']], ''
+        mangled = [k for k in state_dict if 'model.' in k]
+        if torchgeo and mangled:
+            problem = (
+                f"has keys TorchGeo's extract_backbone would mangle "
+                f'({", ".join(mangled[:5])}); export without torchgeo_checkpoints'
+            )
+        elif torchgeo and spec['deformable_attention']:
+            problem = (
+                "has deformable attention: TorchGeo's tasks build plain timm models "
+                'and would silently drop the deformable-attention blocks; export '
+                'without torchgeo_checkpoints'
+            )
+        elif spec['in_chans'] is None:
+            problem = f'lacks in_channels{spec["index"]} in the hyper_parameters'
         else:
-            out[f'module.backbone_{index}.{key}'] = value
-    return out
+            problem = _fit_problem(state_dict, spec)
+        if problem:
+            msg = (
+                f'{meta["source"]}: the backbone of modality {spec["name"]!r} {problem}'
+            )
+            raise ValueError(msg)
+
+
+def _torchgeo_checkpoint(
+    spec: dict[str, Any], state_dict: dict[str, Tensor]
+) -> dict[str, Any]:
+    """One encoder in the layout TorchGeo's tasks read from a path."""
+    keys = ('model', 'model_kwargs', 'bands')
+    hparams = {k: spec[k] for k in keys} | {'in_channels': spec['in_chans']}
+    hparams |= {'modality': spec['name'], 'ssl_method': 'decur'}
+    state_dict = {f'model.{k}': v for k, v in state_dict.items()}
+    return {'hyper_parameters': hparams, 'state_dict': state_dict}
+
+
+def _describe(meta: dict[str, Any], source: Path, paths: dict[str, Path]) -> Any:
+    """The metadata with the file names, as plain JSON types."""
+    meta |= {'source': source.name, 'torchgeo_decur_version': __version__}
+    for spec in meta['modalities']:
+        spec['file'] = paths[spec['name']].name
+        if f'{spec["name"]}_ckpt' in paths:
+            spec['torchgeo_checkpoint'] = paths[f'{spec["name"]}_ckpt'].name
+    meta['joint'] = {
+        'file': paths['joint'].name,
+        'layout': "{'epoch': int, 'model': {'module.backbone_<index>.<timm key>': "
+        "tensor, 'module.da<index>_l<3|4>.<key>': tensor}, 'meta': <this metadata>}",
+    }
+    # the metadata in the joint file equals the JSON file and holds only
+    # types that torch.load(weights_only=True) accepts
+    return json.loads(json.dumps(meta, default=str))
 
 
 def export_checkpoint(
@@ -143,36 +123,32 @@ def export_checkpoint(
 ) -> dict[str, Path]:
     """Export the encoders of a DeCUR Lightning checkpoint.
 
-    Writes ``<out>/<stem>_<modality>.pth`` for each modality,
-    ``<out>/<stem>_joint.pth`` and ``<out>/<stem>.json`` (see
-    :mod:`torchgeo_decur.export` for the formats). Nothing is written unless
-    all checks pass.
+    Writes the files of :mod:`torchgeo_decur.export`, nothing unless all
+    checks pass.
 
     Args:
         checkpoint: Lightning checkpoint (``.ckpt``) of
-            :class:`~torchgeo_decur.tasks.DeCURTask`. It is read with
+            :class:`~torchgeo_decur.tasks.DeCURTask` (or another
+            self-supervised task of this package), read with
             ``torch.load(weights_only=False)``: only export files you trust.
         out: Output folder, created if needed.
         overwrite: Whether to replace existing files.
-        stem: Common stem of the file names; the checkpoint's file stem by
-            default.
+        stem: Common stem of the file names; the checkpoint's by default.
         torchgeo_checkpoints: Also write ``<stem>_<modality>.ckpt``, one
-            encoder each in the layout that TorchGeo's tasks read from a path
-            (``utils.extract_backbone``: ``hyper_parameters['model']`` and
-            ``state_dict`` keys ``model.<timm key>``), so that e.g.
-            ``Classification(weights='<stem>_s1.ckpt')`` loads the encoder.
+            encoder each in the layout TorchGeo's tasks read from a path
+            (``hyper_parameters['model']``, keys ``model.<timm key>``), so
+            that e.g. ``Classification(weights='<stem>_s1.ckpt')`` loads it.
 
     Returns:
-        ``{modality: path, ..., 'joint': path, 'metadata': path}``, plus
+        ``{modality: path, ..., 'joint': path, 'metadata': path}``, and
         ``'<modality>_ckpt': path`` with *torchgeo_checkpoints*.
 
     Raises:
         FileNotFoundError: If *checkpoint* does not exist.
         FileExistsError: If an output file exists and *overwrite* is False
-            (raised before anything is written; names the files).
-        ValueError: If the checkpoint is not a DeCUR checkpoint (e.g. one of
-            TorchGeo's MoCo or SimCLR tasks), or backbone keys are missing or
-            do not fit the timm models its hyperparameters name.
+            (before anything is written; names the files).
+        ValueError: If the checkpoint is not one of a DeCUR task (e.g. of
+            TorchGeo's MoCo), or an encoder does not fit its timm model.
 
     .. versionadded:: 0.1
     """
@@ -188,28 +164,8 @@ def export_checkpoint(
         )
         raise ValueError(msg)
     state_dicts, meta = parse_decur_lightning_checkpoint(loaded, str(path))
-    for spec in meta['modalities']:
-        mangled = [k for k in state_dicts[spec['name']] if 'model.' in k]
-        if torchgeo_checkpoints and mangled:
-            msg = (
-                f"{path}: TorchGeo's extract_backbone would mangle the keys "
-                f'{", ".join(mangled[:5])}; export without torchgeo_checkpoints'
-            )
-            raise ValueError(msg)
-        if torchgeo_checkpoints and spec['deformable_attention']:
-            msg = (
-                f"{path}: TorchGeo's tasks build plain timm models and would "
-                'silently drop the deformable-attention blocks of modality '
-                f'{spec["name"]!r}; export without torchgeo_checkpoints'
-            )
-            raise ValueError(msg)
-        if spec['in_chans'] is None:
-            msg = f'{path}: hyper_parameters lack in_channels{spec["index"]}'
-            raise ValueError(msg)
-        _check_fits_timm(state_dicts[spec['name']], spec, str(path))
-
-    stem = stem or path.stem
-    paths = export_paths(out, stem, list(state_dicts), torchgeo_checkpoints)
+    _check(state_dicts, meta, torchgeo_checkpoints)
+    paths = _paths(out, stem or path.stem, list(state_dicts), torchgeo_checkpoints)
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         msg = (
@@ -217,47 +173,18 @@ def export_checkpoint(
             'pass overwrite=True (--overwrite) to replace them'
         )
         raise FileExistsError(msg)
-
-    meta['source'] = path.name
-    meta['torchgeo_decur_version'] = __version__
-    for spec in meta['modalities']:
-        spec['file'] = paths[spec['name']].name
-        if torchgeo_checkpoints:
-            spec['torchgeo_checkpoint'] = paths[f'{spec["name"]}_ckpt'].name
-    meta['joint'] = {
-        'file': paths['joint'].name,
-        'layout': "{'epoch': int, 'model': {'module.backbone_<index>.<timm key>': "
-        "tensor, 'module.da<index>_l<3|4>.<key>': tensor}, 'meta': <this metadata>}",
+    meta = _describe(meta, path, paths)
+    copies = {
+        name: {k: v.detach().clone() for k, v in state_dict.items()}
+        for name, state_dict in state_dicts.items()
     }
-    # JSON round trip: the metadata in the joint file equals the JSON file and
-    # holds only types that torch.load(weights_only=True) accepts
-    meta = json.loads(json.dumps(meta, default=str))
-
     paths['metadata'].parent.mkdir(parents=True, exist_ok=True)
-    joint: dict[str, Tensor] = {}
     for spec in meta['modalities']:
-        state_dict = {
-            k: v.detach().clone() for k, v in state_dicts[spec['name']].items()
-        }
-        torch.save(state_dict, paths[spec['name']])
+        torch.save(copies[spec['name']], paths[spec['name']])
         if torchgeo_checkpoints:
-            hparams = {
-                'model': spec['model'],
-                'in_channels': spec['in_chans'],
-                'model_kwargs': spec['model_kwargs'],
-                'modality': spec['name'],
-                'bands': spec['bands'],
-                'ssl_method': 'decur',
-            }
-            torch.save(
-                {
-                    'epoch': meta['epoch'],
-                    'hyper_parameters': hparams,
-                    'state_dict': {f'model.{k}': v for k, v in state_dict.items()},
-                },
-                paths[f'{spec["name"]}_ckpt'],
-            )
-        joint.update(_authors_keys(state_dict, spec['index']))
+            ckpt = _torchgeo_checkpoint(spec, copies[spec['name']])
+            torch.save(ckpt | {'epoch': meta['epoch']}, paths[f'{spec["name"]}_ckpt'])
+    joint = authors_state_dict(copies)
     torch.save({'epoch': meta['epoch'], 'model': joint, 'meta': meta}, paths['joint'])
     paths['metadata'].write_text(json.dumps(meta, indent=2) + '\n')
     return paths

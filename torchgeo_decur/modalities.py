@@ -61,6 +61,7 @@ __all__ = (
     'in_channels_for',
     'modalities',
     'modality_record',
+    'modality_transforms',
     'register_modality',
 )
 
@@ -349,6 +350,26 @@ def in_channels_for(name: str, in_channels: int | None = None) -> int:
         )
         raise ValueError(msg)
     return in_channels
+
+
+def modality_transforms(name: str, size: int = 224) -> nn.Module:
+    """Evaluation transforms of a registered modality, from raw input.
+
+    See :meth:`torchgeo_decur.modalities.Modality.eval_transforms`.
+
+    Args:
+        name: Modality name.
+        size: Side length of the centre crop.
+
+    Returns:
+        A module for tensors ``(C, H, W)`` or ``(N, C, H, W)``.
+
+    Raises:
+        ValueError: If *name* is not a registered modality.
+
+    .. versionadded:: 0.1
+    """
+    return get_modality(name).eval_transforms(size)
 
 
 def modality_record(name: str) -> dict[str, object]:

@@ -22,9 +22,9 @@ from torchgeo_decur.models import (
     load_decur_state_dicts,
     modality_transforms,
 )
-from torchgeo_decur.models.checkpoints import read_decur_checkpoint
 from torchgeo_decur.models.deformable import DeformableResNet, add_deformable_attention
-from torchgeo_decur.models.weights import published_entry
+from torchgeo_decur.models.weights import published_entry, read_decur_checkpoint
+from torchgeo_decur.models.weights.table import RELEASES, find_release
 
 JOINT = (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM)
 ENUMS = (ResNet50_Weights, ViTSmall16_Weights, MiTB2_Weights, MiTB5_Weights)
@@ -106,6 +106,29 @@ def test_registry() -> None:
     )
     assert get_weight('ResNet50_Weights.DECUR_S1S2_RDA_S1').meta['deformable_attention']
     assert get_model_weights('resnet50') is torchgeo.models.ResNet50_Weights
+
+
+def test_enums_are_the_table() -> None:
+    """Every release of the table is an enum's joint member plus one member per
+    modality, reading the release's files; nothing else is a member."""
+    expected = {}
+    for release in RELEASES:
+        expected[f'{release.enum}.{release.member}'] = release.joint_file
+        for m in release.modalities:
+            file = release.backbone_files.get(m, release.joint_file)
+            expected[f'{release.enum}.{release.member}_{m.upper()}'] = file
+    found = {str(member): member.meta['file'] for member in ALL}
+    assert found == expected
+    for release in RELEASES:
+        joint = get_weight(f'{release.enum}.{release.member}')
+        assert joint.modalities == release.modalities
+        assert joint.meta['model'] == release.model
+        assert find_release(joint.url) == (release, None)
+        for m, file in release.backbone_files.items():
+            assert find_release(file) == (release, m)
+            assert published_entry(file) is joint.modality(m)
+    assert find_release('my_encoder.pth') is None
+    assert published_entry('my_encoder.pth') is None
 
 
 def test_members_are_distinct() -> None:

@@ -35,7 +35,7 @@ class GeoNRWDataModule(TransferDataModule):
     clipped to its 1st and 99th percentiles and stretched to [0, 1]. The RGB
     channels stay in R, G, B order: the authors' files, which store B, G, R,
     are converted when they are loaded (see
-    :func:`~torchgeo_decur.models.checkpoints.convert_input_layer`).
+    :func:`~torchgeo_decur.models.convert_input_layer`).
 
     All splits are first resized to *size* if given (masks with nearest
     neighbour). Training batches then get a random *patch_size* crop and

@@ -1,10 +1,7 @@
 """Encoders, projection heads, DeCUR weights and the files they come in."""
 
-from .checkpoints import (
-    NotDeCURCheckpointError,
-    convert_input_layer,
-    read_decur_checkpoint,
-)
+from ..modalities import modality_transforms  # also here, as in 0.1
+from ..transforms.evaluation import DeCURTransforms  # also here, as in 0.1
 from .encoders import (
     create_encoder,
     create_modality_encoder,
@@ -12,6 +9,9 @@ from .encoders import (
     is_decur_source,
     load_decur_state_dict,
     load_decur_state_dicts,
+    resolve_weights,
+    select_state_dict,
+    state_dict_mismatches,
 )
 from .fusion import FusionTransformer, LatentConverter, sincos_position_embedding_2d
 from .heads import (
@@ -25,13 +25,14 @@ from .heads import (
 from .mit import MixTransformer, register_mit
 from .small import SmallConvNet, register_small
 from .weights import (
-    DeCURTransforms,
     DeCURWeightsEnum,
     MiTB2_Weights,
     MiTB5_Weights,
+    NotDeCURCheckpointError,
     ResNet50_Weights,
     ViTSmall16_Weights,
-    modality_transforms,
+    convert_input_layer,
+    read_decur_checkpoint,
     register_weights,
 )
 
@@ -69,5 +70,8 @@ __all__ = (
     'register_mit',
     'register_small',
     'register_weights',
+    'resolve_weights',
+    'select_state_dict',
     'sincos_position_embedding_2d',
+    'state_dict_mismatches',
 )

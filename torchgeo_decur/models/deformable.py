@@ -49,7 +49,7 @@ indices normalised like ``align_corners=True``.
 .. versionadded:: 0.1
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -61,11 +61,25 @@ from timm.models.resnet import ResNet
 from torch import Tensor, nn
 
 __all__ = (
+    'DA_PREFIXES',
     'DeformableAttention2d',
     'DeformableResNet',
     'add_deformable_attention',
     'deformable_config',
+    'has_deformable_attention',
 )
+
+
+#: Key prefixes of the blocks in a :class:`DeformableResNet` state dict.
+DA_PREFIXES = ('da_l3.', 'da_l4.')
+
+
+def has_deformable_attention(state_dict: Mapping[str, Tensor]) -> bool:
+    """Whether an encoder state dict holds deformable-attention blocks (``da_l3.*``).
+
+    .. versionadded:: 0.2
+    """
+    return any(k.startswith(DA_PREFIXES) for k in state_dict)
 
 
 def _positive_int(name: str, value: object) -> int:

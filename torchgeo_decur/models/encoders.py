@@ -12,18 +12,70 @@ from torchgeo.models import get_weight
 from torchgeo.tasks import utils
 from torchvision.models._api import WeightsEnum
 
-from ..modalities import modalities as registered_modalities
-from .checkpoints import (
-    _DA_PREFIXES,
-    NotDeCURCheckpointError,
-    convert_input_layer,
-    read_decur_checkpoint,
-    select_state_dict,
-    source_bands,
-    state_dict_mismatches,
-)
-from .deformable import add_deformable_attention
-from .weights import DeCURWeightsEnum
+from .deformable import DA_PREFIXES, add_deformable_attention, has_deformable_attention
+from .weights import DeCURWeightsEnum, NotDeCURCheckpointError, read_decur_checkpoint
+
+
+def state_dict_mismatches(
+    expected: Mapping[str, Tensor], state_dict: Mapping[str, Tensor]
+) -> list[str]:
+    """Describe how a state dict differs from the one a model expects.
+
+    Args:
+        expected: The model's own ``state_dict()`` (may live on the meta device).
+        state_dict: The state dict to load.
+
+    Returns:
+        One line per kind of problem (missing, unexpected keys, shape
+        mismatches) naming up to five keys; empty if it fits.
+
+    .. versionadded:: 0.1
+    """
+    problems = {
+        'missing keys': [k for k in expected if k not in state_dict],
+        'unexpected keys': [k for k in state_dict if k not in expected],
+        'shape mismatches': [
+            f'{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}'
+            for k, v in expected.items()
+            if k in state_dict and state_dict[k].shape != v.shape
+        ],
+    }
+    return [
+        f'{what} {", ".join(keys[:5])}'
+        + (f', ... ({len(keys) - 5} more)' if len(keys) > 5 else '')
+        for what, keys in problems.items()
+        if keys
+    ]
+
+
+def select_state_dict(
+    state_dicts: Mapping[str, dict[str, Tensor]], modality: str | None, source: str
+) -> dict[str, Tensor]:
+    """Pick one modality's state dict (*modality* may be None if there is one).
+
+    Args:
+        state_dicts: ``{modality: state_dict}``.
+        modality: Modality name, or None.
+        source: Name of the source for error messages.
+
+    Returns:
+        The state dict.
+
+    Raises:
+        ValueError: If *modality* is unknown, or None with several modalities.
+
+    .. versionadded:: 0.1
+    """
+    valid = ', '.join(state_dicts)
+    if modality is None and len(state_dicts) == 1:
+        return next(iter(state_dicts.values()))
+    if modality is None:
+        msg = f'{source} holds several encoders ({valid}): pass modality=<name>'
+        raise ValueError(msg)
+    if modality not in state_dicts:
+        msg = f'{source} has no modality {modality!r}; valid: {valid}'
+        raise ValueError(msg)
+    return state_dicts[modality]
 
 
 def _input_conv(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
@@ -53,11 +105,11 @@ def _load_strict(
             )
             raise ValueError(msg)
     expected = backbone.state_dict()
-    blocks_from_init = not _has_deformable_attention(state_dict)
+    blocks_from_init = not has_deformable_attention(state_dict)
     if blocks_from_init:
         # plain ResNet weights in a deformable encoder: the blocks stay as
         # initialised (no-op for other encoders)
-        expected = {k: v for k, v in expected.items() if not k.startswith(_DA_PREFIXES)}
+        expected = {k: v for k, v in expected.items() if not k.startswith(DA_PREFIXES)}
     problems = state_dict_mismatches(expected, state_dict)
     if problems:
         msg = (
@@ -67,11 +119,6 @@ def _load_strict(
         raise ValueError(msg)
     # mismatches are checked above; non-strict only to leave the blocks
     backbone.load_state_dict(state_dict, strict=not blocks_from_init)
-
-
-def _has_deformable_attention(state_dict: Mapping[str, Tensor]) -> bool:
-    """Whether a state dict holds deformable-attention blocks (``da_l3.*``)."""
-    return any(k.startswith(_DA_PREFIXES) for k in state_dict)
 
 
 def _build(
@@ -107,7 +154,7 @@ def _resolve_deformable(
         ValueError: If the weights hold deformable-attention blocks and
             *requested* is False.
     """
-    found = _has_deformable_attention(state_dict)
+    found = has_deformable_attention(state_dict)
     if requested is None:
         return found
     if found and not requested:
@@ -137,7 +184,7 @@ def create_encoder(
     * a per-modality entry, e.g. ``ResNet50_Weights.DECUR_S1S2_S1`` (or its
       name); *modality* may be omitted;
     * the path of a DeCUR file (see
-      :func:`~torchgeo_decur.models.checkpoints.read_decur_checkpoint`): an
+      :func:`~torchgeo_decur.models.read_decur_checkpoint`): an
       encoder file written by the export (*modality* may be omitted), a joint
       file of the export or of the DeCUR authors, or a DeCUR Lightning
       checkpoint (with *modality*).
@@ -146,7 +193,7 @@ def create_encoder(
     to the channel order of the registered modality when the source records
     another one (the authors' GeoNRW files store B, G, R and a DEM repeated
     on three channels; see
-    :func:`~torchgeo_decur.models.checkpoints.convert_input_layer`). TorchGeo's own
+    :func:`~torchgeo_decur.models.convert_input_layer`). TorchGeo's own
     weights and TorchGeo Lightning checkpoints (e.g. MoCo, SimCLR) keep
     TorchGeo's lenient loading, and take no *modality*.
 
@@ -194,82 +241,114 @@ def create_encoder(
             raise ValueError(msg)
         deformable = bool(deformable_attention)
         return _build(model, in_channels, weights is True, deformable, model_kwargs)
+    source = resolve_weights(weights)
+    decur = _decur_state_dict(source, modality, in_channels)
+    if decur is None:  # TorchGeo's weights, or a checkpoint of another method
+        state_dict = _torchgeo_state_dict(source, modality, in_channels)
+        deformable = bool(deformable_attention)
+        backbone = _build(model, in_channels, False, deformable, model_kwargs)
+        utils.load_state_dict(backbone, state_dict)
+        return backbone
+    state_dict, name = decur
+    deformable = _resolve_deformable(deformable_attention, state_dict, name)
+    backbone = _build(model, in_channels, False, deformable, model_kwargs)
+    _load_strict(backbone, state_dict, name, in_channels)
+    return backbone
 
-    if isinstance(weights, str) and not os.path.exists(weights):
-        try:
-            weights = get_weight(weights)
-        except ValueError:
-            msg = (
-                f'weights {weights!r} is neither an existing file nor a weight '
-                'name registered with torchgeo.models.get_weight'
-            )
-            raise FileNotFoundError(msg) from None
 
-    if isinstance(weights, DeCURWeightsEnum):
-        entry = weights.modality(modality) if modality is not None else weights
+def resolve_weights(
+    weights: WeightsEnum | str | os.PathLike[str],
+) -> WeightsEnum | str:
+    """Turn a registered weight name into its enum member; keep paths and enums.
+
+    Args:
+        weights: A weight enum member, the name of one registered with
+            :func:`torchgeo.models.get_weight`, or the path of a file.
+
+    Returns:
+        The enum member, or the path as a string.
+
+    Raises:
+        FileNotFoundError: If *weights* is a string that is neither a file nor
+            a registered weight name.
+
+    .. versionadded:: 0.2
+    """
+    if isinstance(weights, WeightsEnum):
+        return weights
+    path = os.fspath(weights)
+    if os.path.exists(path):
+        return path
+    try:
+        return get_weight(path)
+    except ValueError:
+        msg = (
+            f'weights {path!r} is neither an existing file nor a weight name '
+            'registered with torchgeo.models.get_weight'
+        )
+        raise FileNotFoundError(msg) from None
+
+
+def _check_in_chans(weights: WeightsEnum, in_channels: int) -> None:
+    """Check an entry's ``meta['in_chans']``, before any download."""
+    expected = weights.meta.get('in_chans')
+    if expected is not None and expected != in_channels:
+        msg = (
+            f'weights {weights} were trained with in_chans={expected}, '
+            f'but in_channels={in_channels}'
+        )
+        raise ValueError(msg)
+
+
+def _decur_state_dict(
+    source: WeightsEnum | str, modality: str | None, in_channels: int
+) -> tuple[dict[str, Tensor], str] | None:
+    """One encoder of DeCUR weights and the name of its source; None if not DeCUR.
+
+    Raises:
+        ValueError: If *modality* is needed, unknown, or the entry was trained
+            with another number of channels.
+        NotDeCURCheckpointError: If *modality* is given for a file that is
+            not a DeCUR file.
+    """
+    if isinstance(source, DeCURWeightsEnum):
+        entry = source.modality(modality) if modality is not None else source
         if entry.is_joint:
             valid = ', '.join(entry.modalities)
             msg = f'{entry} holds several encoders ({valid}): pass modality=<name>'
             raise ValueError(msg)
-        expected = entry.meta['in_chans']
-        if expected != in_channels:
-            msg = (
-                f'weights {entry} were trained with in_chans={expected}, '
-                f'but in_channels={in_channels}'
-            )
-            raise ValueError(msg)
-        state_dict = entry.get_state_dict(progress=True, weights_only=True)
-        deformable = _resolve_deformable(deformable_attention, state_dict, str(entry))
-        backbone = _build(model, in_channels, False, deformable, model_kwargs)
-        _load_strict(backbone, state_dict, str(entry), in_channels)
-        return backbone
-
-    if isinstance(weights, WeightsEnum):
-        if modality is not None:
-            msg = (
-                f'modality={modality!r} is only valid for DeCUR weights, not {weights}'
-            )
-            raise ValueError(msg)
-        expected = weights.meta.get('in_chans')
-        if expected is not None and expected != in_channels:
-            msg = (
-                f'weights {weights} were trained with in_chans={expected}, '
-                f'but in_channels={in_channels}'
-            )
-            raise ValueError(msg)
-        state_dict = weights.get_state_dict(progress=True, weights_only=True)
-        backbone = _build(
-            model, in_channels, False, bool(deformable_attention), model_kwargs
-        )
-        utils.load_state_dict(backbone, state_dict)
-        return backbone
-
-    path = os.fspath(cast(str | os.PathLike[str], weights))
+        _check_in_chans(entry, in_channels)
+        return entry.get_state_dict(progress=True, weights_only=True), str(entry)
+    if isinstance(source, WeightsEnum):
+        return None
     try:
-        state_dicts, meta = read_decur_checkpoint(path)
+        state_dicts, _ = read_decur_checkpoint(source)
     except NotDeCURCheckpointError:
         if modality is not None:
             raise
-        # A TorchGeo Lightning checkpoint of another method (MoCo, SimCLR, ...)
-        _, state_dict = utils.extract_backbone(path)
-        backbone = _build(
-            model, in_channels, False, bool(deformable_attention), model_kwargs
+        return None
+    return select_state_dict(state_dicts, modality, source), source
+
+
+def _torchgeo_state_dict(
+    source: WeightsEnum | str, modality: str | None, in_channels: int
+) -> dict[str, Tensor]:
+    """The state dict of TorchGeo's weights or of a TorchGeo checkpoint.
+
+    Raises:
+        ValueError: If *modality* is given, or the entry was trained with
+            another number of channels.
+    """
+    if isinstance(source, WeightsEnum):
+        if modality is not None:
+            msg = f'modality={modality!r} is only valid for DeCUR weights, not {source}'
+            raise ValueError(msg)
+        _check_in_chans(source, in_channels)
+        return cast(
+            dict[str, Tensor], source.get_state_dict(progress=True, weights_only=True)
         )
-        utils.load_state_dict(backbone, state_dict)
-        return backbone
-    state_dict = select_state_dict(state_dicts, modality, path)
-    name = modality if modality is not None else next(iter(state_dicts))
-    stored = source_bands(meta, name)
-    target = registered_modalities().get(name)
-    if stored is not None and target is not None:
-        # e.g. the authors' GeoNRW files: B, G, R and a DEM on three channels
-        state_dict = convert_input_layer(
-            state_dict, stored, target.bands, f'{path} ({name})'
-        )
-    deformable = _resolve_deformable(deformable_attention, state_dict, path)
-    backbone = _build(model, in_channels, False, deformable, model_kwargs)
-    _load_strict(backbone, state_dict, path, in_channels)
-    return backbone
+    _, state_dict = utils.extract_backbone(source)
+    return state_dict
 
 
 def is_decur_source(weights: WeightsEnum | str | bool | None) -> bool:
@@ -369,20 +448,6 @@ def create_projector(input_dim: int, dims: Sequence[int]) -> nn.Module:
     return ProjectionHead(blocks)
 
 
-def _resolve(source: 'DeCURWeightsEnum | str | os.PathLike[str]') -> object:
-    """Turn a registered weight name into its enum member; keep paths."""
-    if isinstance(source, str) and not os.path.exists(source):
-        try:
-            return get_weight(source)
-        except ValueError:
-            msg = (
-                f'{source!r} is neither an existing file nor a weight name '
-                'registered with torchgeo.models.get_weight'
-            )
-            raise FileNotFoundError(msg) from None
-    return source
-
-
 def load_decur_state_dicts(
     source: 'DeCURWeightsEnum | str | os.PathLike[str]', progress: bool = True
 ) -> dict[str, dict[str, Tensor]]:
@@ -405,7 +470,7 @@ def load_decur_state_dicts(
 
     .. versionadded:: 0.1
     """
-    resolved = _resolve(source)
+    resolved = resolve_weights(source)
     if isinstance(resolved, DeCURWeightsEnum):
         state_dicts = resolved.get_state_dict(progress=progress, weights_only=True)
         if resolved.is_joint:
@@ -414,7 +479,7 @@ def load_decur_state_dicts(
     if isinstance(resolved, WeightsEnum):
         msg = f'{resolved} is not a DeCUR weight entry'
         raise NotDeCURCheckpointError(msg)
-    return read_decur_checkpoint(cast(str, resolved))[0]
+    return read_decur_checkpoint(resolved)[0]
 
 
 def load_decur_state_dict(
@@ -438,10 +503,8 @@ def load_decur_state_dict(
 
     .. versionadded:: 0.1
     """
-    resolved = _resolve(source)
+    resolved = resolve_weights(source)
     if isinstance(resolved, DeCURWeightsEnum) and modality is not None:
         resolved = resolved.modality(modality)
-    state_dicts = load_decur_state_dicts(
-        cast('DeCURWeightsEnum | str', resolved), progress=progress
-    )
+    state_dicts = load_decur_state_dicts(resolved, progress=progress)
     return select_state_dict(state_dicts, modality, str(source))

@@ -11,6 +11,7 @@ from .augmentation import (
     simclr_augmentation,
     trifeature_augmentation,
 )
+from .evaluation import DeCURTransforms
 from .hha import (
     NYU_DEPTH_V2_INTRINSICS,
     convert_depth_folder,
@@ -34,6 +35,7 @@ from .normalize import (
 
 __all__ = (
     'NYU_DEPTH_V2_INTRINSICS',
+    'DeCURTransforms',
     'MultiViewAugmentation',
     'PercentileStretch',
     'RandomBrightnessContrast',

@@ -208,7 +208,7 @@ def normalize_dem(x: Tensor, tail: float = TAIL, eps: float = DEM_EPS) -> Tensor
     maps to zeros. The authors repeat the result on three channels; a
     one-channel encoder whose first-layer weights are the sum over those
     three gives the same output (see
-    :func:`torchgeo_decur.models.checkpoints.convert_input_layer`).
+    :func:`torchgeo_decur.models.convert_input_layer`).
 
     Args:
         x: Elevation, ``[..., C, H, W]`` (usually ``C = 1``).

@@ -1,25 +1,40 @@
-"""Pre-trained DeCUR weights: enums per encoder family, registered with TorchGeo.
+"""DeCUR weights, in three layers, each importing only those before it.
 
-See :mod:`torchgeo_decur.models.weights.base` for how joint and per-modality
-entries work, and :mod:`torchgeo_decur.models.checkpoints` for the file
-formats they read.
+* :mod:`~torchgeo_decur.models.weights.table`: every published file, as data;
+* :mod:`~torchgeo_decur.models.weights.files`: the file layouts DeCUR
+  encoders come in (the authors', this package's checkpoints and exports);
+* :mod:`~torchgeo_decur.models.weights.enums`: the weight enums, built from
+  the table and registered with TorchGeo.
 """
 
-from .base import DeCURTransforms, DeCURWeightsEnum, modality_transforms
-from .mit import MiTB2_Weights, MiTB5_Weights
-from .registry import REGISTRY, published_entry, register_weights
-from .resnet import ResNet50_Weights
-from .vit import ViTSmall16_Weights
+from .enums import (
+    REGISTRY,
+    DeCURWeightsEnum,
+    MiTB2_Weights,
+    MiTB5_Weights,
+    ResNet50_Weights,
+    ViTSmall16_Weights,
+    published_entry,
+    register_weights,
+)
+from .files import (
+    NotDeCURCheckpointError,
+    convert_input_layer,
+    read_decur_checkpoint,
+    split_joint_state_dict,
+)
 
 __all__ = (
     'REGISTRY',
-    'DeCURTransforms',
     'DeCURWeightsEnum',
     'MiTB2_Weights',
     'MiTB5_Weights',
+    'NotDeCURCheckpointError',
     'ResNet50_Weights',
     'ViTSmall16_Weights',
-    'modality_transforms',
+    'convert_input_layer',
     'published_entry',
+    'read_decur_checkpoint',
     'register_weights',
+    'split_joint_state_dict',
 )

@@ -4,12 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from torchgeo_decur.models.checkpoints import (
+from torchgeo_decur.models import state_dict_mismatches
+from torchgeo_decur.models.weights import (
     convert_input_layer,
     read_decur_checkpoint,
     split_joint_state_dict,
-    state_dict_mismatches,
 )
+from torchgeo_decur.models.weights.files import authors_state_dict, encoder_records
 
 
 def test_split_joint_state_dict() -> None:
@@ -117,3 +118,58 @@ def test_state_dict_mismatches() -> None:
     ]
     many = state_dict_mismatches(expected, {})
     assert many == ['missing keys w0, w1, w2, w3, w4, ... (3 more)']
+
+
+def test_authors_state_dict_inverts_the_split() -> None:
+    state_dicts = {
+        'a': {'conv1.weight': torch.ones(1), 'da_l3.rpe_table': torch.zeros(1)},
+        'b': {'conv1.weight': torch.full((1,), 2.0)},
+    }
+    joint = authors_state_dict(state_dicts)
+    assert sorted(joint) == [
+        'module.backbone_1.conv1.weight',
+        'module.backbone_2.conv1.weight',
+        'module.da1_l3.rpe_table',
+    ]
+    back = split_joint_state_dict({'model': joint}, ['a', 'b'])
+    assert {k: sorted(v) for k, v in back.items()} == {
+        k: sorted(v) for k, v in state_dicts.items()
+    }
+    assert back['b']['conv1.weight'] is state_dicts['b']['conv1.weight']
+
+
+def test_encoder_records_new_and_old_hyperparameters() -> None:
+    old = {
+        'modalities': ['s1', 's2c'],
+        'model1': 'resnet18',
+        'model2': 'resnet50',
+        'in_channels1': 2,
+        'in_channels2': 13,
+        'model_kwargs1': None,
+        'model_kwargs2': {'drop_rate': 0.1},
+    }
+    new = {
+        'modalities': ['s1', 's2c'],
+        'encoders': {
+            's1': {'model': 'resnet18', 'in_channels': 2, 'model_kwargs': {}},
+            's2c': {
+                'model': 'resnet50',
+                'in_channels': 13,
+                'model_kwargs': {'drop_rate': 0.1},
+            },
+        },
+    }
+    expected = [
+        {'name': 's1', 'index': 1, 'model': 'resnet18', 'in_chans': 2},
+        {'name': 's2c', 'index': 2, 'model': 'resnet50', 'in_chans': 13},
+    ]
+    for hparams in (old, new):
+        records = encoder_records(hparams)
+        assert [{k: r[k] for k in expected[0]} for r in records] == expected
+        assert [r['model_kwargs'] for r in records] == [{}, {'drop_rate': 0.1}]
+    # the mapping wins over the two-modality names
+    both = {**old, 'encoders': {'s1': {'model': 'vit_small_patch16_224'}}}
+    assert [r['model'] for r in encoder_records(both)] == [
+        'vit_small_patch16_224',
+        'resnet50',
+    ]
