@@ -187,7 +187,7 @@ def load_seasons(
             for n, a in stored.items()
         }
     )
-    out = reader.on_device(raw, batched=False)
+    out = reader.on_device(raw)
     where = torch.tensor([i for i, _, _ in pairs])
     return out['image1'], out['image2'], where
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from .modalities import get_modality
+from .datamodules.preparation import ModalityPreprocessing
 
 __all__ = ('ProbeResult', 'extract_features', 'linear_probe', 'probe_all')
 
@@ -78,9 +78,11 @@ def extract_features(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Representations of every sample of a dataset, and their labels.
 
-    Each image key is preprocessed by its modality's normalizer (with the
-    standardization, as in evaluation), then the pair goes through
-    ``model.representation(x1, x2)`` in evaluation mode.
+    Each batch is prepared as everywhere else
+    (:class:`~torchgeo_decur.datamodules.ModalityPreprocessing`: the
+    dataset's finishing step, its bands matched by name, the modalities'
+    normalisation with standardization, as in evaluation), then the pair goes
+    through ``model.representation(x1, x2)`` in evaluation mode.
 
     Args:
         model: A pretrained self-supervised task (anything with a
@@ -103,7 +105,9 @@ def extract_features(
     if len(modalities) != len(keys):
         msg = f'one modality per key: got modalities={modalities}, keys={keys}'
         raise ValueError(msg)
-    normalizers = [get_modality(m).normalizer().to(device) for m in modalities]
+    preparation = ModalityPreprocessing(
+        dict(zip(keys, modalities, strict=True)), dataset
+    )
     was_training = model.training
     model.eval().to(device)
     features: list[Tensor] = []
@@ -111,10 +115,12 @@ def extract_features(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     try:
         for batch in loader:
-            inputs = []
-            for key, normalize in zip(keys, normalizers, strict=True):
-                x = batch[key].to(device)
-                inputs.append(normalize(x if x.is_floating_point() else x.float()))
+            moved = {
+                k: v.to(device) if isinstance(v, Tensor) else v
+                for k, v in batch.items()
+            }
+            prepared = preparation(moved)
+            inputs = [prepared[key] for key in keys]
             features.append(model.representation(*inputs).float().cpu())
             for key in label_keys:
                 labels[key].append(torch.as_tensor(batch[key]))

@@ -6,10 +6,11 @@ from torchgeo.datasets import NonGeoDataset
 
 from torchgeo_decur.datamodules import ModalityPreprocessing, PairedDataModule
 from torchgeo_decur.datamodules.utils import match_bands
+from torchgeo_decur.datasets import MultimodalDataset
 from torchgeo_decur.modalities import get_modality
 
 
-class PermutedPair(NonGeoDataset):
+class PermutedPair(MultimodalDataset):
     """RGB stored as B, G, R and a DEM, raw values, two views each."""
 
     input_bands = {'image1': ('B', 'G', 'R'), 'image2': ('DEM',)}
@@ -123,6 +124,41 @@ def test_modality_preprocessing() -> None:
     assert pre({'a': x.int()})['a'].dtype == torch.float32
     with pytest.raises(KeyError, match="no 'a' \\(s2a\\)"):
         pre({'b': x})
+
+
+class OldStylePair(NonGeoDataset):
+    """A dataset written for 0.1: input_bands without the base class."""
+
+    input_bands = {'image1': ('B', 'G', 'R')}
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {'image1': torch.zeros(3, 4, 4)}
+
+
+def test_modality_preprocessing_takes_the_dataset() -> None:
+    """The declared bands and finishing step of a MultimodalDataset are used;
+    undeclared ones on another dataset are refused, not ignored."""
+    dataset = PermutedPair()
+    pre = ModalityPreprocessing({'image1': 'rgb', 'image2': 'dem'}, dataset)
+    raw = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    out = pre(raw)
+    torch.testing.assert_close(out['image1'], raw['image1'][:, :, [2, 1, 0]] / 255)
+    # in a Subset too
+    subset = torch.utils.data.Subset(dataset, [1])
+    torch.testing.assert_close(
+        ModalityPreprocessing({'image1': 'rgb'}, subset)(raw)['image1'],
+        out['image1'],
+    )
+    with pytest.raises(TypeError, match='OldStylePair declares input_bands'):
+        ModalityPreprocessing({'image1': 'rgb'}, OldStylePair())
+    # a plain dataset without declarations: bands as the modality's
+    plain = ModalityPreprocessing({'image1': 'rgb'}, [dataset[0]])
+    torch.testing.assert_close(plain(raw)['image1'], raw['image1'] / 255)
+    with pytest.raises(ValueError, match=r"image2 \(rgb\) has 1 channels"):
+        ModalityPreprocessing({'image2': 'rgb'})(raw)
 
 
 def test_match_bands() -> None:

@@ -2,7 +2,8 @@
 
 from .bigearthnet_mm import BigEarthNetMMDataModule
 from .geonrw import GeoNRWDataModule, GeoNRWPairDataModule
-from .paired import ModalityPreprocessing, PairedDataModule
+from .paired import PairedDataModule
+from .preparation import ModalityPreprocessing
 from .rgbd import (
     NYUDepthV2DataModule,
     NYUDepthV2PairDataModule,

@@ -5,79 +5,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
-from ..modalities import Modality, get_modality
+from ..modalities import get_modality
 from ..transforms import MultiViewAugmentation
+from .preparation import ModalityPreprocessing
 from .sampling import SeededDataLoader, SeededDataset, SeededSampler, derive_seed
-from .utils import match_bands
 
-__all__ = ('ModalityPreprocessing', 'PairedDataModule')
-
-
-class ModalityPreprocessing(nn.Module):
-    """Put each image key of a batch into its modality's bands and value range.
-
-    For each key, the channels are matched to the modality's bands by name
-    (:func:`~torchgeo_decur.datamodules.utils.match_bands`, if the dataset
-    says which bands it returns) and the modality's preprocessing is applied,
-    on the whole batch (``[B, C, H, W]`` or views ``[B, V, C, H, W]``) on the
-    device it lives on. Other keys pass through. With ``standardize=False`` a
-    modality's :attr:`~torchgeo_decur.modalities.Modality.standardization` is
-    left to its augmentation (pretraining).
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(
-        self,
-        modalities: dict[str, Modality],
-        input_bands: dict[str, Sequence[str]] | None = None,
-        standardize: bool = True,
-    ) -> None:
-        """Initialize a new ModalityPreprocessing instance.
-
-        Args:
-            modalities: Modality of each batch key.
-            input_bands: Bands of each batch key as the dataset returns them;
-                None (or a missing key) if they are the modality's already.
-            standardize: Whether to apply the modalities' standardization.
-        """
-        super().__init__()
-        self.modalities = dict(modalities)
-        self.input_bands = {k: tuple(v) for k, v in (input_bands or {}).items()}
-        self.normalize = nn.ModuleDict(
-            {key: m.normalizer(standardize) for key, m in self.modalities.items()}
-        )
-
-    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Preprocess a batch.
-
-        Args:
-            batch: A batch with an image tensor for each configured key.
-
-        Returns:
-            A new dict with the preprocessed images.
-
-        Raises:
-            KeyError: If the batch lacks a configured key.
-        """
-        out = dict(batch)
-        for key, modality in self.modalities.items():
-            if key not in batch:
-                msg = f'batch has no {key!r} ({modality.name}); keys: {sorted(batch)}'
-                raise KeyError(msg)
-            x: Tensor = batch[key]
-            x = x if torch.is_floating_point(x) else x.float()
-            bands = self.input_bands.get(key)
-            if bands is not None and bands != modality.bands:
-                x = match_bands(x, bands, modality.bands, f'{key} ({modality.name})')
-            out[key] = self.normalize[key](x)
-        return out
+__all__ = ('PairedDataModule',)
 
 
 class PairedDataModule(NonGeoDataModule):
@@ -91,12 +29,13 @@ class PairedDataModule(NonGeoDataModule):
     (:func:`~torchgeo_decur.modalities.register_modality`). After transfer to
     the device (the GPU when there is one), each batch is
 
-    1. finished by the dataset, if it defines ``on_device(batch)`` (e.g.
+    1. prepared by :class:`~torchgeo_decur.datamodules.ModalityPreprocessing`:
+       the dataset's finishing step, if it is a
+       :class:`~torchgeo_decur.datasets.MultimodalDataset` (e.g.
        :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` resamples its coarser
-       bands there);
-    2. put into each modality's bands (by name, if the dataset has an
-       ``input_bands`` mapping) and preprocessed by its ``normalization``;
-    3. augmented view by view with the modality's ``augmentation``, each of
+       bands there), then each modality's bands (by name) and its
+       ``normalization``;
+    2. augmented view by view with the modality's ``augmentation``, each of
        the four views of a sample with its own random draws.
 
     Batches are then ``{'image1': [B, 2, C1, P, P], 'image2': [B, 2, C2, P,
@@ -212,10 +151,9 @@ class PairedDataModule(NonGeoDataModule):
         if stage not in ('fit', 'validate'):
             return
         self.dataset = self.dataset_class(**self.kwargs)
+        # the augmentation standardizes last
         self.preprocess = ModalityPreprocessing(
-            self.modality_of,
-            getattr(self.dataset, 'input_bands', None),
-            standardize=False,  # the augmentation standardizes last
+            self.modality_of, self.dataset, standardize=False
         )
         n = len(self.dataset)  # type: ignore[arg-type]
         if n == 0:
@@ -299,9 +237,6 @@ class PairedDataModule(NonGeoDataModule):
         """
         batch = dict(batch)
         seed = batch.pop('augmentation_seed', None)
-        finish = getattr(getattr(self, 'dataset', None), 'on_device', None)
-        if finish is not None:
-            batch = finish(batch)
         if self.preprocess is None:
             self.preprocess = ModalityPreprocessing(self.modality_of, standardize=False)
         batch = self.preprocess(batch)

@@ -9,7 +9,7 @@ from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
 from ..modalities import get_modality
-from .paired import ModalityPreprocessing
+from .preparation import ModalityPreprocessing
 from .utils import check_fraction, small_split_dataloader
 
 __all__ = ('TransferDataModule',)
@@ -18,12 +18,13 @@ __all__ = ('TransferDataModule',)
 class TransferDataModule(NonGeoDataModule):
     """Base of datamodules for downstream tasks with one image per modality.
 
-    Datasets return raw values, one key per modality (``image1``,
-    ``image2``), and say which bands each holds (``input_bands``). After
-    transfer to the device each batch is put into its modalities' bands (by
-    name: reordered, missing bands filled with zeros) and preprocessed as the
-    pretrained encoders saw them (:class:`ModalityPreprocessing`), then
-    augmented by ``train_aug`` / ``aug`` as TorchGeo does.
+    Datasets (:class:`~torchgeo_decur.datasets.MultimodalDataset`) return raw
+    values, one key per modality (``image1``, ``image2``). After transfer to
+    the device each batch is prepared as the pretrained encoders saw it
+    (:class:`~torchgeo_decur.datamodules.ModalityPreprocessing`: the
+    dataset's finishing step, its bands matched by name to the modality's,
+    missing ones filled with zeros, the normalisation), then augmented by
+    ``train_aug`` / ``aug`` as TorchGeo does.
 
     Also: a training split cut to a fraction (``train_fraction``, ``seed``;
     subclasses apply :func:`~torchgeo_decur.datamodules.utils.subset_fraction`
@@ -50,8 +51,8 @@ class TransferDataModule(NonGeoDataModule):
         """Initialize a new TransferDataModule instance.
 
         Args:
-            dataset_class: Class used to instantiate a new dataset; it must
-                have an ``input_bands`` mapping of each key to its bands.
+            dataset_class: Class used to instantiate a new dataset (a
+                :class:`~torchgeo_decur.datasets.MultimodalDataset`).
             modalities: Registered modality of ``image1`` and ``image2``, as
                 the encoders were pretrained.
             batch_size: Size of each mini-batch.
@@ -77,10 +78,10 @@ class TransferDataModule(NonGeoDataModule):
         self.seed = seed
         self.as_image = as_image
         self.modalities = tuple(modalities)
-        self.preprocess = ModalityPreprocessing(
-            {k: get_modality(m) for k, m in zip(self.keys, modalities, strict=True)},
-            getattr(dataset_class, 'input_bands', None),
-        )
+        self.modality_of = {
+            k: get_modality(m) for k, m in zip(self.keys, modalities, strict=True)
+        }
+        self.preprocess = ModalityPreprocessing(self.modality_of)
 
     def plot(self, *args: Any, **kwargs: Any) -> None:
         """Plot nothing: the wrapped TorchGeo dataset cannot draw these samples.
@@ -105,6 +106,17 @@ class TransferDataModule(NonGeoDataModule):
         Returns:
             The batch, with ``image`` in place of both images if *as_image*.
         """
+        dataset = next(
+            (
+                d
+                for d in (self.train_dataset, self.val_dataset, self.test_dataset)
+                if d is not None
+            ),
+            None,
+        )
+        if dataset is not None and self.preprocess.source is not dataset:
+            # every split is of one dataset class and configuration
+            self.preprocess = ModalityPreprocessing(self.modality_of, dataset)
         batch = self.preprocess(batch)
         batch = super().on_after_batch_transfer(batch, dataloader_idx)
         if self.as_image is not None:

@@ -14,6 +14,7 @@ from torchgeo.datasets import BigEarthNet
 from torchgeo.datasets.utils import Path, Sample
 
 from ..modalities import S2_L2A_BANDS
+from .multimodal import MultimodalDataset
 
 __all__ = ('BigEarthNetMM',)
 
@@ -30,7 +31,7 @@ def _file_band(band: str) -> str:
     return band if band == 'B8A' else f'B{int(band[1:]):02d}'
 
 
-class BigEarthNetMM(BigEarthNet):
+class BigEarthNetMM(BigEarthNet, MultimodalDataset):
     """BigEarthNet v1.0 with Sentinel-1 and Sentinel-2, one key per modality.
 
     TorchGeo's :class:`~torchgeo.datasets.BigEarthNet` with ``bands='all'``

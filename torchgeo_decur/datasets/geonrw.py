@@ -10,13 +10,15 @@ import rasterio
 import torch
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
-from torchgeo.datasets import GeoNRW, NonGeoDataset
+from torchgeo.datasets import GeoNRW
 from torchgeo.datasets.utils import Sample
+
+from .multimodal import MultimodalDataset
 
 __all__ = ('GeoNRWCities', 'GeoNRWTiles')
 
 
-class GeoNRWCities(GeoNRW):
+class GeoNRWCities(GeoNRW, MultimodalDataset):
     """TorchGeo's :class:`~torchgeo.datasets.GeoNRW`, raw, on the cities present.
 
     Two changes to TorchGeo 0.10's reader:
@@ -95,7 +97,7 @@ class GeoNRWCities(GeoNRW):
         return sample
 
 
-class GeoNRWTiles(NonGeoDataset):
+class GeoNRWTiles(MultimodalDataset):
     """GeoNRW scenes cut into square tiles, read on the fly: DeCUR pretraining.
 
     The DeCUR authors pretrain on GeoNRW's training scenes cut into 250 x 250

@@ -38,8 +38,10 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
-from torchgeo.datasets import DatasetNotFoundError, NonGeoDataset
+from torchgeo.datasets import DatasetNotFoundError
 from torchgeo.datasets.utils import Sample
+
+from .multimodal import MultimodalDataset
 
 __all__ = ('SUNRGBD', 'NYUDepthV2', 'RGBDFolderDataset')
 
@@ -58,7 +60,7 @@ def _size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     return pair[0], pair[1]
 
 
-class RGBDFolderDataset(NonGeoDataset):
+class RGBDFolderDataset(MultimodalDataset):
     """RGB + HHA (+ segmentation mask) samples of an RGB-D scene dataset.
 
     Base of :class:`SUNRGBD` and :class:`NYUDepthV2`; reads the CMX layout

@@ -19,11 +19,11 @@ from torch import Tensor
 from torchgeo.datasets import (
     SSL4EOS12,
     DatasetNotFoundError,
-    NonGeoDataset,
     Sentinel2,
 )
 
 from ..modalities import get_modality
+from .multimodal import MultimodalDataset
 
 __all__ = ('SSL4EOS12Pair', 'band_resolution')
 
@@ -64,7 +64,7 @@ def band_resolution(band: str) -> int:
         raise ValueError(msg) from None
 
 
-class SSL4EOS12Pair(NonGeoDataset):
+class SSL4EOS12Pair(MultimodalDataset):
     """Co-located Sentinel-1 and Sentinel-2 patches of SSL4EO-S12, for DeCUR.
 
     `SSL4EO-S12 <https://github.com/zhu-xlab/SSL4EO-S12>`__ holds, for about
@@ -517,7 +517,7 @@ class SSL4EOS12Pair(NonGeoDataset):
             )
             raise RuntimeError(msg)
         if self.resample == 'sample':
-            sample = self.on_device(sample, batched=False)
+            sample = self.on_device(sample)
         if self.on_bad_sample == 'skip':
             sample['skipped_samples'] = torch.tensor(attempt)
             sample['skipped_seasons'] = torch.tensor(replaced[0])
@@ -689,7 +689,7 @@ class SSL4EOS12Pair(NonGeoDataset):
                 raise ValueError(msg)
             out[~finite] = np.median(out[finite])
 
-    def on_device(self, batch: dict[str, Any], batched: bool = True) -> dict[str, Any]:
+    def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Resample the coarser bands to ``size`` and put every band in place.
 
         The datamodule calls this on each batch after transfer to the device
@@ -699,8 +699,8 @@ class SSL4EOS12Pair(NonGeoDataset):
 
         Args:
             batch: A batch (or sample) with ``image1``, ``image2`` and the
-                ``<key>@<n>`` band groups.
-            batched: Whether the tensors have a leading batch dimension.
+                ``<key>@<n>`` band groups, any number of leading dimensions
+                (samples, views) before ``(C, H, W)``.
 
         Returns:
             A new dict with full ``image1`` / ``image2`` and no band groups.
@@ -713,7 +713,7 @@ class SSL4EOS12Pair(NonGeoDataset):
             if len(groups) == 1 or f'{key}@{next(reversed(groups))}' not in batch:
                 continue
             full = out.pop(key)
-            lead = full.shape[: 2 if batched else 1]
+            lead = full.shape[:-3]
             image = full.new_empty(*lead, len(bands), self.size, self.size)
             image[..., groups[self.size], :, :] = full
             for n, idx in groups.items():
@@ -721,12 +721,12 @@ class SSL4EOS12Pair(NonGeoDataset):
                     continue
                 group = out.pop(f'{key}@{n}')
                 up = F.interpolate(
-                    group.flatten(0, len(lead) - 1),
+                    group.reshape(-1, *group.shape[-3:]),
                     size=(self.size, self.size),
                     mode='bilinear',
                     align_corners=False,
                 )
-                image[..., idx, :, :] = up.unflatten(0, lead)
+                image[..., idx, :, :] = up.reshape(*lead, *up.shape[-3:])
             out[key] = image
         return out
 

@@ -59,12 +59,12 @@ import torch
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from torch import Tensor
-from torchgeo.datasets import NonGeoDataset
 from torchgeo.datasets.utils import Sample
 
 from ..modalities import Modality, register_modality
 from ..transforms.augmentation import trifeature_augmentation
 from ..transforms.normalize import Scale
+from .multimodal import MultimodalDataset
 
 __all__ = (
     'BACKGROUND',
@@ -693,7 +693,7 @@ def _render_chunked(combos: Tensor, size: int, generator: torch.Generator) -> Te
     return out
 
 
-class BimodalTrifeature(NonGeoDataset):
+class BimodalTrifeature(MultimodalDataset):
     """Bimodal Trifeature pairs (CoMM's benchmark), generated in memory.
 
     Each sample is a pair of images with the **same shape** and, otherwise,

@@ -27,9 +27,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data._utils.collate import default_collate
 
-from ..datamodules.paired import ModalityPreprocessing
+from ..datamodules.preparation import ModalityPreprocessing
 from ..datamodules.sampling import SeededDataset, derive_seed
-from ..modalities import get_modality
 from ..tasks import DeCURTask, MultimodalSSLTask
 from ..tasks._ssl import PairedSSLTask
 
@@ -255,13 +254,6 @@ def embed(
     return torch.cat(out[0]), torch.cat(out[1])
 
 
-def _base_dataset(dataset: object) -> object:
-    """The dataset under any :class:`~torch.utils.data.Subset` wrappers."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return dataset
-
-
 def prepare_pairs(
     task: nn.Module,
     batch: Mapping[str, Any],
@@ -270,18 +262,15 @@ def prepare_pairs(
 ) -> tuple[Tensor, Tensor]:
     """Preprocess a batch of raw pairs as for evaluation.
 
-    The dataset's ``on_device`` finishing (e.g. the Sentinel-2 resampling of
-    :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`), then for each modality
-    of the task its bands matched by name (when the dataset says which it
-    returns, ``input_bands``) and its preprocessing with standardization
-    (:class:`~torchgeo_decur.datamodules.ModalityPreprocessing`), without
-    augmentation. Of a sample with two views (``(B, 2, C, H, W)``), the first.
+    :class:`~torchgeo_decur.datamodules.ModalityPreprocessing` with the
+    task's modalities and standardization (the dataset's finishing step, the
+    bands matched by name, the normalisation), without augmentation. Of a
+    sample with views (``(B, V, C, H, W)``), the first.
 
     Args:
         task: The task; its ``hparams`` give the modalities and channels.
         batch: A collated batch of raw samples with ``image1`` and ``image2``.
-        dataset: The dataset the batch comes from, for ``on_device`` and
-            ``input_bands`` (either may be absent).
+        dataset: The dataset the batch comes from, if any.
         source: Name of the data for error messages (e.g. the config file).
 
     Returns:
@@ -297,41 +286,23 @@ def prepare_pairs(
     """
     hparams = cast(Mapping[str, Any], task.hparams)
     names = list(hparams['modalities'])
-    base = _base_dataset(dataset)
-    finish = getattr(base, 'on_device', None)
-    batch = dict(finish(dict(batch)) if finish is not None else batch)
-    input_bands: Mapping[str, Sequence[str]] = getattr(base, 'input_bands', None) or {}
-    modalities = {
-        key: get_modality(name) for key, name in zip(KEYS, names, strict=True)
-    }
-    for i, (key, modality) in enumerate(modalities.items(), start=1):
-        if key not in batch:
-            msg = f'{source}: samples have no {key!r}; keys: {sorted(batch)}'
-            raise KeyError(msg)
+    preparation = ModalityPreprocessing(dict(zip(KEYS, names, strict=True)), dataset)
+    out = []
+    for i, (key, modality) in enumerate(preparation.modalities.items(), start=1):
         expected = int(hparams[f'in_channels{i}'])
-        bands = input_bands.get(key)
-        if bands is not None:
-            missing = [b for b in modality.bands if b not in bands]
-            if missing:
-                msg = (
-                    f'{source}: {key} has {len(bands)} bands ({", ".join(bands)}), '
-                    f'but the encoder of modality {modality.name!r} takes '
-                    f'in_channels{i}={expected} ({", ".join(modality.bands)}); '
-                    f'missing: {", ".join(missing)}'
-                )
-                raise ValueError(msg)
-        elif batch[key].shape[-3] != expected:
+        bands = preparation.input_bands.get(key, modality.bands)
+        missing = [b for b in modality.bands if b not in bands]
+        if missing:
             msg = (
-                f'{source}: {key} has {batch[key].shape[-3]} channels, but the '
-                f'encoder of modality {modality.name!r} takes in_channels{i}={expected}'
+                f'{source}: {key} has {len(bands)} bands ({", ".join(bands)}), '
+                f'but the encoder of modality {modality.name!r} takes '
+                f'in_channels{i}={expected} ({", ".join(modality.bands)}); '
+                f'missing: {", ".join(missing)}'
             )
             raise ValueError(msg)
-    preprocess = ModalityPreprocessing(modalities, dict(input_bands), standardize=True)
-    device = batch[KEYS[0]].device
-    batch = preprocess.to(device)(batch)
-    out = []
+    prepared = preparation(batch)
     for key in KEYS:
-        x: Tensor = batch[key]
+        x: Tensor = prepared[key]
         out.append(x[:, 0] if x.ndim == 5 else x)
     return out[0], out[1]
 

@@ -9,9 +9,9 @@ parent on ``PYTHONPATH``).
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
-from torchgeo.datasets import NonGeoDataset
 
 from torchgeo_decur.datamodules import PairedDataModule
+from torchgeo_decur.datasets import MultimodalDataset
 from torchgeo_decur.modalities import Modality, register_modality
 
 
@@ -48,7 +48,7 @@ register_modality(
 )
 
 
-class OpticalThermalPair(NonGeoDataset):
+class OpticalThermalPair(MultimodalDataset):
     """Co-registered 8-bit RGB and thermal images (here: generated).
 
     Samples hold two views of each modality in raw values, as
