@@ -63,3 +63,12 @@ def test_trifeature_summary_and_table(trifeature: ModuleType) -> None:
     assert '| A | 95.0 ± 7.1 | 10.0 ± 0.0 | 20.0 ± 0.0 | 50.0 ± 0.0 |' in (
         trifeature.table(summary)
     )
+
+
+def test_barlow_gram_form_against_lightly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both Barlow Twins give one value; ours is the faster one at any size
+    where N < K (here N=32, K=512: the K x K matrix already dominates)."""
+    barlow = _load('barlow')
+    args = ['barlow.py', '--n', '32', '--k', '512', '--repeats', '3']
+    monkeypatch.setattr(sys, 'argv', args)
+    assert barlow.main() == 0

@@ -42,7 +42,7 @@ def test_thermal_pair_trains_with_torchgeo_fit(tmp_path: Path) -> None:
     assert (hp['in_channels1'], hp['in_channels2']) == (3, 1)
     thermal = ckpt['torchgeo_decur']['modalities'][1]
     assert thermal['name'] == 'thermal' and thermal['bands'] == ['LWIR']
-    assert ckpt['state_dict']['backbone2.conv1.weight'].shape[1] == 1
+    assert ckpt['state_dict']['encoders.thermal.conv1.weight'].shape[1] == 1
 
 
 def test_user_guide_shows_the_example() -> None:

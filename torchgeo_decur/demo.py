@@ -66,7 +66,7 @@ from .datasets.ssl4eo_s12 import _GDAL_ENV, SSL4EOS12Pair
 
 if TYPE_CHECKING:
     from .datamodules import PairedDataModule
-    from .tasks._ssl import PairedSSLTask
+    from .tasks import SSLTask
 
 __all__ = (
     'DEMO_SETTINGS',
@@ -260,7 +260,7 @@ class _Pairs(Dataset[dict[str, Any]]):
 METHODS = ('DeCUR', 'Cross-modal BT', 'Random init')
 
 
-def build_task(method: str, settings: DemoSettings) -> 'PairedSSLTask':
+def build_task(method: str, settings: DemoSettings) -> 'SSLTask':
     """Build one method's task with the demo's shared settings.
 
     Args:
@@ -379,7 +379,7 @@ def pretrain(
     out: Path,
     progress: bool = True,
     checkpoint: Path | None = None,
-) -> 'PairedSSLTask':
+) -> 'SSLTask':
     """Pretrain one method on the training locations of the demo data.
 
     Args:
@@ -567,7 +567,7 @@ def write_results(
 
 
 def _demo_figures(
-    out: Path, tasks: dict[str, 'PairedSSLTask'], image1: Tensor, image2: Tensor
+    out: Path, tasks: dict[str, 'SSLTask'], image1: Tensor, image2: Tensor
 ) -> list[Path]:
     """Explainability figures of the demo: alignment histograms and GradCAM.
 

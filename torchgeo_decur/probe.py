@@ -1,7 +1,7 @@
 """Linear probes of frozen self-supervised representations.
 
 :func:`extract_features` runs a pretrained task's
-:meth:`~torchgeo_decur.tasks._ssl.PairedSSLTask.representation` (the pooled
+:meth:`~torchgeo_decur.tasks.SSLTask.representation` (the pooled
 features of both encoders, concatenated; CoMM's fused embedding) over a
 dataset of raw samples, preprocessed as the task's modalities say;
 :func:`linear_probe` fits scikit-learn's

@@ -157,7 +157,7 @@ def test_modality_preprocessing_takes_the_dataset() -> None:
     # a plain dataset without declarations: bands as the modality's
     plain = ModalityPreprocessing({'image1': 'rgb'}, [dataset[0]])
     torch.testing.assert_close(plain(raw)['image1'], raw['image1'] / 255)
-    with pytest.raises(ValueError, match=r"image2 \(rgb\) has 1 channels"):
+    with pytest.raises(ValueError, match=r'image2 \(rgb\) has 1 channels'):
         ModalityPreprocessing({'image2': 'rgb'})(raw)
 
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from jsonargparse import ArgumentParser
 from torch import Tensor
 from torchgeo.main import main as torchgeo_main
 
+from torchgeo_decur.losses import CoMMLoss
 from torchgeo_decur.models import sincos_position_embedding_2d
 from torchgeo_decur.tasks import CoMMTask
 
@@ -40,13 +42,9 @@ def nt_xent(a: Tensor, b: Tensor, temperature: float) -> Tensor:
 
 
 def test_paper_defaults() -> None:
-    defaults = dict(
-        zip(
-            CoMMTask.__init__.__code__.co_varnames[1:],
-            CoMMTask.__init__.__defaults__ or (),
-            strict=False,
-        )
-    )
+    parser = ArgumentParser()
+    parser.add_class_arguments(CoMMTask, 'model')
+    defaults = vars(parser.get_defaults()['model'])
     assert defaults['embed_dim'] == 512
     assert (defaults['num_layers'], defaults['num_heads']) == (1, 8)
     assert list(defaults['projector_dims']) == [512, 512, 256]
@@ -57,7 +55,7 @@ def test_paper_defaults() -> None:
 
 def test_modules_and_representation() -> None:
     task = CoMMTask(**TINY)
-    assert [c.in_channels for c in task.converters] == [512, 512]
+    assert [c.in_channels for c in task.converters.values()] == [512, 512]
     assert task.criterion.temperature == 0.1
     layers = list(task.projector.layers)
     kinds = [type(m).__name__ for m in layers]
@@ -80,16 +78,16 @@ def test_modules_and_representation() -> None:
     (fmap,) = task.backbone1.forward_intermediates(
         x1, indices=1, intermediates_only=True
     )
-    expected = task.converters[0].proj(fmap).flatten(2).transpose(1, 2)
+    expected = task.converters['s1'].proj(fmap).flatten(2).transpose(1, 2)
     expected = expected + sincos_position_embedding_2d(2, 2, 32)
-    torch.testing.assert_close(task.tokens(0, x1), expected)
+    torch.testing.assert_close(task.tokens('s1', x1), expected)
 
 
 def test_missing_modality_embedding() -> None:
     task = CoMMTask(**TINY).eval()
     x1, x2 = torch.randn(3, 2, 32, 32), torch.randn(3, 3, 32, 32)
     only1 = task.embed([x1, None])
-    torch.testing.assert_close(only1, task.fusion([task.tokens(0, x1)]))
+    torch.testing.assert_close(only1, task.fusion([task.tokens('s1', x1)]))
     assert not torch.allclose(only1, task.embed([x1, x2]), atol=1e-4)
     assert task.embed([None, x2]).shape == (3, 32)
     with pytest.raises(ValueError, match='at least one modality'):
@@ -103,28 +101,28 @@ def test_step_fuses_each_view_once_without_leakage() -> None:
     torch.manual_seed(0)
     task = CoMMTask(**TINY)
     calls: list[list[Tensor]] = []
-    encoded: list[tuple[int, Tensor]] = []
+    encoded: list[tuple[str, Tensor]] = []
     fusion, tokens = task.fusion.forward, task.tokens
 
     def record_fusion(t: list[Tensor]) -> Tensor:
         calls.append(list(t))
         return fusion(t)
 
-    def record_tokens(i: int, x: Tensor) -> Tensor:
-        out = tokens(i, x)
-        encoded.append((i, out))
+    def record_tokens(m: str, x: Tensor) -> Tensor:
+        out = tokens(m, x)
+        encoded.append((m, out))
         return out
 
     task.fusion.forward = record_fusion  # type: ignore[method-assign]
     task.tokens = record_tokens  # type: ignore[method-assign]
-    task.log_losses = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    task.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
     batch = {
         'image1': torch.randn(4, 2, 2, 32, 32),
         'image2': torch.randn(4, 2, 3, 32, 32),
     }
     loss = task.shared_step(batch, 'train')
     assert math.isfinite(float(loss.detach()))
-    assert [i for i, _ in encoded] == [0, 1, 0, 1]  # 2 views x 2 modalities
+    assert [m for m, _ in encoded] == ['s1', 'rgb'] * 2  # 2 views x 2 modalities
     assert len(calls) == 6
     for view in range(2):
         t1, t2 = encoded[2 * view][1], encoded[2 * view + 1][1]
@@ -135,13 +133,14 @@ def test_step_fuses_each_view_once_without_leakage() -> None:
 
 
 def test_loss_matches_reference_formula() -> None:
-    task = CoMMTask(**TINY)
+    criterion = CoMMLoss(0.1)
     torch.manual_seed(1)
     n_mod = 3  # written for n modalities
     z1, z2 = torch.randn(6, 16), torch.randn(6, 16)
     s1 = [torch.randn(6, 16) for _ in range(n_mod)]
     s2 = [torch.randn(6, 16) for _ in range(n_mod)]
-    loss, terms = task.comm_loss(z1, z2, s1, s2)
+    loss, terms = criterion(z1, z2, s1, s2), criterion.terms
+    assert isinstance(CoMMTask(**TINY).criterion, CoMMLoss)
     t = 0.1
     joint = nt_xent(z1, z2, t)
     mods = [(nt_xent(s1[i], z2, t) + nt_xent(s2[i], z1, t)) / 2 for i in range(n_mod)]
@@ -157,8 +156,8 @@ def test_trains_every_part(tmp_path: Path) -> None:
     parts = {
         'encoder1': task.backbone1.conv1.weight,
         'encoder2': task.backbone2.layer4[-1].conv2.weight,
-        'converter1': task.converters[0].proj.weight,
-        'converter2': task.converters[1].proj.weight,
+        'converter1': task.converters['s1'].proj.weight,
+        'converter2': task.converters['rgb'].proj.weight,
         'cls': task.fusion.cls_token,
         'attention': task.fusion.layers[0].self_attn.in_proj_weight,
         'mlp': task.fusion.layers[0].linear2.weight,
@@ -201,7 +200,7 @@ def test_vit_encoders_give_patch_tokens() -> None:
         model_kwargs1={'img_size': 32},
         model_kwargs2={'img_size': 32},
     )
-    assert task.tokens(0, torch.randn(2, 2, 32, 32)).shape == (2, 4, 32)
+    assert task.tokens('s1', torch.randn(2, 2, 32, 32)).shape == (2, 4, 32)
 
 
 @pytest.mark.filterwarnings('ignore::UserWarning')

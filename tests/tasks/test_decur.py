@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from jsonargparse import ArgumentParser
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
@@ -115,15 +116,10 @@ def test_common_share_default() -> None:
 
 
 def test_paper_defaults() -> None:
-    sig = DeCURTask.__init__.__kwdefaults__ or {}
-    defaults = dict(
-        zip(
-            DeCURTask.__init__.__code__.co_varnames[1:],
-            DeCURTask.__init__.__defaults__ or (),
-            strict=False,
-        )
-    )
-    defaults.update(sig)
+    """The defaults a YAML gets (LightningCLI's parser, base arguments included)."""
+    parser = ArgumentParser()
+    parser.add_class_arguments(DeCURTask, 'model')
+    defaults = vars(parser.get_defaults()['model'])
     assert defaults['model1'] == defaults['model2'] == 'resnet50'
     assert list(defaults['projector_dims']) == [8192, 8192, 8192]
     assert defaults['common_share'] == 0.875
@@ -382,10 +378,14 @@ def test_paper_config_one_step_on_fixture(ssl4eo_root: Path, tmp_path: Path) -> 
     assert hp['warmup_epochs'] == 0 and hp['weighting'] == 'paper'
     recorded = ckpt['torchgeo_decur']['modalities']
     assert [m['bands'] for m in recorded] == [['VV', 'VH'], list(S2_L1C_BANDS)]
+    assert hp['encoders'] == {
+        's1': {'model': 'resnet50', 'in_channels': 2, 'model_kwargs': {}},
+        's2c': {'model': 'resnet50', 'in_channels': 13, 'model_kwargs': {}},
+    }
     state = ckpt['state_dict']
-    assert state['projector1.layers.6.weight'].shape == (8192, 8192)
-    assert state['backbone1.conv1.weight'].shape[1] == 2
-    assert state['backbone2.conv1.weight'].shape[1] == 13
+    assert state['projectors.s1.layers.6.weight'].shape == (8192, 8192)
+    assert state['encoders.s1.conv1.weight'].shape[1] == 2
+    assert state['encoders.s2c.conv1.weight'].shape[1] == 13
     shutil.rmtree(out)  # 2+ GB of checkpoint
 
 
@@ -406,4 +406,4 @@ def test_lightning_ddp_two_cpu_processes(tmp_path: Path) -> None:
     (ckpt,) = (tmp_path / 'ckpt').glob('*.ckpt')
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
     assert state['global_step'] == 2
-    assert not torch.equal(state['state_dict']['backbone1.conv1.weight'], before)
+    assert not torch.equal(state['state_dict']['encoders.s1.conv1.weight'], before)

@@ -29,8 +29,7 @@ from torch.utils.data._utils.collate import default_collate
 
 from ..datamodules.preparation import ModalityPreprocessing
 from ..datamodules.sampling import SeededDataset, derive_seed
-from ..tasks import DeCURTask, MultimodalSSLTask
-from ..tasks._ssl import PairedSSLTask
+from ..tasks import DeCURTask, MultimodalSSLTask, SSLTask
 
 __all__ = (
     'Pairs',
@@ -47,7 +46,7 @@ __all__ = (
 KEYS = ('image1', 'image2')
 
 #: The tasks whose checkpoints can be explained.
-TASKS: tuple[type[PairedSSLTask], ...] = (DeCURTask, MultimodalSSLTask)
+TASKS: tuple[type[SSLTask], ...] = (DeCURTask, MultimodalSSLTask)
 
 
 def _describe(obj: object) -> str:
@@ -61,7 +60,7 @@ def _describe(obj: object) -> str:
 
 def _task_class(
     hparams: Mapping[str, Any], class_path: str | None, state_dict: Mapping[str, Any]
-) -> type[PairedSSLTask] | str:
+) -> type[SSLTask] | str:
     """The task class of a checkpoint, or why it is not one we explain."""
     if class_path is not None:
         module, _, name = class_path.rpartition('.')
@@ -78,16 +77,29 @@ def _task_class(
     else:
         found = ', '.join(sorted(hparams)[:10]) or 'none'
         return f'its hyper_parameters ({found}) are neither DeCURTask nor baseline ones'
-    prefixes = ('backbone1.', 'backbone2.', 'projector1.', 'projector2.')
-    missing = [p for p in prefixes if not any(str(k).startswith(p) for k in state_dict)]
-    if missing:
-        return f'its state_dict has no {", ".join(p + "*" for p in missing)} keys'
-    return cast(type[PairedSSLTask], cls)
+    keys = [str(k) for k in state_dict]
+    for now, before in (('encoders.', 'backbone1.'), ('projectors.', 'projector1.')):
+        if not any(k.startswith((now, before)) for k in keys):
+            return f'its state_dict has no {now}* (or {before}*) keys'
+    return cast(type[SSLTask], cls)
+
+
+def _init_parameters(cls: type) -> set[str]:
+    """The arguments of a class, with those its ``**kwargs`` pass to its bases."""
+    names: set[str] = set()
+    for base in cls.__mro__:
+        if '__init__' not in vars(base):
+            continue
+        parameters = inspect.signature(base.__init__).parameters.values()
+        names |= {p.name for p in parameters if p.kind != p.VAR_KEYWORD}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names - {'self'}
 
 
 def load_task(
     checkpoint: str | os.PathLike[str], map_location: str | torch.device = 'cpu'
-) -> PairedSSLTask:
+) -> SSLTask:
     """Rebuild a pretrained DeCUR or baseline task from its Lightning checkpoint.
 
     The task class is the one LightningCLI recorded (``_class_path``), else
@@ -141,7 +153,7 @@ def load_task(
     if isinstance(cls, str):
         msg = f'{path} is not {expected}: {cls}'
         raise ValueError(msg)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {'self'}
+    accepted = _init_parameters(cls)
     kwargs = {k: v for k, v in hparams.items() if k in accepted}
     try:
         task = cls(**kwargs)
@@ -203,22 +215,18 @@ def dimension_groups(embed_dim: int, common_dim: int | None) -> dict[str, slice]
     return groups
 
 
-def branches(task: nn.Module) -> tuple[tuple[nn.Module, nn.Module], ...]:
+def branches(task: SSLTask) -> tuple[tuple[nn.Module, nn.Module], ...]:
     """The (encoder, projector) of each modality of a task.
 
     Args:
-        task: A task with ``backbone1``, ``projector1``, ``backbone2`` and
-            ``projector2``.
+        task: A task with an encoder and a projector per modality.
 
     Returns:
-        ``((backbone1, projector1), (backbone2, projector2))``.
+        ``((encoder, projector), ...)`` in the order of its modalities.
 
     .. versionadded:: 0.1
     """
-    return tuple(
-        (cast(nn.Module, getattr(task, f'backbone{i}')), getattr(task, f'projector{i}'))
-        for i in (1, 2)
-    )
+    return tuple((task.encoders[m], task.projectors[m]) for m in task.modality_names)
 
 
 @torch.no_grad()

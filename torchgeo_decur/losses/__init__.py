@@ -1,20 +1,14 @@
-"""Losses of torchgeo-decur."""
+"""Losses of torchgeo-decur: DeCUR's, and those of its baselines and CoMM."""
 
-from .baselines import (
-    CLIPLoss,
-    CrossModalBarlowTwinsLoss,
-    CrossModalNTXentLoss,
-    CrossModalVICRegLoss,
-    CrossSelfLoss,
-)
+from .baselines import CLIPLoss, CrossModalBarlowTwinsLoss, CrossSelfLoss
+from .comm import CoMMLoss
 from .decur import WEIGHTINGS, DeCURLoss
 
 __all__ = (
     'WEIGHTINGS',
     'CLIPLoss',
+    'CoMMLoss',
     'CrossModalBarlowTwinsLoss',
-    'CrossModalNTXentLoss',
-    'CrossModalVICRegLoss',
     'CrossSelfLoss',
     'DeCURLoss',
 )

@@ -2,14 +2,19 @@
 
 Each loss takes projected embeddings of shape ``(N, K)`` and computes in
 float32 with autocast disabled, whatever the input dtype. Where lightly's loss
-computes exactly the paper's formula it is reused (Barlow Twins, NT-Xent,
-VICReg); CLIP's symmetric InfoNCE with a learnable temperature is written
-here. After each call, ``terms`` holds detached values to log.
+computes exactly the paper's formula the tasks use it directly (NT-Xent,
+VICReg: :class:`lightly.loss.NTXentLoss`, :class:`lightly.loss.VICRegLoss`);
+here are the ones lightly lacks or computes otherwise: Barlow Twins in the
+Gram form of :class:`~torchgeo_decur.losses.DeCURLoss` (faster than
+lightly's K x K version when the batch is smaller than the embedding, and
+normalised with the global batch under DDP), CLIP's symmetric InfoNCE with a
+learnable temperature, and CoMM's Cross+Self. After each call, ``terms``
+holds detached values to log.
 
 With ``gather_distributed=True`` and torch.distributed initialised with more
 than one process, every loss sees the global batch: normalisation statistics,
-correlations, variances and negatives are those of all processes, as in the
-papers' multi-GPU code.
+correlations and negatives are those of all processes, as in the papers'
+multi-GPU code.
 
 .. versionadded:: 0.1
 """
@@ -20,18 +25,13 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from lightly.loss import BarlowTwinsLoss, NTXentLoss
-from lightly.loss.vicreg_loss import covariance_loss, invariance_loss, variance_loss
+from lightly.loss import NTXentLoss
 from lightly.utils import dist as lightly_dist
 from torch import Tensor, nn
 
-__all__ = (
-    'CLIPLoss',
-    'CrossModalBarlowTwinsLoss',
-    'CrossModalNTXentLoss',
-    'CrossModalVICRegLoss',
-    'CrossSelfLoss',
-)
+from .decur import barlow_twins_term, correlation_stats
+
+__all__ = ('CLIPLoss', 'CrossModalBarlowTwinsLoss', 'CrossSelfLoss')
 
 #: Which view pairs a cross-modal term uses (see :class:`CrossSelfLoss`).
 CROSS_VIEWS = ('both', 'first')
@@ -152,13 +152,16 @@ class CrossModalBarlowTwinsLoss(nn.Module):
     intra-modal terms, i.e. DeCURLoss's ``common`` term with all dimensions
     common); between two views of one modality it is plain Barlow Twins.
 
-    The maths are lightly's :class:`~lightly.loss.BarlowTwinsLoss` (the same
-    normalisation, eps and formula). Its own distributed mode averages
-    per-process correlation matrices, each normalised with that process's
-    statistics; here the embeddings are gathered instead, so that
-    normalisation and correlation are those of the global batch, as in the
-    Barlow Twins and DeCUR code (synchronised batch norm) and as
-    :class:`~torchgeo_decur.losses.DeCURLoss` does.
+    The formula of lightly's :class:`~lightly.loss.BarlowTwinsLoss` (the same
+    normalisation, eps and sums), computed as
+    :class:`~torchgeo_decur.losses.DeCURLoss` computes its terms
+    (:func:`~torchgeo_decur.losses.decur.correlation_stats`): without the
+    K x K matrix when the batch is smaller than the embedding, which at the
+    paper's size is many times faster (``benchmarks/loss.py``). lightly's
+    distributed mode averages per-process correlation matrices, each
+    normalised with that process's statistics; here the embeddings are
+    gathered instead, so that normalisation and correlation are those of the
+    global batch, as in the Barlow Twins and DeCUR code.
 
     ``terms`` after each call: ``'on_diag'`` (the first sum),
     ``'off_diag'`` (the weighted second sum, so that the two add up to the
@@ -193,7 +196,6 @@ class CrossModalBarlowTwinsLoss(nn.Module):
         _check_gather(gather_distributed)
         self.lambd = lambd
         self.gather_distributed = gather_distributed
-        self.criterion = BarlowTwinsLoss(lambda_param=lambd, gather_distributed=False)
         self.terms = {}
 
     def extra_repr(self) -> str:
@@ -223,18 +225,14 @@ class CrossModalBarlowTwinsLoss(nn.Module):
             a, b = z1.float(), z2.float()
             if _distributed(self.gather_distributed):
                 a, b = _gather(a), _gather(b)
-            loss: Tensor = self.criterion(a, b)
-            with torch.no_grad():
-                n = a.shape[0]
-                diag = (
-                    F.batch_norm(a, None, None, training=True)
-                    * F.batch_norm(b, None, None, training=True)
-                ).sum(dim=0) / n
-                on_diag = (diag - 1).pow(2).sum()
+            a, b = (F.batch_norm(z, None, None, training=True) for z in (a, b))
+            diag, off = correlation_stats(a, b)
+            loss = barlow_twins_term(diag, off, self.lambd)
+        on_diag = (diag - 1).pow(2).sum().detach()
         self.terms = {
             'on_diag': on_diag,
             'off_diag': loss.detach() - on_diag,
-            'diag_mean': diag.mean(),
+            'diag_mean': diag.detach().mean(),
         }
         return loss
 
@@ -366,206 +364,6 @@ class CLIPLoss(nn.Module):
         return loss
 
 
-class CrossModalNTXentLoss(nn.Module):
-    """SimCLR's NT-Xent over cross-modal pairs.
-
-    SimCLR [0], Eq. 1, with modality 1 and modality 2 of a sample as the
-    positive pair: with ``u``, ``v`` the L2-normalised embeddings of the two
-    modalities, ``w = [u; v]`` (2N samples) and ``p(i)`` the other modality of
-    sample ``i``,
-
-    ``L = -1/(2N) sum_i log(exp(w_i . w_p(i) / t) / sum_{k != i} exp(w_i . w_k / t))``.
-
-    Each anchor has 2N - 2 negatives: the other samples of both modalities.
-    This is lightly's :class:`~lightly.loss.NTXentLoss` on ``(z1, z2)``, and the
-    SimCLR baseline of the DeCUR code (which uses temperature 1.0).
-
-    ``terms`` after each call: ``'positive_cosine'``, the mean cosine
-    similarity of the positive pairs.
-
-    [0] Chen, T. et al., 2020. A Simple Framework for Contrastive Learning of
-    Visual Representations. ICML. https://arxiv.org/abs/2002.05709
-
-    .. versionadded:: 0.1
-    """
-
-    terms: dict[str, Tensor]
-
-    def __init__(
-        self, temperature: float = 0.1, gather_distributed: bool = False
-    ) -> None:
-        """Initialize a new CrossModalNTXentLoss instance.
-
-        Args:
-            temperature: Temperature ``t``; 0.1 as SimCLR's large-batch setting
-                and CoMM (the DeCUR code used 1.0).
-            gather_distributed: Use the embeddings of all processes as
-                negatives (with gradients).
-
-        Raises:
-            ValueError: If *temperature* is not > 0, or *gather_distributed* is
-                True but torch.distributed is not available.
-        """
-        super().__init__()
-        _check_positive(temperature=temperature)
-        _check_gather(gather_distributed)
-        self.temperature = temperature
-        self.gather_distributed = gather_distributed
-        self.criterion = NTXentLoss(
-            temperature=temperature, gather_distributed=gather_distributed
-        )
-        self.terms = {}
-
-    def extra_repr(self) -> str:
-        """Return the configuration shown by ``repr``.
-
-        Returns:
-            The constructor arguments.
-        """
-        return (
-            f'temperature={self.temperature}, '
-            f'gather_distributed={self.gather_distributed}'
-        )
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            z1: Embeddings of modality 1 (or of view a), shape (N, K).
-            z2: Embeddings of modality 2 (or of view b), shape (N, K).
-
-        Returns:
-            The loss, a float32 scalar.
-
-        Raises:
-            ValueError: If the inputs are not 2D or differ in shape.
-        """
-        _check_embeddings(1, z1=z1, z2=z2)
-        with torch.autocast(device_type=z1.device.type, enabled=False):
-            a, b = z1.float(), z2.float()
-            loss: Tensor = self.criterion(a, b)
-            with torch.no_grad():
-                cosine = F.cosine_similarity(a, b, dim=1).mean()
-        self.terms = {'positive_cosine': cosine}
-        return loss
-
-
-class CrossModalVICRegLoss(nn.Module):
-    """VICReg between modality 1 and modality 2 embeddings.
-
-    VICReg [0], Eq. 6: with ``Z``, ``Z'`` the two batches of embeddings,
-
-    ``L = sim_coeff * s(Z, Z') + std_coeff * (v(Z) + v(Z')) / 2
-    + cov_coeff * (c(Z) + c(Z'))``,
-
-    where ``s`` is the mean squared error, ``v(Z) = mean_j relu(1 - sqrt(
-    Var(Z_j) + eps))`` (unbiased variance) and ``c(Z) = sum_{i != j} Cov(Z)_ij^2
-    / K`` (covariance with ``N - 1``).
-
-    The terms are lightly's (``lightly.loss.vicreg_loss``), combined as
-    :class:`~lightly.loss.VICRegLoss` combines them, so that the loss is
-    lightly's exactly and the unweighted terms can be logged. With gathering,
-    variance and covariance use the global batch and the invariance the local
-    one (whose mean over processes is the global one), as lightly and the
-    VICReg code do.
-
-    ``terms`` after each call: ``'invariance'``, ``'variance'`` and
-    ``'covariance'`` (unweighted; ``'variance'`` is the mean over the two
-    inputs and ``'covariance'`` their sum, as they enter the loss).
-
-    [0] Bardes, A. et al., 2022. VICReg: Variance-Invariance-Covariance
-    Regularization for Self-Supervised Learning. ICLR.
-    https://arxiv.org/abs/2105.04906
-
-    .. versionadded:: 0.1
-    """
-
-    terms: dict[str, Tensor]
-
-    def __init__(
-        self,
-        sim_coeff: float = 25.0,
-        std_coeff: float = 25.0,
-        cov_coeff: float = 1.0,
-        eps: float = 1e-4,
-        gather_distributed: bool = False,
-    ) -> None:
-        """Initialize a new CrossModalVICRegLoss instance.
-
-        Args:
-            sim_coeff: Weight of the invariance term (VICReg's 25).
-            std_coeff: Weight of the variance term (VICReg's 25).
-            cov_coeff: Weight of the covariance term (VICReg's 1).
-            eps: Added to the variance before the square root.
-            gather_distributed: Compute variance and covariance over the
-                embeddings of all processes (with gradients).
-
-        Raises:
-            ValueError: If a coefficient or *eps* is negative, or
-                *gather_distributed* is True but torch.distributed is not
-                available.
-        """
-        super().__init__()
-        _check_non_negative(
-            sim_coeff=sim_coeff, std_coeff=std_coeff, cov_coeff=cov_coeff, eps=eps
-        )
-        _check_gather(gather_distributed)
-        self.sim_coeff = sim_coeff
-        self.std_coeff = std_coeff
-        self.cov_coeff = cov_coeff
-        self.eps = eps
-        self.gather_distributed = gather_distributed
-        self.terms = {}
-
-    def extra_repr(self) -> str:
-        """Return the configuration shown by ``repr``.
-
-        Returns:
-            The constructor arguments.
-        """
-        return (
-            f'sim_coeff={self.sim_coeff}, std_coeff={self.std_coeff}, '
-            f'cov_coeff={self.cov_coeff}, eps={self.eps}, '
-            f'gather_distributed={self.gather_distributed}'
-        )
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        """Compute the loss.
-
-        Args:
-            z1: Embeddings of modality 1, shape (N, K).
-            z2: Embeddings of modality 2, shape (N, K).
-
-        Returns:
-            The loss, a float32 scalar.
-
-        Raises:
-            ValueError: If the inputs are not 2D, differ in shape or the batch
-                has fewer than 2 samples.
-        """
-        _check_embeddings(2, z1=z1, z2=z2)
-        with torch.autocast(device_type=z1.device.type, enabled=False):
-            a, b = z1.float(), z2.float()
-            invariance = invariance_loss(a, b)
-            if _distributed(self.gather_distributed):
-                a, b = _gather(a), _gather(b)
-            variance = (
-                variance_loss(a, eps=self.eps) + variance_loss(b, eps=self.eps)
-            ) / 2
-            covariance = covariance_loss(a) + covariance_loss(b)
-            loss = (
-                self.sim_coeff * invariance
-                + self.std_coeff * variance
-                + self.cov_coeff * covariance
-            )
-        self.terms = {
-            'invariance': invariance.detach(),
-            'variance': variance.detach(),
-            'covariance': covariance.detach(),
-        }
-        return loss
-
-
 class CrossSelfLoss(nn.Module):
     """Cross-modal InfoNCE plus each modality's own SimCLR term ("Cross+Self").
 
@@ -573,8 +371,8 @@ class CrossSelfLoss(nn.Module):
 
     ``L = cross + ssl_scale * (self1 + self2) / 2``,
 
-    where ``cross`` is NT-Xent (:class:`CrossModalNTXentLoss`) between
-    modality 1 and modality 2 and ``self1``, ``self2`` are NT-Xent between
+    where ``cross`` is NT-Xent (SimCLR [2], :class:`lightly.loss.NTXentLoss`)
+    between modality 1 and modality 2 and ``self1``, ``self2`` are NT-Xent between
     the two views of modality 1 and of modality 2 (SimCLR [2]), all with the
     same temperature (0.1 in CoMM). With ``cross_views='both'`` the cross
     term is the mean over the two pairs of views (view a of both modalities,
@@ -624,7 +422,9 @@ class CrossSelfLoss(nn.Module):
         if cross_views not in CROSS_VIEWS:
             msg = f"cross_views must be 'both' or 'first', got {cross_views!r}"
             raise ValueError(msg)
-        self.ntxent = CrossModalNTXentLoss(temperature, gather_distributed)
+        _check_positive(temperature=temperature)
+        _check_gather(gather_distributed)
+        self.ntxent = NTXentLoss(temperature, gather_distributed=gather_distributed)
         self.temperature = temperature
         self.ssl_scale = ssl_scale
         self.cross_views = cross_views
@@ -658,13 +458,12 @@ class CrossSelfLoss(nn.Module):
             ValueError: If an input is not 2D or the shapes differ.
         """
         _check_embeddings(1, z1_a=z1_a, z1_b=z1_b, z2_a=z2_a, z2_b=z2_b)
-        pairs = [(z1_a, z2_a), (z1_b, z2_b)]
-        if self.cross_views == 'first':
-            pairs = pairs[:1]
-        cross = torch.stack([self.ntxent(a, b) for a, b in pairs]).mean()
-        self1 = self.ntxent(z1_a, z1_b)
-        self2 = self.ntxent(z2_a, z2_b)
-        loss = cross + self.ssl_scale * (self1 + self2) / 2
+        with torch.autocast(device_type=z1_a.device.type, enabled=False):
+            a1, b1, a2, b2 = (z.float() for z in (z1_a, z1_b, z2_a, z2_b))
+            pairs = [(a1, a2), (b1, b2)][: 1 if self.cross_views == 'first' else 2]
+            cross = torch.stack([self.ntxent(a, b) for a, b in pairs]).mean()
+            self1, self2 = self.ntxent(a1, b1), self.ntxent(a2, b2)
+            loss = cross + self.ssl_scale * (self1 + self2) / 2
         self.terms = {
             'cross': cross.detach(),
             'self1': self1.detach(),

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from lightly.utils import dist as lightly_dist
 from torch import Tensor, nn
 
+__all__ = ('WEIGHTINGS', 'DeCURLoss', 'barlow_twins_term', 'correlation_stats')
+
 
 def _off_diagonal(c: Tensor) -> Tensor:
     """Return the off-diagonal entries of a square matrix, flattened.
@@ -96,6 +98,49 @@ def _matrix_stats(c: Tensor) -> tuple[Tensor, Tensor]:
         The diagonal of c (K,) and the sum of its squared off-diagonal entries.
     """
     return torch.diagonal(c), _off_diagonal(c).pow(2).sum()
+
+
+def correlation_stats(
+    a: Tensor, b: Tensor, gram_a: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Diagonal and off-diagonal energy of the cross-correlation ``C = A^T B / N``.
+
+    With the batch size N below the embedding size K no K x K matrix is
+    built: the diagonal costs O(NK) and the squared Frobenius norm of ``A^T
+    B`` is the sum of the elementwise product of the N x N Gram matrices
+    ``A A^T`` and ``B B^T`` (O(N^2 K)); otherwise C is built.
+
+    Args:
+        a: Embeddings (N, K), normalised along the batch.
+        b: Embeddings (N, K), normalised along the batch.
+        gram_a: ``a @ a.T`` where it was computed already.
+
+    Returns:
+        The diagonal of C (K,) and the sum of its squared off-diagonal entries.
+
+    .. versionadded:: 0.2
+    """
+    n, k = a.shape
+    if n >= k:
+        return _matrix_stats(a.T @ b / n)
+    diag = (a * b).sum(dim=0) / n
+    return diag, _gram_off(diag, _gram(a) if gram_a is None else gram_a, _gram(b))
+
+
+def barlow_twins_term(diag: Tensor, off: Tensor, lambd: float) -> Tensor:
+    """``sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2`` from its two parts.
+
+    Args:
+        diag: The diagonal of C.
+        off: The sum of the squared off-diagonal entries of C.
+        lambd: Weight of the off-diagonal part.
+
+    Returns:
+        The Barlow Twins loss (Zbontar et al. 2021, Eq. 1).
+
+    .. versionadded:: 0.2
+    """
+    return (diag - 1).pow(2).sum() + lambd * off
 
 
 #: Ways of combining the four terms (see :class:`DeCURLoss`).
@@ -296,6 +341,46 @@ class DeCURLoss(nn.Module):
         gathered = torch.cat(lightly_dist.gather(stacked), dim=1)
         return list(gathered.unbind(0))
 
+    @staticmethod
+    def _cross_stats(
+        a1: Tensor, a2: Tensor, kc: int
+    ) -> tuple[
+        tuple[Tensor, Tensor], tuple[Tensor, Tensor] | tuple[()], list[Tensor | None]
+    ]:
+        """Statistics of the common and unique blocks of ``C(a1, a2)``.
+
+        Args:
+            a1: Normalised embeddings of modality 1 (N, K).
+            a2: Normalised embeddings of modality 2 (N, K).
+            kc: Number of common dimensions.
+
+        Returns:
+            ``(diag, off)`` of the common block, of the unique block (empty
+            without unique dimensions), and the Gram matrices of *a1* and *a2*
+            for the intra-modal terms (Nones when C is built).
+        """
+        n, k = a1.shape
+        common, unique = slice(0, kc), slice(kc, k)
+        if n >= k:
+            c = a1.T @ a2 / n
+            stats_u = _matrix_stats(c[unique, unique]) if kc < k else ()
+            return _matrix_stats(c[common, common]), stats_u, [None, None]
+        diag = (a1 * a2).sum(dim=0) / n
+        g1, g2 = _gram(a1), _gram(a2)
+        if kc == k:
+            return (diag, _gram_off(diag, g1, g2)), (), [g1, g2]
+        # Gram of the narrower block; the wider one by difference
+        narrow = common if kc <= k - kc else unique
+        g1n, g2n = _gram(a1[:, narrow]), _gram(a2[:, narrow])
+        narrow_grams, wide_grams = (g1n, g2n), (g1 - g1n, g2 - g2n)
+        if narrow == common:
+            grams_c, grams_u = narrow_grams, wide_grams
+        else:
+            grams_c, grams_u = wide_grams, narrow_grams
+        stats_c = (diag[common], _gram_off(diag[common], *grams_c))
+        stats_u = (diag[unique], _gram_off(diag[unique], *grams_u))
+        return stats_c, stats_u, [g1, g2]
+
     def forward(self, z1_a: Tensor, z1_b: Tensor, z2_a: Tensor, z2_b: Tensor) -> Tensor:
         """Compute the DeCUR loss.
 
@@ -330,55 +415,25 @@ class DeCURLoss(nn.Module):
                 )
             zs = [F.batch_norm(z, None, None, training=True, eps=self.eps) for z in zs]
             a1, a2 = zs[0], zs[1]
-            common, unique = slice(0, kc), slice(kc, k)
-            intra_stats: list[tuple[Tensor, Tensor]] = []
 
-            if n < k:
-                # No K x K matrix: diagonals in O(NK), off-diagonal energies
-                # from N x N Gram matrices in O(N^2 K)
-                diag = (a1 * a2).sum(dim=0) / n
-                diag_c, diag_u = diag[:kc], diag[kc:]
-                g1, g2 = _gram(a1), _gram(a2)
-                g1c, g2c = g1, g2
-                if kc < k:
-                    # Gram of the narrower block; the wider one by difference
-                    narrow = common if kc <= k - kc else unique
-                    g1n, g2n = _gram(a1[:, narrow]), _gram(a2[:, narrow])
-                    g1w, g2w = g1 - g1n, g2 - g2n
-                    if narrow == common:
-                        g1c, g2c, g1u, g2u = g1n, g2n, g1w, g2w
-                    else:
-                        g1c, g2c, g1u, g2u = g1w, g2w, g1n, g2n
-                    off_u = _gram_off(diag_u, g1u, g2u)
-                off_c = _gram_off(diag_c, g1c, g2c)
-                if self.intra:
-                    b1, b2 = zs[2], zs[3]
-                    for a, b, g in ((a1, b1, g1), (a2, b2, g2)):
-                        d = (a * b).sum(dim=0) / n
-                        intra_stats.append((d, _gram_off(d, g, _gram(b))))
-            else:
-                c = a1.T @ a2 / n
-                diag_c, off_c = _matrix_stats(c[common, common])
-                if kc < k:
-                    diag_u, off_u = _matrix_stats(c[unique, unique])
-                if self.intra:
-                    b1, b2 = zs[2], zs[3]
-                    intra_stats.append(_matrix_stats(a1.T @ b1 / n))
-                    intra_stats.append(_matrix_stats(a2.T @ b2 / n))
+            (diag_c, off_c), unique, grams = self._cross_stats(a1, a2, kc)
+            intra_stats: list[tuple[Tensor, Tensor]] = []
+            if self.intra:
+                for a, b, g in zip(zs[:2], zs[2:], grams, strict=True):
+                    intra_stats.append(correlation_stats(a, b, g))
 
             zero = a1.new_zeros(())
-            loss_common = (diag_c - 1).pow(2).sum() + self.lambd_common * off_c
-            if kc < k:
+            loss_common = barlow_twins_term(diag_c, off_c, self.lambd_common)
+            loss_unique = unique_diag = zero
+            if unique:
+                diag_u, off_u = unique
                 loss_unique = diag_u.pow(2).sum() + self.lambd_unique * off_u
                 unique_diag = diag_u.mean()
-            else:
-                loss_unique = unique_diag = zero
+            loss_intra1 = loss_intra2 = zero
             if self.intra:
                 (d11, off11), (d22, off22) = intra_stats
-                loss_intra1 = (d11 - 1).pow(2).sum() + self.lambd_intra1 * off11
-                loss_intra2 = (d22 - 1).pow(2).sum() + self.lambd_intra2 * off22
-            else:
-                loss_intra1 = loss_intra2 = zero
+                loss_intra1 = barlow_twins_term(d11, off11, self.lambd_intra1)
+                loss_intra2 = barlow_twins_term(d22, off22, self.lambd_intra2)
 
             if self.weighting == 'paper':
                 loss = loss_common + loss_unique + loss_intra1 + loss_intra2

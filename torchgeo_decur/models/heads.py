@@ -104,7 +104,7 @@ def create_encoders(
     return encoders
 
 
-def _feature_info(encoder: nn.Module) -> list[dict[str, Any]]:
+def feature_info(encoder: nn.Module) -> list[dict[str, Any]]:
     """Feature information (channels, reduction) of every level of a timm model.
 
     Args:
@@ -115,6 +115,8 @@ def _feature_info(encoder: nn.Module) -> list[dict[str, Any]]:
 
     Raises:
         ValueError: If the model cannot return intermediate feature maps.
+
+    .. versionadded:: 0.2
     """
     info = getattr(encoder, 'feature_info', None)
     if hasattr(info, 'get_dicts'):
@@ -354,7 +356,7 @@ class MultimodalSegmentationModel(nn.Module):
             msg = f'num_classes must be >= 1, got {num_classes}'
             raise ValueError(msg)
         self.decoder_name = decoder
-        infos = [_feature_info(e) for e in self.encoders]
+        infos = [feature_info(e) for e in self.encoders]
         depth = min(len(info) for info in infos)
         if depth < 3:
             msg = f'the encoders have {depth} feature levels, the decoder needs 3'

@@ -8,12 +8,15 @@ from .classification import (
 from .comm import CoMMTask
 from .decur import DeCURTask
 from .segmentation import MultimodalSemanticSegmentationTask
+from .ssl import EncoderSettings, SSLTask
 
 __all__ = (
     'CoMMTask',
     'DeCURTask',
+    'EncoderSettings',
     'MultimodalClassificationTask',
     'MultimodalMultiLabelClassificationTask',
     'MultimodalSSLTask',
     'MultimodalSemanticSegmentationTask',
+    'SSLTask',
 )

@@ -1,24 +1,25 @@
 """CoMM task: contrastive multimodal learning with a fused embedding."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from lightly.loss import NTXentLoss
 from torch import Tensor, nn
-from torchvision.models._api import WeightsEnum
 
+from ..losses import CoMMLoss
 from ..models import (
     FusionTransformer,
     LatentConverter,
     create_projector,
     encoder_feature_maps,
 )
-from ..models.heads import _feature_info
-from ._ssl import PairedSSLTask
+from ..models.heads import feature_info
+from .ssl import SSLTask
+
+__all__ = ('CoMMTask',)
 
 
-class CoMMTask(PairedSSLTask):
+class CoMMTask(SSLTask):
     r"""CoMM: Contrastive MultiModal learning.
 
     One encoder per modality; a :class:`~torchgeo_decur.models.LatentConverter`
@@ -33,20 +34,9 @@ class CoMMTask(PairedSSLTask):
     Each step embeds, from two augmentations ``X'`` and ``X''`` of the
     multimodal input, the fused embeddings ``Z'`` and ``Z''`` (all
     modalities) and, for each modality ``i``, ``Z'_i`` and ``Z''_i`` (only
-    modality ``i``'s tokens enter the fusion). Every view is encoded once.
-    With ``L(a, b)`` the NT-Xent (SimCLR) loss of projected embeddings, the
-    loss is
-
-    .. math::
-
-        L(Z', Z'') + \sum_i \frac{L(Z'_i, Z'') + L(Z''_i, Z')}{2}
-
-    the paper's :math:`-I(Z', Z'') - \sum_i (I(Z_i, Z') + I(Z_i, Z''))/2`
-    with InfoNCE estimates: a modality's embedding of one augmentation is
-    contrasted with the fused embedding of the other. (The authors' code
-    averages the ``n + 1`` terms instead of summing them, a factor of
-    ``1 / (n + 1)``.) The terms are logged as ``<stage>_loss_joint`` and
-    ``<stage>_loss_mod<i>``.
+    modality ``i``'s tokens enter the fusion), every view encoded once, and
+    trains them with :class:`~torchgeo_decur.losses.CoMMLoss`. Its terms are
+    logged as ``<stage>_loss_joint`` and ``<stage>_loss_mod<i>``.
 
     Batches are dicts with ``image1`` of shape ``(B, 2, C1, H, W)`` and
     ``image2`` of shape ``(B, 2, C2, H, W)``: two augmented views (dim 1) of
@@ -78,77 +68,42 @@ class CoMMTask(PairedSSLTask):
 
     def __init__(
         self,
-        model1: str = 'resnet50',
-        model2: str = 'resnet50',
-        in_channels1: int | None = None,
-        in_channels2: int | None = None,
-        modalities: Sequence[str] = ('s1', 's2c'),
-        weights1: WeightsEnum | str | bool | None = None,
-        weights2: WeightsEnum | str | bool | None = None,
-        model_kwargs1: dict[str, Any] | None = None,
-        model_kwargs2: dict[str, Any] | None = None,
         embed_dim: int = 512,
         num_layers: int = 1,
         num_heads: int = 8,
-        projector_dims: Sequence[int] = (512, 512, 256),
         temperature: float = 0.1,
+        projector_dims: Sequence[int] = (512, 512, 256),
+        optimizer: Literal['lars', 'adamw'] = 'adamw',
         lr: float = 1e-3,
         lr_biases: float = 1e-3,
         weight_decay: float = 1e-2,
-        momentum: float = 0.9,
-        warmup_epochs: float = 0,
-        optimizer: Literal['lars', 'adamw'] = 'adamw',
-        deformable_attention: bool | None = None,
-        gather_distributed: bool = True,
+        **kwargs: Any,
     ) -> None:
         """Initialize a new CoMMTask instance.
 
         Args:
-            model1: Name of the `timm <https://huggingface.co/docs/timm>`__ model
-                for modality 1 (any model with ``forward_intermediates``).
-            model2: Name of the timm model for modality 2.
-            in_channels1: Number of input channels of modality 1; None takes
-                the registered modality's number of bands.
-            in_channels2: Number of input channels of modality 2, as
-                *in_channels1*.
-            modalities: Names of the two modalities (see
-                :func:`~torchgeo_decur.modalities.register_modality`), recorded
-                in the checkpoint.
-            weights1: Initial weights of encoder 1: a weight enum, its name, a
-                path to a state dict or checkpoint, True for timm's ImageNet
-                weights, or None for random weights. From joint DeCUR weights
-                the encoder of ``modalities[0]`` is taken.
-            weights2: Initial weights of encoder 2, as *weights1*.
-            model_kwargs1: Extra keyword arguments for ``timm.create_model`` of
-                encoder 1 (e.g. ``{'img_size': 64}`` for a ViT).
-            model_kwargs2: Extra keyword arguments for encoder 2.
             embed_dim: Size ``d`` of the tokens and of the fused embedding; a
                 multiple of 4 (sin-cos position embeddings) and of *num_heads*.
             num_layers: Number of layers of the fusion transformer.
             num_heads: Number of attention heads of the fusion transformer.
+            temperature: Temperature of the NT-Xent (InfoNCE) terms.
             projector_dims: Output sizes of the projection head's layers
                 (Linear-BN-ReLU for all but the last, a plain Linear last).
-            temperature: Temperature of the NT-Xent (InfoNCE) terms.
+            optimizer: ``'adamw'`` (the authors') or ``'lars'``.
             lr: Learning rate of the weights.
             lr_biases: Learning rate of biases and normalisation parameters,
                 which get no weight decay.
             weight_decay: Weight decay of the weights.
-            momentum: Momentum of LARS (unused by AdamW).
-            warmup_epochs: Epochs of linear warm-up before the cosine decay.
-            optimizer: ``'adamw'`` (the authors') or ``'lars'``.
-            deformable_attention: Add DeCUR's deformable attention after stages
-                3 and 4 of both (ResNet) encoders; None follows the initial
-                weights (see :class:`~torchgeo_decur.tasks.DeCURTask`).
-            gather_distributed: Gather embeddings from all processes so that the
-                loss is that of the global batch under DDP.
+            **kwargs: The encoders and the rest of the optimiser
+                (:class:`~torchgeo_decur.tasks.SSLTask`): ``modalities``,
+                ``model1``, ``model2``, ``weights1``, ``weights2``,
+                ``encoders``, ``momentum``, ...
 
         Raises:
-            ValueError: If *modalities* does not name two known modalities,
-                a size is not positive, *embed_dim* is not a multiple of 4 and
-                of *num_heads*, *temperature* is not positive, or *optimizer*
-                is unknown.
+            ValueError: If a size is not positive, *embed_dim* is not a
+                multiple of 4 and of *num_heads*, *temperature* is not
+                positive, or as :class:`~torchgeo_decur.tasks.SSLTask`.
         """
-        self.check_optimizer(optimizer)
         for name, value in (
             ('embed_dim', embed_dim),
             ('num_layers', num_layers),
@@ -163,32 +118,32 @@ class CoMMTask(PairedSSLTask):
                 f'embeddings) and of num_heads={num_heads}'
             )
             raise ValueError(msg)
-        if not temperature > 0:
-            msg = f'temperature must be positive, got {temperature}'
-            raise ValueError(msg)
-        self.weights1 = weights1
-        self.weights2 = weights2
-        super().__init__()
+        super().__init__(
+            projector_dims=projector_dims,
+            optimizer=optimizer,
+            lr=lr,
+            lr_biases=lr_biases,
+            weight_decay=weight_decay,
+            **kwargs,
+        )
 
-    @property
-    def backbones(self) -> list[nn.Module]:
-        """The encoders, one per modality, in the order of ``modalities``."""
-        return [self.backbone1, self.backbone2]
-
-    def configure_heads(self, features1: int, features2: int) -> None:
+    def configure_heads(self, features: Mapping[str, int]) -> None:
         """Initialize the latent converters, the fusion and the projection head.
 
         Args:
-            features1: Size of the pooled features of encoder 1.
-            features2: Size of the pooled features of encoder 2.
+            features: Size of the pooled features of each modality's encoder.
 
         Raises:
             ValueError: If an encoder gives no feature maps.
         """
         dim: int = self.hparams['embed_dim']
         # channels of each encoder's last feature map
-        channels = [_feature_info(b)[-1]['num_chs'] for b in self.backbones]
-        self.converters = nn.ModuleList(LatentConverter(c, dim) for c in channels)
+        self.converters = nn.ModuleDict(
+            {
+                name: LatentConverter(feature_info(encoder)[-1]['num_chs'], dim)
+                for name, encoder in self.encoders.items()
+            }
+        )
         self.fusion = FusionTransformer(
             dim,
             num_layers=self.hparams['num_layers'],
@@ -197,24 +152,38 @@ class CoMMTask(PairedSSLTask):
         self.projector = create_projector(dim, list(self.hparams['projector_dims']))
 
     def configure_losses(self) -> None:
-        """Initialize the NT-Xent loss of every InfoNCE term."""
-        self.criterion = NTXentLoss(
-            temperature=self.hparams['temperature'],
-            gather_distributed=self.hparams['gather_distributed'],
+        """Initialize CoMM's loss.
+
+        Raises:
+            ValueError: If the temperature is not positive.
+        """
+        self.criterion = CoMMLoss(
+            self.hparams['temperature'], self.hparams['gather_distributed']
         )
 
-    def tokens(self, index: int, x: Tensor) -> Tensor:
+    def legacy_prefixes(self) -> dict[str, str]:
+        """State dict prefixes of 0.1 (``converters.<i>.`` too) and their names now.
+
+        Returns:
+            ``{'backbone1.': 'encoders.<modality 1>.', ...}``.
+        """
+        prefixes = super().legacy_prefixes()
+        for i, name in enumerate(self.modality_names):
+            prefixes[f'converters.{i}.'] = f'converters.{name}.'
+        return prefixes
+
+    def tokens(self, modality: str, x: Tensor) -> Tensor:
         """Encode one modality and turn its last feature map into tokens.
 
         Args:
-            index: 0-based number of the modality.
+            modality: Modality name.
             x: Its images of shape ``(B, C, H, W)``.
 
         Returns:
             Tokens of shape ``(B, h * w, embed_dim)``.
         """
-        (fmap,) = encoder_feature_maps(self.backbones[index], x, 1)
-        converter: LatentConverter = self.converters[index]  # type: ignore[assignment]
+        (fmap,) = encoder_feature_maps(self.encoders[modality], x, 1)
+        converter: LatentConverter = self.converters[modality]  # type: ignore[assignment]
         return converter(fmap)
 
     def embed(self, inputs: Sequence[Tensor | None]) -> Tensor:
@@ -236,76 +205,53 @@ class CoMMTask(PairedSSLTask):
                 all are None.
         """
         inputs = list(inputs)
-        n = len(self.backbones)
-        if len(inputs) != n:
-            msg = f'inputs must have one entry per modality ({n}), got {len(inputs)}'
+        names = self.modality_names
+        if len(inputs) != len(names):
+            msg = (
+                f'inputs must have one entry per modality ({len(names)}), '
+                f'got {len(inputs)}'
+            )
             raise ValueError(msg)
-        tokens = [self.tokens(i, x) for i, x in enumerate(inputs) if x is not None]
+        tokens = [
+            self.tokens(m, x)
+            for m, x in zip(names, inputs, strict=True)
+            if x is not None
+        ]
         if not tokens:
             msg = 'inputs must hold at least one modality (all are None)'
             raise ValueError(msg)
         return self.fusion(tokens)
 
     @torch.no_grad()
-    def representation(self, x1: Tensor, x2: Tensor) -> Tensor:
-        """What a linear probe sees of a pair: the fused CLS embedding.
+    def representation(self, *inputs: Tensor) -> Tensor:
+        """What a linear probe sees: the fused CLS embedding of all modalities.
 
         Args:
-            x1: Modality 1 images of shape ``(B, C1, H, W)``.
-            x2: Modality 2 images of shape ``(B, C2, H, W)``.
+            *inputs: Images ``(B, C_i, H, W)`` of each modality, in order.
 
         Returns:
             Features of shape ``(B, embed_dim)``.
         """
-        return self.embed([x1, x2])
+        return self.embed(inputs)
 
-    def comm_loss(
-        self,
-        joint1: Tensor,
-        joint2: Tensor,
-        single1: Sequence[Tensor],
-        single2: Sequence[Tensor],
+    def compute_loss(
+        self, views: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """CoMM's loss of projected embeddings.
+        """CoMM's loss of the two augmentations of all modalities.
 
         Args:
-            joint1: Projected ``Z'`` (all modalities of augmentation 1).
-            joint2: Projected ``Z''`` (all modalities of augmentation 2).
-            single1: Projected ``Z'_i`` for each modality ``i``.
-            single2: Projected ``Z''_i`` for each modality ``i``.
+            views: ``{modality: views of shape (B, 2, C, H, W)}``; view 0 of
+                every modality is ``X'``, view 1 is ``X''``.
 
         Returns:
-            The loss ``L(Z', Z'') + sum_i (L(Z'_i, Z'') + L(Z''_i, Z')) / 2``
-            and its terms ``loss_joint`` and ``loss_mod<i>`` (1-based).
+            The loss and its terms ``loss_joint``, ``loss_mod<i>``.
         """
-        terms = {'loss_joint': self.criterion(joint1, joint2)}
-        for i, (z1, z2) in enumerate(zip(single1, single2, strict=True), start=1):
-            terms[f'loss_mod{i}'] = (
-                self.criterion(z1, joint2) + self.criterion(z2, joint1)
-            ) / 2
-        loss = torch.stack(list(terms.values())).sum()
-        return loss, terms
-
-    def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        """Compute and log the loss of one batch.
-
-        Args:
-            batch: The batch.
-            stage: ``train`` or ``val``.
-
-        Returns:
-            The total loss.
-        """
-        views = [
-            self.views(batch, f'image{i}', i) for i in range(1, len(self.backbones) + 1)
-        ]
         joint: list[Tensor] = []
         single: list[list[Tensor]] = []
         for v in (0, 1):  # X', X''
             # each view of each modality is encoded once
-            tokens = [self.tokens(i, x[:, v]) for i, x in enumerate(views)]
+            tokens = [self.tokens(m, x[:, v]) for m, x in views.items()]
             joint.append(self.projector(self.fusion(tokens)))
             single.append([self.projector(self.fusion([t])) for t in tokens])
-        loss, terms = self.comm_loss(joint[0], joint[1], single[0], single[1])
-        self.log_losses(stage, loss, terms, views[0].shape[0])
-        return loss
+        loss = self.criterion(joint[0], joint[1], single[0], single[1])
+        return loss, dict(self.criterion.terms)

@@ -1,0 +1,517 @@
+"""The base of the self-supervised tasks: one encoder per modality.
+
+:class:`SSLTask` owns what every multimodal self-supervised method shares:
+one encoder per modality (any timm model, DeCUR or other weights, optional
+deformable attention) in ``encoders``, a projector per modality in
+``projectors``, both keyed by modality name; batches of two
+views of each modality; the optimiser (LARS or AdamW, two parameter groups)
+with a warm-up + cosine schedule stepped per step; skip reporting and the
+checkpoint record of the modalities. A method (DeCUR, the baselines, CoMM, or
+yours) adds only its arguments, its loss (from :mod:`torchgeo_decur.losses`,
+in ``configure_losses``) and its forward of the views
+(:meth:`~SSLTask.compute_loss`)::
+
+    class MyMethod(SSLTask):
+        def __init__(self, tau: float = 0.1, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+
+        def configure_losses(self) -> None:
+            self.criterion = NTXentLoss(self.hparams['tau'])
+
+        def compute_loss(self, views):
+            z1, z2 = (self.project(m, v[:, 0]) for m, v in views.items())
+            return self.criterion(z1, z2), {}
+
+.. versionadded:: 0.2
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypedDict
+
+import lightning.pytorch.utilities.types
+import torch
+from lightly.utils.lars import LARS
+from lightly.utils.scheduler import CosineWarmupScheduler
+from torch import Tensor, nn
+from torch.optim import AdamW, Optimizer
+from torchgeo.tasks import BaseTask
+from torchvision.models._api import WeightsEnum
+
+from ..modalities import in_channels_for, modality_record
+from ..models import create_modality_encoder, create_projector
+from ..models.deformable import DeformableResNet
+from ..models.weights.files import encoder_records
+from ._skips import SkipReportMixin
+
+__all__ = ('OPTIMIZERS', 'EncoderSettings', 'SSLTask')
+
+#: Optimisers of the self-supervised tasks.
+OPTIMIZERS = ('lars', 'adamw')
+
+
+class EncoderSettings(TypedDict, total=False):
+    """The encoder of one modality in :class:`SSLTask`'s ``encoders`` mapping.
+
+    A missing key takes the task's argument of that modality (``model1``,
+    ``in_channels1``, ``weights1``, ``model_kwargs1`` for the first, ...).
+
+    .. versionadded:: 0.2
+    """
+
+    #: Name of the timm model.
+    model: str
+    #: Number of input channels; None takes the registered modality's.
+    in_channels: int | None
+    #: Initial weights, as ``weights1`` (not recorded in checkpoints).
+    weights: WeightsEnum | str | bool | None
+    #: Further keyword arguments of :func:`timm.create_model`.
+    model_kwargs: dict[str, Any]
+
+
+class SSLTask(SkipReportMixin, BaseTask):
+    """Base of the self-supervised tasks with one encoder per modality.
+
+    Batches are dicts with ``image1`` of shape ``(B, 2, C1, H, W)`` and
+    ``image2`` of shape ``(B, 2, C2, H, W)``: two augmented views (dim 1) of
+    modality 1 and of modality 2.
+
+    Checkpoints record, for each modality, its bands in channel order and its
+    preprocessing (``checkpoint['torchgeo_decur']``), and the resolved
+    ``encoders`` (model, channels, keyword arguments); checkpoints of 0.1
+    (``backbone1.*``, ``projector1.*``) load into it. What the dataset skipped
+    (bad files) is logged per epoch as ``train_skipped_samples`` /
+    ``train_skipped_seasons``, and the first bad files are named in a warning
+    at the end of each epoch.
+
+    Attributes:
+        encoders: The encoder of each modality, by name.
+        projectors: The projector of each modality, by name (methods with
+            other heads, such as CoMM, have none).
+
+    .. versionadded:: 0.2
+    """
+
+    encoders: nn.ModuleDict
+    projectors: nn.ModuleDict
+    ignore = ('weights1', 'weights2')
+    monitor = 'train_loss'
+
+    def __init__(
+        self,
+        modalities: Sequence[str] = ('s1', 's2c'),
+        model1: str = 'resnet50',
+        model2: str = 'resnet50',
+        in_channels1: int | None = None,
+        in_channels2: int | None = None,
+        weights1: WeightsEnum | str | bool | None = None,
+        weights2: WeightsEnum | str | bool | None = None,
+        model_kwargs1: dict[str, Any] | None = None,
+        model_kwargs2: dict[str, Any] | None = None,
+        encoders: dict[str, EncoderSettings] | None = None,
+        deformable_attention: bool | None = None,
+        projector_dims: Sequence[int] | None = (8192, 8192, 8192),
+        optimizer: Literal['lars', 'adamw'] = 'lars',
+        lr: float = 0.2,
+        lr_biases: float = 0.0048,
+        weight_decay: float = 1e-6,
+        momentum: float = 0.9,
+        warmup_epochs: float = 0,
+        gather_distributed: bool = True,
+    ) -> None:
+        """Initialize a new SSLTask instance.
+
+        Args:
+            modalities: Names of the two modalities (see
+                :func:`~torchgeo_decur.modalities.register_modality`), recorded
+                in the checkpoint so exported encoders say what they take.
+            model1: Name of the `timm <https://huggingface.co/docs/timm>`__
+                model of modality 1 (any model with pooled features).
+            model2: Name of the timm model of modality 2.
+            in_channels1: Number of input channels of modality 1; None takes
+                the registered modality's number of bands (2 for ``s1``). Must
+                be given for a modality that is not registered.
+            in_channels2: Number of input channels of modality 2, as
+                *in_channels1* (13 for ``s2c``).
+            weights1: Initial weights of encoder 1: a weight enum, its name, a
+                path to a state dict or checkpoint, True for timm's ImageNet
+                weights, or None for random weights. From joint DeCUR weights
+                (e.g. ``ResNet50_Weights.DECUR_S1S2``) the encoder of
+                ``modalities[0]`` is taken.
+            weights2: Initial weights of encoder 2, as *weights1*.
+            model_kwargs1: Extra keyword arguments for ``timm.create_model`` of
+                encoder 1 (e.g. ``{'img_size': 64}`` for a ViT).
+            model_kwargs2: Extra keyword arguments for encoder 2.
+            encoders: The encoder of each modality by name
+                (:class:`EncoderSettings`); its keys override the arguments
+                above. Recorded, resolved, in the checkpoint.
+            deformable_attention: Add deformable attention after stages 3 and
+                4 of every (ResNet) encoder, each with its own blocks (DeCUR's
+                ECCV version; see :mod:`torchgeo_decur.models.deformable`).
+                None follows the initial weights (True for the ``*_RDA``
+                entries), False without weights. Recorded as resolved.
+            projector_dims: Output sizes of each modality's projector
+                (Linear-BN-ReLU, a plain Linear last); the last is the
+                embedding size.
+            optimizer: ``'lars'`` (the paper's ResNet setting; *momentum*
+                applies) or ``'adamw'`` (the authors' MiT, ViT and
+                deformable-attention runs, with lr 1e-4). Both use two
+                parameter groups (*lr* / *lr_biases*; no weight decay on
+                biases and normalisation parameters) and the same schedule.
+            lr: Learning rate of the weights.
+            lr_biases: Learning rate of biases and normalisation parameters,
+                which get neither weight decay nor LARS adaptation.
+            weight_decay: Weight decay of the weights.
+            momentum: Momentum of LARS.
+            warmup_epochs: Epochs of linear warm-up before the cosine decay; 0
+                (the paper) for none.
+            gather_distributed: Gather embeddings from all processes so that the
+                loss is that of the global batch under DDP.
+
+        Raises:
+            ValueError: If *modalities* does not name two distinct modalities,
+                *encoders* names another one, an encoder's channels are neither
+                given nor registered, or *optimizer* is unknown.
+        """
+        names = list(modalities)
+        if len(names) != 2 or len(set(names)) != 2:
+            msg = f'modalities must name two modalities, got {names}'
+            raise ValueError(msg)
+        unknown = sorted(set(encoders or {}) - set(names))
+        if unknown:
+            msg = f'encoders names {unknown}, which are not in modalities {names}'
+            raise ValueError(msg)
+        if optimizer not in OPTIMIZERS:
+            msg = f"optimizer must be 'lars' or 'adamw', got {optimizer!r}"
+            raise ValueError(msg)
+        given = encoders or {}
+        self.weights = {
+            name: given.get(name, {}).get('weights', default)
+            for name, default in zip(names, (weights1, weights2), strict=True)
+        }
+        super().__init__()
+
+    @property
+    def modality_names(self) -> list[str]:
+        """The modalities, in the order of the batch keys ``image1``, ``image2``."""
+        return list(self.hparams['modalities'])
+
+    def configure_models(self) -> None:
+        """Initialize the encoders, then the method's heads."""
+        settings = {r['name']: r for r in encoder_records(self.hparams)}
+        for i, (name, spec) in enumerate(settings.items(), start=1):
+            spec['in_chans'] = in_channels_for(name, spec['in_chans'])
+            # recorded: the channels are needed to rebuild and export (0.1 names too)
+            self.hparams[f'in_channels{i}'] = spec['in_chans']
+        deformable: bool | None = self.hparams['deformable_attention']
+        encoders = self._create_encoders(settings, deformable)
+        built = [isinstance(e, DeformableResNet) for e in encoders.values()]
+        if deformable is None and any(built) and not all(built):
+            # one encoder's weights have blocks: all encoders get them
+            encoders, built = self._create_encoders(settings, True), [True]
+        self.hparams['deformable_attention'] = all(built)
+        self.hparams['encoders'] = {
+            name: {
+                'model': spec['model'],
+                'in_channels': spec['in_chans'],
+                'model_kwargs': spec['model_kwargs'],
+            }
+            for name, spec in settings.items()
+        }
+        self.encoders = nn.ModuleDict(encoders)
+        self.configure_heads({n: int(e.num_features) for n, e in encoders.items()})
+
+    def _create_encoders(
+        self, settings: Mapping[str, Mapping[str, Any]], deformable: bool | None
+    ) -> dict[str, nn.Module]:
+        """Create the encoder of every modality."""
+        return {
+            name: create_modality_encoder(
+                spec['model'],
+                spec['in_chans'],
+                name,
+                self.weights[name],
+                deformable,
+                **spec['model_kwargs'],
+            )
+            for name, spec in settings.items()
+        }
+
+    def configure_heads(self, features: Mapping[str, int]) -> None:
+        """Initialize what follows the encoders: by default a projector each.
+
+        Args:
+            features: Size of the pooled features of each modality's encoder.
+        """
+        dims = [int(d) for d in self.hparams['projector_dims']]
+        self.projectors = nn.ModuleDict(
+            {name: create_projector(size, dims) for name, size in features.items()}
+        )
+
+    def project(self, modality: str, x: Tensor) -> Tensor:
+        """Embed images of one modality: its encoder, then its projector.
+
+        Args:
+            modality: Modality name.
+            x: Its images of shape ``(B, C, H, W)``.
+
+        Returns:
+            Embeddings of shape ``(B, K)``.
+        """
+        out: Tensor = self.projectors[modality](self.encoders[modality](x))
+        return out
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
+        """Encode one batch of each modality.
+
+        Args:
+            *inputs: Images ``(B, C_i, H, W)`` of each modality, in order.
+
+        Returns:
+            The pooled features of each modality's encoder.
+        """
+        encoders = self.encoders.values()
+        return tuple(e(x) for e, x in zip(encoders, inputs, strict=True))
+
+    @torch.no_grad()
+    def representation(self, *inputs: Tensor) -> Tensor:
+        """What a linear probe of this method sees of the modalities.
+
+        The pooled features of the encoders, concatenated (the paper's
+        late-fusion evaluation); methods with a fused representation (CoMM)
+        return that instead.
+
+        Args:
+            *inputs: Images ``(B, C_i, H, W)`` of each modality, in order.
+
+        Returns:
+            Features of shape ``(B, D)``.
+        """
+        return torch.cat(self(*inputs), dim=1)
+
+    def views(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Check and return the two views of each modality.
+
+        Args:
+            batch: The batch, with ``image1``, ``image2``.
+
+        Returns:
+            ``{modality: views of shape (B, 2, C, H, W)}``.
+
+        Raises:
+            KeyError: If the batch lacks a modality's key.
+            ValueError: If the views' shape or channel count is wrong.
+        """
+        out = {}
+        for i, name in enumerate(self.modality_names, start=1):
+            key, expected = f'image{i}', self.hparams[f'in_channels{i}']
+            if key not in batch:
+                msg = f'batch has no {key!r}; keys: {sorted(batch)}'
+                raise KeyError(msg)
+            x = batch[key]
+            if x.ndim != 5 or x.shape[1] != 2:
+                msg = (
+                    f'batch[{key!r}] must have shape (B, 2, C, H, W) with two '
+                    f'views, got {tuple(x.shape)}'
+                )
+                raise ValueError(msg)
+            if x.shape[2] != expected:
+                msg = (
+                    f'{key} ({name}) has {x.shape[2]} channels but '
+                    f'in_channels{i}={expected}'
+                )
+                raise ValueError(msg)
+            out[name] = x
+        return out
+
+    def compute_loss(
+        self, views: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The method's loss of one batch (implemented by each method).
+
+        Args:
+            views: ``{modality: views of shape (B, 2, C, H, W)}``.
+
+        Returns:
+            The loss, and further values to log by name.
+        """
+        raise NotImplementedError
+
+    def shared_step(self, batch: Mapping[str, Tensor], stage: str) -> Tensor:
+        """Compute and log the loss of one batch.
+
+        Logs ``<stage>_loss`` (also in the progress bar) and
+        ``<stage>_<term>`` for each of the method's terms.
+
+        Args:
+            batch: The batch, with two views of each modality.
+            stage: ``train`` or ``val``.
+
+        Returns:
+            The loss.
+        """
+        views = self.views(batch)
+        loss, terms = self.compute_loss(views)
+        size = next(iter(views.values())).shape[0]
+        sync = stage != 'train'
+        self.log(f'{stage}_loss', loss, batch_size=size, sync_dist=sync, prog_bar=True)
+        for name, value in terms.items():
+            self.log(f'{stage}_{name}', value, batch_size=size, sync_dist=sync)
+        return loss
+
+    def training_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """Compute the training loss.
+
+        Args:
+            batch: The output of your DataLoader, augmented.
+            batch_idx: Integer displaying index of this batch.
+            dataloader_idx: Index of the current dataloader.
+
+        Returns:
+            The loss tensor.
+        """
+        self._report_skips(batch, 'train')
+        return self.shared_step(batch, 'train')
+
+    def validation_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """Compute the validation loss.
+
+        Args:
+            batch: The output of your DataLoader, augmented.
+            batch_idx: Integer displaying index of this batch.
+            dataloader_idx: Index of the current dataloader.
+        """
+        self._report_skips(batch, 'val')
+        self.shared_step(batch, 'val')
+
+    def test_step(self, *args: Any, **kwargs: Any) -> None:
+        """No-op: self-supervised tasks have no test metric; transfer instead."""
+
+    def predict_step(self, *args: Any, **kwargs: Any) -> None:
+        """No-op, use :meth:`forward` or :meth:`representation` to embed."""
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record each modality's bands and preprocessing in the checkpoint.
+
+        Args:
+            checkpoint: The checkpoint dict being saved.
+        """
+        records = [modality_record(name) for name in self.modality_names]
+        checkpoint['torchgeo_decur'] = {'modalities': records}
+
+    def legacy_prefixes(self) -> dict[str, str]:
+        """State dict prefixes of 0.1 and their names now.
+
+        Returns:
+            ``{'backbone1.': 'encoders.<modality 1>.', 'projector1.': ...}``.
+        """
+        prefixes = {}
+        for i, name in enumerate(self.modality_names, start=1):
+            prefixes[f'backbone{i}.'] = f'encoders.{name}.'
+            prefixes[f'projector{i}.'] = f'projectors.{name}.'
+        return prefixes
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """Load a state dict, also one of 0.1 (``backbone1.*``, ``projector1.*``).
+
+        Args:
+            state_dict: The state dict.
+            strict: Whether keys must match exactly.
+            assign: Whether to assign the tensors instead of copying them.
+
+        Returns:
+            The missing and unexpected keys, as :meth:`torch.nn.Module.load_state_dict`.
+        """
+        renamed = {}
+        for key, value in state_dict.items():
+            for old, new in self.legacy_prefixes().items():
+                if key.startswith(old):
+                    key = new + key.removeprefix(old)
+                    break
+            renamed[key] = value
+        return super().load_state_dict(renamed, strict=strict, assign=assign)
+
+    @property
+    def backbone1(self) -> nn.Module:
+        """The encoder of modality 1 (its name in 0.1)."""
+        return self.encoders[self.modality_names[0]]
+
+    @property
+    def backbone2(self) -> nn.Module:
+        """The encoder of modality 2 (its name in 0.1)."""
+        return self.encoders[self.modality_names[1]]
+
+    @property
+    def projector1(self) -> nn.Module:
+        """The projector of modality 1 (its name in 0.1)."""
+        return self.projectors[self.modality_names[0]]
+
+    @property
+    def projector2(self) -> nn.Module:
+        """The projector of modality 2 (its name in 0.1)."""
+        return self.projectors[self.modality_names[1]]
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Split the parameters as the paper does.
+
+        Returns:
+            Two parameter groups: weights (lr, weight decay, LARS adaptation)
+            and biases plus normalisation parameters (lr_biases, no weight
+            decay, hence no LARS adaptation in lightly's LARS).
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [
+            {
+                'params': [p for p in params if p.ndim > 1],
+                'lr': self.hparams['lr'],
+                'weight_decay': self.hparams['weight_decay'],
+            },
+            {
+                'params': [p for p in params if p.ndim <= 1],
+                'lr': self.hparams['lr_biases'],
+                'weight_decay': 0.0,
+            },
+        ]
+
+    def configure_optimizers(
+        self,
+    ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
+        """Initialize LARS (or AdamW) and the warm-up + cosine schedule.
+
+        The schedule is stepped every optimisation step; the warm-up covers
+        ``warmup_epochs / max_epochs`` of the run, so a run cut short with
+        ``max_steps`` keeps the same shape.
+
+        Returns:
+            Optimizer and learning rate scheduler.
+        """
+        hp = self.hparams
+        optimizer: Optimizer
+        if hp['optimizer'] == 'adamw':
+            optimizer = AdamW(self.parameter_groups(), lr=hp['lr'])
+        else:
+            optimizer = LARS(
+                self.parameter_groups(),
+                lr=hp['lr'],
+                momentum=hp['momentum'],
+                weight_decay=hp['weight_decay'],
+            )
+        total_steps, warmup_steps = 1, 0
+        if self.trainer is not None:
+            total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+            max_epochs = self.trainer.max_epochs
+            if max_epochs is not None and max_epochs > 0:
+                warmup = hp['warmup_epochs'] / max_epochs
+                warmup_steps = min(total_steps - 1, round(warmup * total_steps))
+        scheduler = CosineWarmupScheduler(
+            optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps
+        )
+        return {
+            'optimizer': optimizer,
+            'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
+        }
