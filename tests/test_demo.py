@@ -110,18 +110,14 @@ def test_demo_rejects_unknown_arguments(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_parser_defaults_are_the_settings() -> None:
     """The demo's options default to DEMO_SETTINGS, and their help says so."""
-    parser = build_parser()
-    args = parser.parse_args(['demo'])
-    assert args.steps is None and args.locations is None  # DEMO_SETTINGS apply
-    demo = next(
-        a
-        for a in parser._subparsers._group_actions[0].choices.items()
-        if a[0] == 'demo'
-    )[1]
-    helps = {a.dest: a.help for a in demo._actions}
+    demo = build_parser()._subcommands_action._name_parser_map['demo']
+    actions = {a.dest: a for a in demo._actions}
+    helps = ' '.join(demo.format_help().split())
     for dest in ('locations', 'size', 'steps', 'batch_size', 'seed', 'data_seed'):
-        assert f'({getattr(DEMO_SETTINGS, dest)})' in helps[dest]
-    assert f'({DEMO_SETTINGS.common_share:g})' in helps['common_share']
+        assert actions[dest].default == getattr(DEMO_SETTINGS, dest)
+        assert f'--{dest} {dest.upper()} ' in helps
+        assert f'default: {getattr(DEMO_SETTINGS, dest)})' in helps
+    assert actions['common_share'].default == DEMO_SETTINGS.common_share
 
 
 def test_new_run_folder(tmp_path: Path) -> None:

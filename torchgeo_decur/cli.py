@@ -1,290 +1,200 @@
 """The ``torchgeo-decur`` command: what ``torchgeo`` itself lacks.
 
 Training and evaluation go through TorchGeo's own CLI (``torchgeo fit --config
-conf/decur_s1s2.yaml``); this command adds the demo, demo data generation, the
-export of pretrained encoders, the common-share sweep and the
-explainability report.
+conf/decur_s1s2.yaml``). This command runs a few functions of the package,
+each a subcommand whose options, defaults and help are generated from the
+function's signature and docstring (jsonargparse, as LightningCLI does):
+``--<parameter> <value>`` for each parameter, and ``--config <yaml>`` with any
+of them.
+
+The spellings of 0.1 keep working: ``--batch-size`` for ``--batch_size``,
+``--no-progress`` for ``--progress false``, a bare ``--overwrite`` for
+``--overwrite true``, several values after a list option, and the renamed
+arguments in :data:`RENAMED`.
+
+.. versionadded:: 0.1
 """
 
-import argparse
 import sys
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-#: Where ``torchgeo-decur demo`` keeps its generated data and its runs.
-DEMO_DATA = Path('data') / 'ssl4eo-s12-demo'
-DEMO_OUTPUT = Path('output') / 'demo'
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
+__all__ = ('COMMANDS', 'RENAMED', 'build_parser', 'commands', 'main')
 
-def _demo_data(args: argparse.Namespace) -> int:
-    from .datasets.demo import make_ssl4eo_s12_demo
+#: The subcommands and the functions they run, as ``module:function``.
+COMMANDS = {
+    'demo': 'torchgeo_decur.demo:demo',
+    'demo-data': 'torchgeo_decur.datasets.demo:make_ssl4eo_s12_demo',
+    'export': 'torchgeo_decur.export:export_checkpoint',
+    'explain': 'torchgeo_decur.explain:explain',
+    'sweep-common': 'torchgeo_decur.sweep:sweep_common_share',
+}
 
-    root = make_ssl4eo_s12_demo(
-        Path(args.root), num_locations=args.locations, size=args.size, seed=args.seed
-    )
-    print(f'SSL4EO-S12-format demo data in {root}')
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .demo import DEMO_SETTINGS, run_demo
-
-    if args.extra:
-        print(f'error: unrecognized arguments: {" ".join(args.extra)}', file=sys.stderr)
-        return 2
-    changes = {
-        'locations': args.locations,
-        'size': args.size,
-        'steps': args.steps,
-        'batch_size': args.batch_size,
-        'seed': args.seed,
-        'data_seed': args.data_seed,
-        'common_share': args.common_share,
-    }
-    settings = replace(
-        DEMO_SETTINGS, **{k: v for k, v in changes.items() if v is not None}
-    )
-    run = run_demo(
-        args.root,
-        args.out,
-        settings,
-        progress=not args.no_progress,
-        figures=not args.no_figures,
-        threads=args.threads,
-    )
-    print(
-        '\nLinear probes of the frozen encoders (pooled features of both, '
-        'concatenated), balanced accuracy (%) on every season of '
-        f'{run["test_locations"]} held-out locations. Both methods: same '
-        f'encoders, augmentation and budget ({settings.steps} steps of '
-        f'{settings.batch_size}); DeCUR common share {settings.common_share:g}.\n'
-    )
-    print(run['table'])
-    print(f'\nDone in {run["seconds"]["total"]:.0f} s. Everything is in {run["out"]}:')
-    for name, path in run['files'].items():
-        print(f'  {name}: {path}')
-    decur = run['files'].get('DeCUR')
-    if decur is not None:
-        print(
-            f'Export the DeCUR encoders with: torchgeo-decur export {decur} '
-            f'--out {run["out"] / "encoders"}'
-        )
-    return 0
+#: Arguments of 0.1 that have another name now, per subcommand. ``'*'`` is a
+#: positional argument; ``--config`` is renamed unless its file holds the
+#: subcommand's options (a LightningCLI config has ``data:``, ``model:`` or
+#: ``trainer:`` at the top).
+RENAMED = {
+    'demo': {'--output': '--out'},
+    'demo-data': {'*': '--root', '--locations': '--num_locations'},
+    'export': {'*': '--checkpoint'},
+    'explain': {'--config': '--data_config'},
+    'sweep-common': {
+        '--config': '--pretrain',
+        '--pretrain-arg': '--pretrain_args+',
+        '--downstream-arg': '--downstream_args+',
+    },
+}
 
 
-def _export(args: argparse.Namespace) -> int:
-    from .export import export_checkpoint
-
-    written = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
-    for kind, path in written.items():
-        print(f'{kind}: {path}')
-    return 0
-
-
-def _explain(args: argparse.Namespace) -> int:
-    from .explain import FIGURES, SUMMARY, explain
-
-    summary = explain(
-        args.checkpoint,
-        args.config,
-        args.out,
-        samples=args.samples,
-        compare=args.compare,
-        overwrite=args.overwrite,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=args.device,
-        ig_steps=args.ig_steps,
-    )
-    out = Path(args.out)
-    print(f'explained {summary["samples"]} pairs of {args.config}:')
-    for name in [*FIGURES.values(), SUMMARY]:
-        print(f'  {out / name}')
-    return 0
-
-
-def _sweep_common(args: argparse.Namespace) -> int:
-    from .sweep import sweep_common_share
-
-    rows = sweep_common_share(
-        args.config,
-        args.downstream,
-        args.shares,
-        args.out,
-        metric=args.metric,
-        pretrain_args=args.pretrain_arg or (),
-        downstream_args=args.downstream_arg or (),
-        test=args.test,
-        overwrite=args.overwrite,
-    )
-    metric = args.metric
-    names = [metric] if metric else sorted({k for r in rows for k in r} - {'share'})
-    print('\nshare  ' + '  '.join(f'{n:>24s}' for n in names))
-    for row in rows:
-        values = '  '.join(f'{row.get(n, float("nan")):>24.4f}' for n in names)
-        print(f'{row["share"]:<5g}  {values}')
-    if metric:
-        best = max(rows, key=lambda r: r[metric])
-        print(f'\nbest share by {metric}: {best["share"]:g}')
-    print(f'results: {Path(args.out) / "sweep.csv"}, {Path(args.out) / "sweep.json"}')
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser of ``torchgeo-decur``.
+def commands() -> dict[str, Callable[..., Any]]:
+    """The function of each subcommand, imported.
 
     Returns:
-        The parser, one sub-command per action.
+        ``{subcommand: function}``.
     """
-    parser = argparse.ArgumentParser(
+    out = {}
+    for name, target in COMMANDS.items():
+        module, _, function = target.partition(':')
+        out[name] = getattr(__import__(module, fromlist=[function]), function)
+    return out
+
+
+def build_parser() -> ArgumentParser:
+    """Build the parser of ``torchgeo-decur``, one subcommand per function.
+
+    Returns:
+        The parser.
+    """
+    parser = ArgumentParser(
         prog='torchgeo-decur',
         description='DeCUR multimodal self-supervised learning for TorchGeo. '
         'Train with `torchgeo fit --config conf/decur_s1s2.yaml`.',
+        exit_on_error=False,
     )
-    sub = parser.add_subparsers(dest='command', required=True)
-
-    demo = sub.add_parser(
-        'demo',
-        help='pretrain DeCUR and cross-modal Barlow Twins on generated SAR-optical '
-        'data with known factors, then linear-probe them (a few minutes on a CPU)',
-        description='Generates SSL4EO-S12-format Sentinel-1/2 data (once) whose '
-        'locations have a land cover (seen by both sensors), a surface roughness '
-        '(SAR only) and a soil mineral (optical only); pretrains DeCUR and '
-        'cross-modal Barlow Twins with the same budget; linear-probes each factor '
-        'from the frozen encoders and from random ones; prints the table and '
-        'writes it, the checkpoints and figures to a new run-<n> folder in --out.',
-    )
-    demo.add_argument('--root', default=str(DEMO_DATA), help='demo data folder')
-    demo.add_argument(
-        '--out',
-        '--output',
-        default=str(DEMO_OUTPUT),
-        help='folder of the demo runs; each run writes a new run-<n> folder in it '
-        f'(default: {DEMO_OUTPUT})',
-    )
-    demo.add_argument('--locations', type=int, help='generated locations (450)')
-    demo.add_argument('--size', type=int, help='tile size in pixels (48)')
-    demo.add_argument('--data-seed', type=int, help='seed of the data (0)')
-    demo.add_argument('--steps', type=int, help='pretraining steps per method (400)')
-    demo.add_argument('--batch-size', type=int, help='pretraining batch size (64)')
-    demo.add_argument('--seed', type=int, help='seed of the pretraining (0)')
-    demo.add_argument(
-        '--common-share', type=float, help="share of DeCUR's common dimensions (0.5)"
-    )
-    demo.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='CPU threads of torch (default 1; 0: torch default)',
-    )
-    demo.add_argument('--no-progress', action='store_true', help='no progress bars')
-    demo.add_argument('--no-figures', action='store_true', help='no figures')
-    demo.set_defaults(func=_demo)
-
-    data = sub.add_parser(
-        'demo-data', help='write a small generated SSL4EO-S12-format dataset'
-    )
-    data.add_argument('root', help='output folder (must be new or a demo folder)')
-    data.add_argument('--locations', type=int, default=256)
-    data.add_argument('--size', type=int, default=264)
-    data.add_argument('--seed', type=int, default=0)
-    data.set_defaults(func=_demo_data)
-
-    export = sub.add_parser(
-        'export', help='export per-modality encoders from a DeCUR checkpoint'
-    )
-    export.add_argument('checkpoint', help='DeCUR Lightning checkpoint (.ckpt)')
-    export.add_argument('--out', required=True, help='output folder')
-    export.add_argument(
-        '--overwrite', action='store_true', help='replace existing exported files'
-    )
-    export.set_defaults(func=_export)
-
-    explain = sub.add_parser(
-        'explain',
-        help='figures that explain a DeCUR checkpoint: cross-modal alignment, '
-        't-SNE, GradCAM, spatial and spectral saliency',
-        description='Alignment histogram (1 - C_ii)^2 of the embedding '
-        'dimensions, t-SNE of the dimensions, GradCAM of the common and unique '
-        'embeddings, the cross-modal overlap of the GradCAM maps and the '
-        'Integrated Gradients importance of each band, as PNG figures and '
-        'summary.json in --out.',
-    )
-    explain.add_argument(
-        '--checkpoint', required=True, help='DeCUR (or baseline) Lightning checkpoint'
-    )
-    explain.add_argument(
-        '--config', required=True, help='LightningCLI YAML whose data: section to read'
-    )
-    explain.add_argument('--out', required=True, help='output folder')
-    explain.add_argument(
-        '--samples', type=int, default=256, help='pairs to explain (default: 256)'
-    )
-    explain.add_argument(
-        '--compare',
-        help='second checkpoint for the alignment histogram (e.g. the cross-modal '
-        'Barlow Twins baseline)',
-    )
-    explain.add_argument(
-        '--overwrite', action='store_true', help='replace an earlier report in --out'
-    )
-    explain.add_argument(
-        '--batch-size', type=int, default=64, help='pairs per batch (default: 64)'
-    )
-    explain.add_argument(
-        '--seed', type=int, default=0, help='seed of the pairs and the t-SNE'
-    )
-    explain.add_argument(
-        '--ig-steps',
-        type=int,
-        default=32,
-        help='steps of Integrated Gradients (default: 32)',
-    )
-    explain.add_argument('--device', help='cpu, cuda, ... (default: cuda if any)')
-    explain.set_defaults(func=_explain)
-
-    sweep = sub.add_parser(
-        'sweep-common',
-        help='pretrain DeCUR per common share and score each downstream',
-        description="The paper's grid search over the share of common "
-        'dimensions: for each share, `torchgeo fit` the pretraining config with '
-        'that common_share, then fit and validate the downstream config from the '
-        'pretrained checkpoint (its model takes it as `weights`).',
-    )
-    sweep.add_argument('--config', required=True, help='DeCUR pretraining YAML')
-    sweep.add_argument(
-        '--downstream', required=True, help='downstream YAML (model takes weights)'
-    )
-    sweep.add_argument(
-        '--shares',
-        type=float,
-        nargs='+',
-        default=[0.5, 0.75, 0.875, 1.0],
-        help='shares of common dimensions (default: 0.5 0.75 0.875 1.0)',
-    )
-    sweep.add_argument('--out', required=True, help='output folder')
-    sweep.add_argument('--metric', help='metric that picks the best share')
-    sweep.add_argument(
-        '--pretrain-arg',
-        action='append',
-        help='extra LightningCLI argument of the pretraining (repeatable), '
-        'e.g. --pretrain-arg=--data.init_args.root=/data/ssl4eo-s12',
-    )
-    sweep.add_argument(
-        '--downstream-arg',
-        action='append',
-        help='extra LightningCLI argument of the downstream run (repeatable)',
-    )
-    sweep.add_argument(
-        '--test', action='store_true', help='test downstream instead of validating'
-    )
-    sweep.add_argument(
-        '--overwrite', action='store_true', help='replace an earlier sweep in --out'
-    )
-    sweep.set_defaults(func=_sweep_common)
+    subcommands = parser.add_subcommands(dest='command')
+    for name, function in commands().items():
+        sub = ArgumentParser(exit_on_error=False)
+        sub.add_argument('--config', action=ActionConfigFile, help='YAML of options')
+        sub.add_function_arguments(function, as_positional=False)
+        summary = (function.__doc__ or '').strip().splitlines()[0]
+        subcommands.add_subcommand(name, sub, help=summary)
     return parser
+
+
+def _kinds(function: Callable[..., Any]) -> tuple[set[str], set[str]]:
+    """The boolean and the list parameters of a function."""
+    flags, lists = set(), set()
+    for name, hint in typing.get_type_hints(function).items():
+        origins = {typing.get_origin(t) for t in (hint, *typing.get_args(hint))}
+        if hint is bool:
+            flags.add(name)
+        elif origins & {list, Sequence, typing.Sequence}:
+            lists.add(name)
+    return flags, lists
+
+
+def _is_options_file(path: str) -> bool:
+    """Whether *path* is a YAML of a subcommand's options (not a LightningCLI one)."""
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    lightning = {'data', 'model', 'trainer'}
+    return isinstance(content, dict) and not lightning & set(content)
+
+
+def _rename(command: str, argv: list[str]) -> list[str]:
+    """Rename the 0.1 arguments of one subcommand (see :data:`RENAMED`)."""
+    renamed, out = RENAMED.get(command, {}), []
+    for i, token in enumerate(argv):
+        option, eq, value = token.partition('=')
+        new = renamed.get(option)
+        if i == 0 and '*' in renamed and not token.startswith('-'):
+            out += [renamed['*'], token]  # 0.1's positional argument
+        elif option == '--config' and new:
+            path = value if eq else (argv[i + 1] if i + 1 < len(argv) else '')
+            out.append(token if _is_options_file(path) else new + eq + value)
+        else:
+            out.append(new + eq + value if new else token)
+    return out
+
+
+def legacy_arguments(
+    command: str, argv: Sequence[str], function: Callable[..., Any]
+) -> list[str]:
+    """Turn 0.1's spellings of a subcommand's arguments into today's.
+
+    Args:
+        command: The subcommand.
+        argv: Its arguments.
+        function: The function it runs.
+
+    Returns:
+        The arguments, as the generated parser takes them.
+
+    .. versionadded:: 0.2
+    """
+    flags, lists = _kinds(function)
+    argv = _rename(command, list(argv))
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token, i = argv[i], i + 1
+        option, eq, value = token.partition('=')
+        if not option.startswith('--'):
+            out.append(token)
+            continue
+        name, values = option[2:].replace('-', '_'), []
+        while not eq and i < len(argv) and not argv[i].startswith('--'):
+            values.append(argv[i])
+            i += 1
+        if not eq and not values and name in flags:
+            out.append(f'--{name}=true')
+        elif not eq and not values and name[:3] == 'no_' and name[3:] in flags:
+            out.append(f'--{name[3:]}=false')
+        elif name in lists and values and not values[0].startswith('['):
+            out += [f'--{name}', f'[{", ".join(values)}]']
+        else:
+            out += [f'--{name}{eq}{value}', *values]
+    return out
+
+
+def _report(command: str, result: Any, kwargs: dict[str, Any]) -> None:
+    """Print what a subcommand did (the demo prints its own table)."""
+    match command:
+        case 'demo-data':
+            print(f'SSL4EO-S12-format demo data in {result}')
+        case 'export':
+            for kind, path in result.items():
+                print(f'{kind}: {path}')
+        case 'explain':
+            from .explain import FIGURES, SUMMARY
+
+            print(f'explained {result["samples"]} pairs of {kwargs["data_config"]}:')
+            for name in [*FIGURES.values(), SUMMARY]:
+                print(f'  {Path(kwargs["out"]) / name}')
+        case 'sweep-common':
+            metric = kwargs['metric']
+            names = (
+                [metric]
+                if metric
+                else sorted({k for r in result for k in r} - {'share'})
+            )
+            print('\nshare  ' + '  '.join(f'{n:>24s}' for n in names))
+            for row in result:
+                cells = '  '.join(f'{row.get(n, float("nan")):>24.4f}' for n in names)
+                print(f'{row["share"]:<5g}  {cells}')
+            if metric:
+                best = max(result, key=lambda r: r[metric])
+                print(f'\nbest share by {metric}: {best["share"]:g}')
+            out = Path(kwargs['out'])
+            print(f'results: {out / "sweep.csv"}, {out / "sweep.json"}')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,19 +204,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status.
+        The exit status: 0, or 2 for bad arguments and errors of the data,
+        files or checkpoints, which are printed.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    functions = commands()
+    if argv and argv[0] in functions:
+        argv[1:] = legacy_arguments(argv[0], argv[1:], functions[argv[0]])
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != 'demo':
-        parser.error(f'unrecognized arguments: {" ".join(extra)}')
-    args.extra = extra
     try:
-        status: int = args.func(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        config = parser.parse_args(argv)
+    except ArgumentError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    return status
+    try:
+        command = config['command']
+        kwargs = {k: v for k, v in vars(config[command]).items() if k != 'config'}
+        _report(command, functions[command](**kwargs), kwargs)
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == '__main__':

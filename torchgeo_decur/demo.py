@@ -49,7 +49,7 @@ import random
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,7 @@ __all__ = (
     'DemoSeasons',
     'DemoSettings',
     'build_task',
+    'demo',
     'demo_datamodule',
     'format_table',
     'load_seasons',
@@ -756,3 +757,76 @@ def _run_demo(
         'seconds': seconds,
         'test_locations': len(test_locations),
     }
+
+
+def demo(
+    root: str = 'data/ssl4eo-s12-demo',
+    out: str = 'output/demo',
+    locations: int = DEMO_SETTINGS.locations,
+    size: int = DEMO_SETTINGS.size,
+    data_seed: int = DEMO_SETTINGS.data_seed,
+    steps: int = DEMO_SETTINGS.steps,
+    batch_size: int = DEMO_SETTINGS.batch_size,
+    seed: int = DEMO_SETTINGS.seed,
+    common_share: float = DEMO_SETTINGS.common_share,
+    threads: int = 1,
+    progress: bool = True,
+    figures: bool = True,
+) -> dict[str, Any]:
+    """Pretrain DeCUR and cross-modal Barlow Twins on data with known factors.
+
+    ``torchgeo-decur demo`` (``make demo``): generates SSL4EO-S12-format
+    Sentinel-1/2 data (once) whose locations have a land cover (seen by both
+    sensors), a surface roughness (SAR only) and a soil mineral (optical
+    only); pretrains both methods with the same budget; linear-probes each
+    factor from the frozen encoders and from random ones; prints the table
+    and writes it, the checkpoints and figures to a new ``run-<n>`` folder in
+    *out* (see :func:`run_demo`).
+
+    Args:
+        root: Folder of the generated data (reused when it matches).
+        out: Folder of the runs; each run writes a new ``run-<n>`` in it.
+        locations: Number of generated locations.
+        size: Tile size in pixels.
+        data_seed: Seed of the data.
+        steps: Pretraining steps of each method.
+        batch_size: Pretraining batch size.
+        seed: Seed of the pretraining.
+        common_share: Share of DeCUR's common embedding dimensions.
+        threads: CPU threads of torch; 0 keeps torch's default.
+        progress: Whether to show progress bars.
+        figures: Whether to draw the explainability figures.
+
+    Returns:
+        The run, as :func:`run_demo` returns it.
+
+    .. versionadded:: 0.2
+    """
+    settings = replace(
+        DEMO_SETTINGS,
+        locations=locations,
+        size=size,
+        data_seed=data_seed,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        common_share=common_share,
+    )
+    run = run_demo(root, out, settings, progress, figures, threads)
+    print(
+        '\nLinear probes of the frozen encoders (pooled features of both, '
+        'concatenated), balanced accuracy (%) on every season of '
+        f'{run["test_locations"]} held-out locations. Both methods: same '
+        f'encoders, augmentation and budget ({steps} steps of {batch_size}); '
+        f'DeCUR common share {common_share:g}.\n'
+    )
+    print(run['table'])
+    print(f'\nDone in {run["seconds"]["total"]:.0f} s. Everything is in {run["out"]}:')
+    for name, path in run['files'].items():
+        print(f'  {name}: {path}')
+    if 'DeCUR' in run['files']:
+        print(
+            'Export the DeCUR encoders with: torchgeo-decur export '
+            f'--checkpoint {run["files"]["DeCUR"]} --out {run["out"] / "encoders"}'
+        )
+    return run

@@ -13,7 +13,7 @@ every share is written to ``<out>/sweep.csv`` and ``<out>/sweep.json``.
 
 From the command line::
 
-    torchgeo-decur sweep-common --config conf/decur_s1s2.yaml \
+    torchgeo-decur sweep-common --pretrain conf/decur_s1s2.yaml \
         --downstream conf/transfer/bigearthnet_s1s2_linear_1pct.yaml \
         --shares 0.5 0.75 0.875 1.0 --out sweeps/s1s2 \
         --pretrain-arg=--data.init_args.root=/data/ssl4eo-s12 \
@@ -67,7 +67,7 @@ def _share_name(share: float) -> str:
 
 
 def sweep_common_share(
-    config: str | os.PathLike[str],
+    pretrain: str | os.PathLike[str],
     downstream: str | os.PathLike[str],
     shares: Sequence[float],
     out: str | os.PathLike[str],
@@ -80,7 +80,7 @@ def sweep_common_share(
     """Pretrain DeCUR once per common share and score each downstream.
 
     Args:
-        config: LightningCLI config of the DeCUR pretraining.
+        pretrain: LightningCLI config of the DeCUR pretraining.
         downstream: LightningCLI config of the downstream task; its model must
             take the pretrained checkpoint as ``weights``.
         shares: Shares of common dimensions to try, each in (0, 1].
@@ -108,7 +108,7 @@ def sweep_common_share(
         ValueError: If *shares* is empty or holds a share outside (0, 1], or
             *metric* was not logged.
     """
-    for path in (config, downstream):
+    for path in (pretrain, downstream):
         if not Path(path).is_file():
             msg = f'config not found: {path}'
             raise FileNotFoundError(msg)
@@ -136,7 +136,7 @@ def sweep_common_share(
         pre = _cli(
             [
                 '--config',
-                str(config),
+                str(pretrain),
                 f'--model.init_args.common_share={share}',
                 '--model.init_args.common_dim=null',
                 '--trainer.default_root_dir',
@@ -180,7 +180,7 @@ def sweep_common_share(
             writer.writerow({k: row.get(k, math.nan) for k in writer.fieldnames})
     best = max(rows, key=lambda r: r[metric]) if metric is not None else None
     summary = {
-        'config': str(config),
+        'config': str(pretrain),
         'downstream': str(downstream),
         'metric': metric,
         'best_share': best['share'] if best is not None else None,

@@ -276,7 +276,7 @@ def _data_section(config: Path) -> Any:
 
 def explain(
     checkpoint: str | os.PathLike[str],
-    config: str | os.PathLike[str],
+    data_config: str | os.PathLike[str],
     out: str | os.PathLike[str],
     samples: int = 256,
     compare: str | os.PathLike[str] | None = None,
@@ -319,7 +319,7 @@ def explain(
         checkpoint: Lightning checkpoint of
             :class:`~torchgeo_decur.tasks.DeCURTask` or
             :class:`~torchgeo_decur.tasks.MultimodalSSLTask`.
-        config: LightningCLI YAML whose ``data:`` section gives the pairs.
+        data_config: LightningCLI YAML whose ``data:`` section gives the pairs.
         out: Output folder, created if needed.
         samples: Number of pairs (all of them, with a warning, if the data
             hold fewer).
@@ -350,7 +350,7 @@ def explain(
     .. versionadded:: 0.1
     """
     folder = Path(out)
-    config = Path(config)
+    config = Path(data_config)
     _check_out(folder, overwrite)
     if not config.is_file():
         msg = f'data config not found: {config}'
