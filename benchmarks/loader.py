@@ -40,8 +40,9 @@ import torch
 from torchgeo.datasets import SSL4EOS12
 
 from torchgeo_decur.datamodules.sampling import SeededDataset
-from torchgeo_decur.datasets import SSL4EOS12Pair, make_ssl4eo_s12_demo
+from torchgeo_decur.datasets import SSL4EOS12Pair
 from torchgeo_decur.datasets import ssl4eo_s12 as pair_module
+from torchgeo_decur.lab import make_ssl4eo_s12_demo
 
 
 class _DistinctSeasons:

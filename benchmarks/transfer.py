@@ -32,8 +32,9 @@ from lightning.pytorch import Trainer, seed_everything
 from torch import Tensor, nn
 
 from torchgeo_decur.datamodules import SSL4EOS12PairDataModule
-from torchgeo_decur.datasets import SSL4EOS12Pair, make_ssl4eo_s12_demo
-from torchgeo_decur.datasets.demo import CLASSES, LAND_COVER_FILE
+from torchgeo_decur.datasets import SSL4EOS12Pair
+from torchgeo_decur.lab import make_ssl4eo_s12_demo
+from torchgeo_decur.lab.world import CLASSES, LAND_COVER_FILE
 from torchgeo_decur.models import create_encoder
 from torchgeo_decur.tasks import DeCURTask
 

@@ -2,7 +2,7 @@
 
 Bimodal Trifeature (Hermann & Lampinen 2020, as CoMM uses it): a pair is two
 images of the **same shape**, each with its own texture and colour
-(:class:`torchgeo_decur.datasets.BimodalTrifeature`). Linear probes on the
+(:class:`torchgeo_decur.lab.BimodalTrifeature`). Linear probes on the
 frozen representation measure
 
 * **R** (redundancy): the shared shape, 10 classes;
@@ -20,7 +20,7 @@ batch) and augmentation (SimCLR's crop, blur and flip without its colour
 steps: :func:`torchgeo_decur.transforms.trifeature_augmentation` says why), on
 the same generated data, for each seed. The probe is scikit-learn's
 logistic regression with C chosen on a validation split of the training
-features (:func:`torchgeo_decur.probe.linear_probe`), scored by balanced
+features (:func:`torchgeo_decur.lab.probe.linear_probe`), scored by balanced
 accuracy on pairs built from the held-out 20% of the (shape, texture, colour)
 combinations. The representation is the fused embedding for CoMM and the two
 encoders' pooled features, concatenated, for the others. A row of frozen,
@@ -52,9 +52,8 @@ import matplotlib.pyplot as plt
 import torch
 from lightning.pytorch import LightningModule, Trainer, seed_everything
 
-from torchgeo_decur.datamodules import TrifeaturePairDataModule
-from torchgeo_decur.datasets import BimodalTrifeature
-from torchgeo_decur.probe import extract_features, linear_probe
+from torchgeo_decur.lab import BimodalTrifeature, TrifeaturePairDataModule
+from torchgeo_decur.lab.probe import extract_features, linear_probe
 from torchgeo_decur.tasks import CoMMTask, DeCURTask, MultimodalSSLTask
 
 #: Probed labels: the column, the dataset label and whether it needs the

@@ -197,24 +197,6 @@ def _resolve_by_defining_module(app: Any, env: Any, node: Any, contnode: Any) ->
     return None
 
 
-# -- Pages of modules that do not exist yet ------------------------------------
-
-#: API pages of modules being written: while the module is absent, the page
-#: says so instead of failing the build (an existing module that does not
-#: import still fails it).
-PENDING = {
-    'api/explain': ROOT / 'torchgeo_decur' / 'explain',
-    'api/demo': ROOT / 'torchgeo_decur' / 'demo.py',
-}
-
-
-def _pending_page(app: Any, docname: str, source: list[str]) -> None:
-    path = PENDING.get(docname)
-    if path is not None and not path.exists():
-        title = source[0].splitlines()[0]
-        source[0] = f'{title}\n\nThis module is not part of this version yet.\n'
-
-
 # -- Attribute docstrings -----------------------------------------------------
 #
 # Napoleon reads the first line of a data, attribute or property docstring as
@@ -243,4 +225,3 @@ def setup(app: Any) -> None:
     app.disconnect(napoleons[0].id)
     app.connect('autodoc-process-docstring', _napoleon_except_attributes)
     app.connect('missing-reference', _resolve_by_defining_module)
-    app.connect('source-read', _pending_page)

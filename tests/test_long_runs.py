@@ -15,7 +15,7 @@ from torchgeo.main import main as torchgeo_main
 
 from torchgeo_decur.checkpointing import AtomicCheckpointIO
 from torchgeo_decur.datamodules import SSL4EOS12PairDataModule
-from torchgeo_decur.datasets import make_ssl4eo_s12_demo
+from torchgeo_decur.lab import make_ssl4eo_s12_demo
 from torchgeo_decur.tasks import DeCURTask
 
 from .conftest import ROOT

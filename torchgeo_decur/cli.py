@@ -28,11 +28,11 @@ __all__ = ('COMMANDS', 'RENAMED', 'build_parser', 'commands', 'main')
 
 #: The subcommands and the functions they run, as ``module:function``.
 COMMANDS = {
-    'demo': 'torchgeo_decur.demo:demo',
-    'demo-data': 'torchgeo_decur.datasets.demo:make_ssl4eo_s12_demo',
+    'demo': 'torchgeo_decur.lab.demo:demo',
+    'demo-data': 'torchgeo_decur.lab.world:make_ssl4eo_s12_demo',
     'export': 'torchgeo_decur.export:export_checkpoint',
     'explain': 'torchgeo_decur.explain:explain',
-    'sweep-common': 'torchgeo_decur.sweep:sweep_common_share',
+    'sweep-common': 'torchgeo_decur.lab.sweep:sweep_common_share',
 }
 
 #: Arguments of 0.1 that have another name now, per subcommand. ``'*'`` is a

@@ -16,7 +16,7 @@ from torchgeo_decur.datamodules import (
 )
 from torchgeo_decur.datasets import SSL4EOS12Pair
 from torchgeo_decur.explain import prepare_pairs
-from torchgeo_decur.probe import extract_features
+from torchgeo_decur.lab.probe import extract_features
 
 
 class Recorder(nn.Module):

@@ -9,9 +9,9 @@ import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
 
+import torchgeo_decur.lab  # noqa: F401  (registers convnet_small with timm)
 from torchgeo_decur.cli import main as cli_main
 from torchgeo_decur.datamodules import SSL4EOS12PairDataModule
-from torchgeo_decur.datasets.demo import make_ssl4eo_s12_demo
 from torchgeo_decur.explain import (
     FIGURES,
     SUMMARY,
@@ -22,6 +22,7 @@ from torchgeo_decur.explain import (
     load_pairs,
     load_task,
 )
+from torchgeo_decur.lab.world import make_ssl4eo_s12_demo
 from torchgeo_decur.tasks import CoMMTask, DeCURTask, MultimodalSSLTask
 
 from ..conftest import copy_fixture

@@ -6,6 +6,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
+import torchgeo_decur.lab  # noqa: F401  (registers convnet_small with timm)
 from torchgeo_decur.explain import (
     EmbeddingTarget,
     band_importance,

@@ -12,7 +12,6 @@ from .rgbd import (
 )
 from .ssl4eo_s12 import SSL4EOS12PairDataModule
 from .transfer import TransferDataModule
-from .trifeature import TrifeaturePairDataModule
 
 __all__ = (
     'BigEarthNetMMDataModule',
@@ -26,5 +25,4 @@ __all__ = (
     'SUNRGBDDataModule',
     'SUNRGBDPairDataModule',
     'TransferDataModule',
-    'TrifeaturePairDataModule',
 )

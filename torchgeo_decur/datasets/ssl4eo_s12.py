@@ -646,6 +646,43 @@ class SSL4EOS12Pair(MultimodalDataset):
         out.update({f'{key}@{n}': torch.from_numpy(a) for n, a in arrays.items()})
         return out
 
+    def read_season(
+        self, key: str, directory: str | os.PathLike[str]
+    ) -> dict[str, Tensor]:
+        """Read every band of one season folder of one modality, raw.
+
+        For callers that choose their seasons themselves (the lab's demo
+        reads them all); :meth:`__getitem__` draws two per location.
+
+        Args:
+            key: ``image1`` (the SAR modality) or ``image2`` (the optical one).
+            directory: The season folder.
+
+        Returns:
+            One view in the layout of samples with ``resample='batch'``:
+            ``{key: [C, size, size]}`` with the bands stored at ``size`` and
+            ``{f'{key}@{n}': [k, n, n]}`` with those stored at ``n`` pixels;
+            :meth:`on_device` assembles them.
+
+        Raises:
+            FileNotFoundError: If a band file is missing.
+            ValueError: If *key* is neither modality's, or a band is bad.
+        """
+        if key not in self.input_bands:
+            msg = f"key must be 'image1' or 'image2', got {key!r}"
+            raise ValueError(msg)
+        bands = self.input_bands[key]
+        groups = self.groups(bands)
+        arrays = {n: np.empty((len(i), n, n), np.float32) for n, i in groups.items()}
+        with rasterio.Env(**_GDAL_ENV), warnings.catch_warnings():
+            warnings.simplefilter('ignore', NotGeoreferencedWarning)
+            for n, idx in groups.items():
+                for j, c in enumerate(idx):
+                    self._read_band(os.fspath(directory), bands[c], arrays[n][j])
+        out = {key: torch.from_numpy(arrays.pop(self.size))}
+        out.update({f'{key}@{n}': torch.from_numpy(a) for n, a in arrays.items()})
+        return out
+
     def _read_band(self, directory: str, band: str, out: NDArray[np.float32]) -> None:
         """Read one band file into *out*, checking its size and values.
 

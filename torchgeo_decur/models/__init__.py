@@ -23,7 +23,6 @@ from .heads import (
     encoder_feature_maps,
 )
 from .mit import MixTransformer, register_mit
-from .small import SmallConvNet, register_small
 from .weights import (
     DeCURWeightsEnum,
     MiTB2_Weights,
@@ -38,7 +37,6 @@ from .weights import (
 
 register_weights()
 register_mit()
-register_small()
 
 __all__ = (
     'DECODERS',
@@ -54,7 +52,6 @@ __all__ = (
     'MultimodalSegmentationModel',
     'NotDeCURCheckpointError',
     'ResNet50_Weights',
-    'SmallConvNet',
     'ViTSmall16_Weights',
     'convert_input_layer',
     'create_encoder',
@@ -68,7 +65,6 @@ __all__ = (
     'modality_transforms',
     'read_decur_checkpoint',
     'register_mit',
-    'register_small',
     'register_weights',
     'resolve_weights',
     'select_state_dict',

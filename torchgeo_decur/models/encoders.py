@@ -129,6 +129,12 @@ def _build(
     model_kwargs: dict[str, Any],
 ) -> nn.Module:
     """Create the timm backbone, with deformable attention if asked."""
+    if not timm.is_model(model):
+        msg = (
+            f"unknown timm model {model!r} (the lab's convnet_small is registered "
+            'by import torchgeo_decur.lab)'
+        )
+        raise ValueError(msg)
     backbone = timm.create_model(
         model,
         in_chans=in_channels,

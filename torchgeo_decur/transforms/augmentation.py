@@ -406,7 +406,7 @@ def trifeature_augmentation(
 ) -> nn.Module:
     """SimCLR's geometric and blur steps, without its colour steps (Trifeature).
 
-    What :class:`~torchgeo_decur.datasets.BimodalTrifeature` pairs are
+    What :class:`~torchgeo_decur.lab.BimodalTrifeature` pairs are
     pretrained with in ``benchmarks/trifeature.py``, on the batch:
 
     * random resized crop, area *scale* (aspect ratio 3/4--4/3), 0.8--1 by

@@ -4,23 +4,31 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
+from torch.utils.data import Subset, default_collate
 
 from torchgeo_decur.cli import build_parser, main
-from torchgeo_decur.datasets import make_ssl4eo_s12_demo
-from torchgeo_decur.datasets.demo import FACTORS, read_labels
-from torchgeo_decur.demo import (
+from torchgeo_decur.datamodules import ModalityPreprocessing
+from torchgeo_decur.explain import prepare_pairs
+from torchgeo_decur.lab import make_ssl4eo_s12_demo
+from torchgeo_decur.lab.demo import (
     DEMO_SETTINGS,
     METHODS,
     DemoSeasons,
+    demo_datamodule,
     format_table,
-    load_seasons,
     new_run_folder,
     prepare_data,
 )
+from torchgeo_decur.lab.probe import extract_features
+from torchgeo_decur.lab.world import FACTORS, read_labels
+
+from ..conftest import fake_trainer
 
 #: A demo that runs in seconds: 20 locations of 24 px, 2 steps of 8.
 TINY = ['--locations', '20', '--size', '24', '--steps', '2', '--batch-size', '8']
@@ -142,23 +150,39 @@ def test_prepare_data_regenerates_other_parameters(tmp_path: Path) -> None:
     assert not reused and len(read_labels(root)) == 4
 
 
-def test_load_seasons_and_samples(tmp_path: Path) -> None:
+def test_seasons_and_samples(tmp_path: Path) -> None:
     root = make_ssl4eo_s12_demo(tmp_path / 'd', num_locations=3, size=12)
-    image1, image2, location = load_seasons(root, ['0000002', '0000000'])
-    assert image1.shape == (8, 2, 12, 12) and image2.shape == (8, 13, 12, 12)
-    assert location.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
-    assert image1.dtype == image2.dtype == torch.float32
-    assert image1.max() <= 5 and image2.min() >= 0  # dB, digital numbers
-    # the 20 m and 60 m bands are resampled to the tile size
-    assert torch.isfinite(image2).all() and image2[:, 12].std() > 0
-    seasons = DemoSeasons(image1, image2, location)
+    seasons = DemoSeasons(root, ['0000002', '0000000'])
+    assert seasons.location.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    raw = seasons.seasons
+    # raw, the coarser Sentinel-2 bands at their stored size
+    assert raw['image1'].shape == (8, 2, 12, 12) and raw['image2'].shape == (
+        8,
+        4,
+        12,
+        12,
+    )
+    assert {'image2@6', 'image2@2'} <= set(raw)
     assert len(seasons) == 2
     sample = seasons[1]
     assert sample['image1'].shape == (2, 2, 12, 12)
-    assert sample['image2'].shape == (2, 13, 12, 12)
+    assert sample['image2'].shape == (2, 4, 12, 12)
     # views are seasons of that location only
     for view in sample['image1']:
-        assert any(torch.equal(view, image1[k]) for k in range(4, 8))
+        assert any(torch.equal(view, raw['image1'][k]) for k in range(4, 8))
+    # assembled on the device by the reader: dB and digital numbers, 13 bands
+    batch = seasons.on_device(default_collate([seasons[0], seasons[1]]))
+    assert batch['image2'].shape == (2, 2, 13, 12, 12)
+    assert batch['image1'].max() <= 5 and batch['image2'].min() >= 0
+    assert torch.isfinite(batch['image2']).all() and batch['image2'][:, :, 12].std() > 0
+    pairs = seasons.pairs()
+    assert len(pairs) == 8 and pairs[5]['image2@6'].shape == (6, 6, 6)
+    torch.testing.assert_close(
+        pairs.on_device(default_collate([pairs[5]]))['image2'][0],
+        seasons.on_device(default_collate([{k: v[5] for k, v in raw.items()}]))[
+            'image2'
+        ][0],
+    )
 
 
 def test_format_table() -> None:
@@ -169,3 +193,36 @@ def test_format_table() -> None:
     assert lines[1].split() == ['DeCUR', '50.0', '50.0', '87.5']
     assert lines[-1].split() == ['chance', '20.0', '33.3', '33.3']
     assert np.isclose(len(lines), len(METHODS) + 2)
+
+
+def test_demo_prepares_batches_as_everyone(tmp_path: Path) -> None:
+    """The demo's pretraining datamodule, its probes and its figures prepare
+    a raw batch of its seasons identically (the reader assembles the bands)."""
+    root = make_ssl4eo_s12_demo(tmp_path / 'd', num_locations=3, size=12)
+    seasons = DemoSeasons(root, sorted(read_labels(root)))
+    pairs = seasons.pairs()
+    raw = default_collate([pairs[0], pairs[5]])
+    expected = ModalityPreprocessing({'image1': 's1', 'image2': 's2c'}, pairs)(raw)
+    assert expected['image2'].shape == (2, 13, 12, 12)
+
+    dm = demo_datamodule(seasons, replace(DEMO_SETTINGS, test_fraction=0.34))
+    dm.setup('fit')
+    dm.aug = dm.train_aug = torch.nn.Identity()
+    dm.trainer = fake_trainer('train')  # type: ignore[assignment]
+    pretraining = dm.on_after_batch_transfer(dict(raw), 0)
+    task = SimpleNamespace(
+        hparams={'modalities': ['s1', 's2c'], 'in_channels1': 2, 'in_channels2': 13}
+    )
+    figures = prepare_pairs(task, raw, pairs)  # type: ignore[arg-type]
+    seen: list[tuple[Tensor, Tensor]] = []
+
+    class Recorder(torch.nn.Module):
+        def representation(self, x1: Tensor, x2: Tensor) -> Tensor:
+            seen.append((x1, x2))
+            return x1.flatten(1)
+
+    extract_features(Recorder(), Subset(pairs, [0, 5]), ('s1', 's2c'), batch_size=2)
+    for key, x in zip(('image1', 'image2'), figures, strict=True):
+        torch.testing.assert_close(pretraining[key][:, 0], expected[key])
+        torch.testing.assert_close(x, expected[key])
+    torch.testing.assert_close(seen[0][1], expected['image2'])

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from ..datasets.trifeature import BimodalTrifeature
-from .paired import PairedDataModule
+from ..datamodules import PairedDataModule
+from .trifeature import BimodalTrifeature
 
 __all__ = ('TrifeaturePairDataModule',)
 
@@ -12,7 +12,7 @@ class TrifeaturePairDataModule(PairedDataModule):
     """LightningDataModule of Bimodal Trifeature pairs for DeCUR pretraining.
 
     A :class:`~torchgeo_decur.datamodules.PairedDataModule` over the training
-    pairs of :class:`~torchgeo_decur.datasets.BimodalTrifeature` (generated
+    pairs of :class:`~torchgeo_decur.lab.BimodalTrifeature` (generated
     in memory at setup), with the modalities ``trifeature1`` and
     ``trifeature2``: after transfer to the device each image is divided by
     255 and augmented twice with
@@ -63,7 +63,7 @@ class TrifeaturePairDataModule(PairedDataModule):
                 one from torch's generator. A resumed run takes it from the
                 checkpoint.
             **kwargs: Further arguments of
-                :class:`~torchgeo_decur.datasets.BimodalTrifeature`
+                :class:`~torchgeo_decur.lab.BimodalTrifeature`
                 (``split_seed``, ``synergy_seed``, ``transforms``).
         """
         super().__init__(

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from torchgeo_decur.probe import extract_features, linear_probe, probe_all
+from torchgeo_decur.lab.probe import extract_features, linear_probe, probe_all
 
 
 def blobs(n: int, seed: int, informative: bool = True) -> tuple[np.ndarray, np.ndarray]:

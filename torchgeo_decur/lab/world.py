@@ -62,8 +62,8 @@ from numpy.typing import NDArray
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
+from ..datasets.ssl4eo_s12 import band_resolution
 from ..modalities import S2_L1C_BANDS
-from .ssl4eo_s12 import band_resolution
 
 __all__ = (
     'CLASSES',

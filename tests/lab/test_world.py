@@ -7,9 +7,11 @@ import pytest
 import rasterio
 from torchgeo.datasets import SSL4EOS12
 
-from torchgeo_decur.datasets import SSL4EOS12Pair, make_ssl4eo_s12_demo
-from torchgeo_decur.datasets import demo as demo_module
-from torchgeo_decur.datasets.demo import (
+from torchgeo_decur.datasets import SSL4EOS12Pair
+from torchgeo_decur.datasets.ssl4eo_s12 import band_resolution
+from torchgeo_decur.lab import make_ssl4eo_s12_demo
+from torchgeo_decur.lab import world as demo_module
+from torchgeo_decur.lab.world import (
     CLASSES,
     DEMO_MARKER,
     FACTORS,
@@ -17,7 +19,6 @@ from torchgeo_decur.datasets.demo import (
     LAND_COVER_FILE,
     read_labels,
 )
-from torchgeo_decur.datasets.ssl4eo_s12 import band_resolution
 from torchgeo_decur.modalities import S2_L1C_BANDS
 
 SIZE = 32

@@ -61,10 +61,10 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchgeo.datasets.utils import Sample
 
+from ..datasets import MultimodalDataset
 from ..modalities import Modality, register_modality
 from ..transforms.augmentation import trifeature_augmentation
 from ..transforms.normalize import Scale
-from .multimodal import MultimodalDataset
 
 __all__ = (
     'BACKGROUND',
@@ -720,7 +720,7 @@ class BimodalTrifeature(MultimodalDataset):
     The whole dataset is generated once, at construction, from *seed* and
     the split (the two splits never share a random stream), and kept in
     memory as uint8 (10000 pairs of 32 px: 61 MB). The
-    :class:`~torchgeo_decur.datamodules.TrifeaturePairDataModule` scales the
+    :class:`~torchgeo_decur.lab.TrifeaturePairDataModule` scales the
     images to [0, 1] and augments them on the device, as the modalities
     ``trifeature1`` and ``trifeature2`` say.
 

@@ -2,13 +2,13 @@
 
 ``torchgeo-decur demo`` (``make demo``) runs, on a CPU in about five minutes:
 
-1. :func:`~torchgeo_decur.datasets.demo.make_ssl4eo_s12_demo` writes
+1. :func:`~torchgeo_decur.lab.world.make_ssl4eo_s12_demo` writes
    SSL4EO-S12-format Sentinel-1 / Sentinel-2 data with three known factors per
    location (once; a later run reuses it): land cover, which both sensors
    see, surface roughness, which only the SAR sees, and the soil's mineral,
    which only the optical sensor sees (see
-   :mod:`torchgeo_decur.datasets.demo`).
-2. :func:`load_seasons` reads every season of every location once, with the
+   :mod:`torchgeo_decur.lab.world`).
+2. :class:`DemoSeasons` reads every season of every location once, with the
    reader of :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`.
 3. DeCUR (:class:`~torchgeo_decur.tasks.DeCURTask`) and cross-modal Barlow
    Twins (:class:`~torchgeo_decur.tasks.MultimodalSSLTask` with
@@ -21,7 +21,7 @@
    preprocessing and augmentation on the batch. The augmentation is the
    modalities' own without its random grayscale (see
    :attr:`DemoSettings.grayscale`).
-4. Linear probes (:func:`~torchgeo_decur.probe.linear_probe`) of the frozen
+4. Linear probes (:func:`~torchgeo_decur.lab.probe.linear_probe`) of the frozen
    encoders (pooled features of both, concatenated) predict each factor; a
    pair of randomly initialised encoders gives the floor. The probes are
    trained on every season of the training locations and scored (balanced
@@ -51,33 +51,41 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import rasterio
 import torch
-from rasterio.errors import NotGeoreferencedWarning
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import TQDMProgressBar
 from torch import Tensor
-from torch.utils.data import Dataset
-from torchgeo.datasets import NonGeoDataset
+from torch.utils.data import default_collate
 
-from .datasets.demo import FACTOR_SENSORS, FACTORS, read_labels
-from .datasets.ssl4eo_s12 import _GDAL_ENV, SSL4EOS12Pair
-
-if TYPE_CHECKING:
-    from .datamodules import PairedDataModule
-    from .tasks import SSLTask
+from ..datamodules import PairedDataModule
+from ..datasets import MultimodalDataset, SSL4EOS12Pair
+from ..explain import alignment_figure, gradcam_figure, prepare_pairs
+from ..modalities import get_modality
+from ..tasks import DeCURTask, MultimodalSSLTask, SSLTask
+from ..transforms import MultiViewAugmentation
+from .probe import extract_features, linear_probe
+from .world import (
+    DEMO_MARKER,
+    FACTOR_SENSORS,
+    FACTORS,
+    GENERATOR_VERSION,
+    make_ssl4eo_s12_demo,
+    read_labels,
+)
 
 __all__ = (
     'DEMO_SETTINGS',
     'METHODS',
     'DemoSeasons',
     'DemoSettings',
+    'SeasonPairs',
     'build_task',
     'demo',
     'demo_datamodule',
     'format_table',
-    'load_seasons',
     'new_run_folder',
     'prepare_data',
     'pretrain',
@@ -141,127 +149,142 @@ def _season_folders(folder: Path) -> list[Path]:
     return sorted(seasons, key=date)
 
 
-def load_seasons(
-    root: str | os.PathLike[str], ids: Sequence[str]
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Read every season of some locations of a demo data set, raw.
+class DemoSeasons(MultimodalDataset):
+    """Every season of a demo data set, in memory, as SSL4EO-S12 samples.
 
     Season *k* of Sentinel-1 is paired with season *k* of Sentinel-2 (both in
-    date order). The coarser Sentinel-2 bands are resampled bilinearly to the
-    tile size, as :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` does.
-
-    Args:
-        root: A demo data set.
-        ids: Location ids.
-
-    Returns:
-        ``(image1 [M, 2, S, S], image2 [M, 13, S, S], location [M])``: dB,
-        digital numbers, and the position in *ids* of each of the M pairs.
-    """
-    reader = SSL4EOS12Pair(root, resample='sample', on_bad_sample='raise')
-    size = reader.size
-    groups = reader.groups(reader.bands2)
-    pairs: list[tuple[int, Path, Path]] = []
-    for i, name in enumerate(ids):
-        folders1 = _season_folders(Path(root) / 's1' / name)
-        folders2 = _season_folders(Path(root) / 's2c' / name)
-        pairs += [(i, a, b) for a, b in zip(folders1, folders2, strict=False)]
-    image1 = np.empty((len(pairs), len(reader.bands1), size, size), np.float32)
-    stored = {
-        n: np.empty((len(pairs), len(idx), n, n), np.float32)
-        for n, idx in groups.items()
-    }
-    with rasterio.Env(**_GDAL_ENV), warnings.catch_warnings():
-        # the reader skips the georeferencing: only the pixels are read
-        warnings.simplefilter('ignore', NotGeoreferencedWarning)
-        for k, (_, folder1, folder2) in enumerate(pairs):
-            for b, band in enumerate(reader.bands1):
-                reader._read_band(str(folder1), band, image1[k, b])
-            for n, idx in groups.items():
-                for j, c in enumerate(idx):
-                    reader._read_band(str(folder2), reader.bands2[c], stored[n][k, j])
-    # the reader's own resampling, the M pairs in place of its two views
-    raw = {'image1': torch.from_numpy(image1)}
-    raw.update(
-        {
-            'image2' if n == size else f'image2@{n}': torch.from_numpy(a)
-            for n, a in stored.items()
-        }
-    )
-    out = reader.on_device(raw)
-    where = torch.tensor([i for i, _, _ in pairs])
-    return out['image1'], out['image2'], where
-
-
-class DemoSeasons(NonGeoDataset):
-    """The seasons of a demo data set held in memory, as pretraining samples.
+    date order); each is read once, raw, by the reader of
+    :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`
+    (:meth:`~torchgeo_decur.datasets.SSL4EOS12Pair.read_season`), with the
+    coarser Sentinel-2 bands at their stored size, and assembled on the
+    device by the reader's :meth:`on_device`, as in SSL4EO-S12 pretraining.
+    Reading 30 small files per sample would take longer than the training
+    itself on a CPU.
 
     Samples are those of :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`: two
     views of each modality of one location, each from a season drawn at
     random (with Python's :mod:`random`, which the datamodule seeds per
-    sample), in raw values. The demo reads the files once
-    (:func:`load_seasons`) and pretrains from memory: reading 30 small files
-    per sample would take longer than the training itself on a CPU.
+    sample). :meth:`pairs` gives every season pair instead, for the probes.
 
     .. versionadded:: 0.1
     """
 
-    def __init__(self, image1: Tensor, image2: Tensor, location: Tensor) -> None:
-        """Initialize a new DemoSeasons instance.
+    def __init__(self, root: str | os.PathLike[str], ids: Sequence[str]) -> None:
+        """Read every season of some locations of a demo data set.
 
         Args:
-            image1: Sentinel-1 seasons ``[M, 2, S, S]`` in dB.
-            image2: Sentinel-2 seasons ``[M, 13, S, S]`` (digital numbers).
-            location: Location index of each season ``[M]``, from 0.
+            root: A demo data set.
+            ids: Location ids.
         """
-        self.image1, self.image2 = image1, image2
-        order = torch.argsort(location, stable=True)
-        counts = torch.bincount(location).tolist()
-        self.seasons = [s.tolist() for s in torch.split(order, counts)]
+        self.reader = SSL4EOS12Pair(root, resample='batch', on_bad_sample='raise')
+        self.input_bands = self.reader.input_bands
+        pairs: list[dict[str, Tensor]] = []
+        where: list[int] = []
+        for i, name in enumerate(ids):
+            folders1 = _season_folders(Path(root) / 's1' / name)
+            folders2 = _season_folders(Path(root) / 's2c' / name)
+            for a, b in zip(folders1, folders2, strict=False):
+                pairs.append(
+                    {
+                        **self.reader.read_season('image1', a),
+                        **self.reader.read_season('image2', b),
+                    }
+                )
+                where.append(i)
+        #: Raw seasons, ``{key: [M, ...]}``, and the location of each.
+        self.seasons: dict[str, Tensor] = default_collate(pairs)
+        self.location = torch.tensor(where)
+        order = torch.argsort(self.location, stable=True)
+        counts = torch.bincount(self.location).tolist()
+        self.of_location = [s.tolist() for s in torch.split(order, counts)]
 
     def __len__(self) -> int:
         """Return the number of locations."""
-        return len(self.seasons)
+        return len(self.of_location)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        """Return two views of each modality of one location.
+        """Return two views of each modality of one location, raw.
 
         Args:
             index: Location index.
 
         Returns:
-            ``{'image1': [2, 2, S, S], 'image2': [2, 13, S, S]}``, float32.
+            ``{'image1': [2, 2, S, S], 'image2': [2, 4, S, S], 'image2@<n>':
+            ...}``, as :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` with
+            ``resample='batch'``.
         """
-        seasons = self.seasons[index]
+        seasons = self.of_location[index]
         s1 = [random.choice(seasons) for _ in range(2)]
         s2 = [random.choice(seasons) for _ in range(2)]
-        return {
-            'image1': self.image1[s1].float(),
-            'image2': self.image2[s2].float(),
-        }
+        return {k: v[s1 if k == 'image1' else s2] for k, v in self.seasons.items()}
+
+    def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Resample the coarser bands and assemble the images (the reader's).
+
+        Args:
+            batch: A collated batch, on the device.
+
+        Returns:
+            The batch with full ``image1`` and ``image2``.
+        """
+        return self.reader.on_device(batch)
+
+    def pairs(self) -> 'SeasonPairs':
+        """Every season pair, one sample each (for the probes).
+
+        Returns:
+            The pairs, in the order of ``location``.
+        """
+        return SeasonPairs(self)
 
 
-class _Pairs(Dataset[dict[str, Any]]):
-    """Pairs held in memory, for feature extraction."""
+class SeasonPairs(MultimodalDataset):
+    """The season pairs of :class:`DemoSeasons`, one sample each, raw.
 
-    def __init__(self, image1: Tensor, image2: Tensor) -> None:
-        self.image1, self.image2 = image1, image2
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, seasons: DemoSeasons) -> None:
+        """Initialize a new SeasonPairs instance.
+
+        Args:
+            seasons: The demo's seasons.
+        """
+        self.source = seasons
+        self.input_bands = seasons.input_bands
 
     def __len__(self) -> int:
-        return len(self.image1)
+        """Return the number of season pairs."""
+        return len(self.source.location)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {
-            'image1': self.image1[index].float(),
-            'image2': self.image2[index].float(),
-        }
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Return one season pair, raw.
+
+        Args:
+            index: Pair index.
+
+        Returns:
+            ``{'image1': [2, S, S], 'image2': [4, S, S], 'image2@<n>': ...}``.
+        """
+        return {k: v[index] for k, v in self.source.seasons.items()}
+
+    def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Assemble the images, as :meth:`DemoSeasons.on_device`.
+
+        Args:
+            batch: A collated batch, on the device.
+
+        Returns:
+            The batch with full ``image1`` and ``image2``.
+        """
+        return self.source.on_device(batch)
 
 
 #: Rows of the demo table (see :func:`build_task`).
 METHODS = ('DeCUR', 'Cross-modal BT', 'Random init')
 
 
-def build_task(method: str, settings: DemoSettings) -> 'SSLTask':
+def build_task(method: str, settings: DemoSettings) -> SSLTask:
     """Build one method's task with the demo's shared settings.
 
     Args:
@@ -274,8 +297,6 @@ def build_task(method: str, settings: DemoSettings) -> 'SSLTask':
     Raises:
         ValueError: If *method* is unknown.
     """
-    from .tasks import DeCURTask, MultimodalSSLTask
-
     widths = {'widths': list(settings.widths)} if settings.widths else {}
     shared: dict[str, Any] = {
         'model1': settings.model,
@@ -299,7 +320,7 @@ def build_task(method: str, settings: DemoSettings) -> 'SSLTask':
     raise ValueError(msg)
 
 
-def demo_datamodule(seasons: DemoSeasons, settings: DemoSettings) -> 'PairedDataModule':
+def demo_datamodule(seasons: DemoSeasons, settings: DemoSettings) -> PairedDataModule:
     """The pretraining datamodule of the demo: SSL4EO-S12's, from memory.
 
     Args:
@@ -311,10 +332,6 @@ def demo_datamodule(seasons: DemoSeasons, settings: DemoSettings) -> 'PairedData
         modalities ``s1`` and ``s2c`` (their preprocessing and augmentation,
         on the batch) whose validation split is the probes' test split.
     """
-    from .datamodules import PairedDataModule
-    from .modalities import get_modality
-    from .transforms import MultiViewAugmentation
-
     dm = PairedDataModule(
         lambda: seasons,  # type: ignore[arg-type]
         ('s1', 's2c'),
@@ -350,7 +367,6 @@ def _step_progress_bar(description: str) -> Any:
     Returns:
         A :class:`~lightning.pytorch.callbacks.TQDMProgressBar`.
     """
-    from lightning.pytorch.callbacks import TQDMProgressBar
 
     class StepProgressBar(TQDMProgressBar):
         def on_train_epoch_start(self, trainer: Any, *_: Any) -> None:
@@ -380,7 +396,7 @@ def pretrain(
     out: Path,
     progress: bool = True,
     checkpoint: Path | None = None,
-) -> 'SSLTask':
+) -> SSLTask:
     """Pretrain one method on the training locations of the demo data.
 
     Args:
@@ -395,8 +411,6 @@ def pretrain(
     Returns:
         The task, trained.
     """
-    from lightning.pytorch import Trainer, seed_everything
-
     seed_everything(settings.seed, verbose=False)
     task = build_task(method, settings)
     if method == 'Random init':
@@ -480,8 +494,6 @@ def prepare_data(
     Raises:
         FileExistsError: If *root* holds something else than demo data.
     """
-    from .datasets.demo import DEMO_MARKER, GENERATOR_VERSION, make_ssl4eo_s12_demo
-
     root = Path(root)
     params = {
         'num_locations': settings.locations,
@@ -568,7 +580,7 @@ def write_results(
 
 
 def _demo_figures(
-    out: Path, tasks: dict[str, 'SSLTask'], image1: Tensor, image2: Tensor
+    out: Path, tasks: dict[str, SSLTask], pairs: 'SeasonPairs', shown: Tensor
 ) -> list[Path]:
     """Explainability figures of the demo: alignment histograms and GradCAM.
 
@@ -579,16 +591,15 @@ def _demo_figures(
     Args:
         out: The run folder.
         tasks: The pretrained tasks, by method.
-        image1: Raw Sentinel-1 test images ``[N, 2, S, S]``.
-        image2: Raw Sentinel-2 test images ``[N, 13, S, S]``.
+        pairs: The season pairs.
+        shown: Indices of the pairs to draw from.
 
     Returns:
         The figures written.
     """
-    from .explain import alignment_figure, gradcam_figure, prepare_pairs
-
     decur, bt = tasks['DeCUR'], tasks['Cross-modal BT']
-    x1, x2 = prepare_pairs(decur, {'image1': image1, 'image2': image2})
+    batch = default_collate([pairs[int(i)] for i in shown])
+    x1, x2 = prepare_pairs(decur, batch, pairs)
     written = []
     fig, _ = alignment_figure(
         decur, x1, x2, compare=bt, title='Cross-modal alignment per dimension'
@@ -665,8 +676,6 @@ def _run_demo(
     figures: bool,
 ) -> dict[str, Any]:
     """The body of :func:`run_demo`."""
-    from .probe import extract_features, linear_probe
-
     seconds: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -684,8 +693,8 @@ def _run_demo(
     t = lap('data', t)
     labels = read_labels(root)
     ids = sorted(labels)
-    image1, image2, location = load_seasons(root, ids)
-    seasons = DemoSeasons(image1, image2, location)
+    seasons = DemoSeasons(root, ids)
+    location = seasons.location
     dm = demo_datamodule(seasons, settings)
     dm.setup('fit')
     if dm.val_dataset is None:
@@ -713,7 +722,7 @@ def _run_demo(
         task = pretrain(method, seasons, settings, out, progress, path)
         t = lap(f'pretrain {method}', t)
         tasks[method] = task
-        features, _ = extract_features(task, _Pairs(image1, image2), ('s1', 's2c'))
+        features, _ = extract_features(task, seasons.pairs(), ('s1', 's2c'))
         probes = {
             f: linear_probe(
                 features[~test], y[~test], features[test], y[test], seed=settings.seed
@@ -728,7 +737,8 @@ def _run_demo(
     files: dict[str, Path] = {}
     if figures:
         try:
-            for path in _demo_figures(out, tasks, image1[test][:64], image2[test][:64]):
+            shown = torch.from_numpy(np.flatnonzero(test)[:64])
+            for path in _demo_figures(out, tasks, seasons.pairs(), shown):
                 files[path.stem] = path
         except ImportError as err:  # pragma: no cover - depends on the install
             print(f'(no figures: {err})')

@@ -9,8 +9,8 @@ import torchvision.transforms.v2.functional as TF
 from matplotlib import pyplot as plt
 from torch import Tensor
 
-from torchgeo_decur.datasets import BimodalTrifeature
-from torchgeo_decur.datasets.trifeature import (
+from torchgeo_decur.lab import BimodalTrifeature
+from torchgeo_decur.lab.trifeature import (
     BACKGROUND,
     COLOURS,
     SHAPE_RADIUS,

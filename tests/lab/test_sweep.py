@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from torchgeo_decur.cli import main as cli_main
-from torchgeo_decur.sweep import sweep_common_share
+from torchgeo_decur.lab.sweep import sweep_common_share
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 PRETRAIN = ROOT / 'conf' / 'decur_s1s2_demo.yaml'
 DOWNSTREAM = ROOT / 'conf' / 'transfer' / 'bigearthnet_s1s2_linear_100pct.yaml'

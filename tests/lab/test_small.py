@@ -2,8 +2,8 @@ import pytest
 import timm
 import torch
 
-import torchgeo_decur  # noqa: F401  (registers convnet_small with timm)
-from torchgeo_decur.models import SmallConvNet, create_encoder
+from torchgeo_decur.lab import SmallConvNet  # registers convnet_small with timm
+from torchgeo_decur.models import create_encoder
 from torchgeo_decur.models.heads import encoder_feature_maps
 
 

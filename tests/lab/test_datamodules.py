@@ -1,8 +1,7 @@
 import torch
 
-from torchgeo_decur.datamodules import TrifeaturePairDataModule
-from torchgeo_decur.datasets import BimodalTrifeature
-from torchgeo_decur.datasets.trifeature import synergy_map
+from torchgeo_decur.lab import BimodalTrifeature, TrifeaturePairDataModule
+from torchgeo_decur.lab.trifeature import synergy_map
 
 from ..conftest import fake_trainer
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from .datamodules.preparation import ModalityPreprocessing
+from ..datamodules import ModalityPreprocessing
 
 __all__ = ('ProbeResult', 'extract_features', 'linear_probe', 'probe_all')
 
