@@ -269,9 +269,194 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise FileExistsError(msg)
 
 
+def _check_arguments(out: Path, config: Path, overwrite: bool, batch_size: int) -> None:
+    """Check the output folder, the data config and the batch size of a report.
+
+    Raises:
+        FileExistsError: If *out* holds a report and *overwrite* is False.
+        FileNotFoundError: If *config* does not exist.
+        ValueError: If *batch_size* is below 2.
+    """
+    _check_out(out, overwrite)
+    if not config.is_file():
+        msg = f'data config not found: {config}'
+        raise FileNotFoundError(msg)
+    if batch_size < 2:
+        msg = f'batch_size must be >= 2, got {batch_size}'
+        raise ValueError(msg)
+
+
+def _write(out: Path, figures: dict[str, Figure], summary: dict[str, Any]) -> None:
+    """Write the figures and the summary of a report into *out*."""
+    out.mkdir(parents=True, exist_ok=True)
+    for key, fig in figures.items():
+        fig.savefig(out / FIGURES[key])
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + '\n')
+
+
 def _data_section(config: Path) -> Any:
     content = yaml.safe_load(config.read_text())
     return content.get('data') if isinstance(content, Mapping) else None
+
+
+def _load_tasks(
+    checkpoint: str | os.PathLike[str],
+    compare: str | os.PathLike[str] | None,
+    device: str | torch.device,
+) -> tuple[nn.Module, nn.Module | None]:
+    """The task to explain and the one to compare with, of the same inputs.
+
+    Raises:
+        ValueError: If the two take different inputs.
+    """
+    task = load_task(checkpoint).to(device)
+    if compare is None:
+        return task, None
+    other = load_task(compare).to(device)
+    for i in (1, 2):
+        mine, theirs = task.hparams[f'in_channels{i}'], other.hparams[f'in_channels{i}']
+        if mine != theirs:
+            msg = (
+                f'{compare} takes in_channels{i}={theirs}, {checkpoint} takes '
+                f'{mine}: compare checkpoints of the same modalities'
+            )
+            raise ValueError(msg)
+    return task, other
+
+
+def _attribute(
+    task: nn.Module,
+    pairs: Pairs,
+    embeddings: tuple[Tensor, Tensor],
+    groups: dict[str, slice],
+    batch_size: int,
+    ig_steps: int,
+    progress: bool,
+) -> tuple[
+    list[dict[str, Tensor]], dict[str, np.ndarray], dict[str, dict[str, Tensor]]
+]:
+    """GradCAM maps and Integrated Gradients of every pair, batch by batch.
+
+    The attribution targets are normalised with the statistics of the
+    *embeddings* (projector outputs) over all pairs.
+
+    Returns:
+        The maps of the first batch per modality and group, the cross-modal
+        overlap of the maps of every pair per group, and the share of each
+        band in the importance per modality and group.
+    """
+    device = next(task.parameters()).device
+    z = embeddings
+    stats = [
+        (v.mean(0).to(device), (v.var(0, False) + 1e-5).sqrt().to(device)) for v in z
+    ]
+    inputs, names = (pairs.x1, pairs.x2), _modalities(task)
+    first: list[dict[str, Tensor]] = [{}, {}]
+    overlap: dict[str, list[Tensor]] = {g: [] for g in groups}
+    totals = [
+        {g: torch.zeros(x.shape[1], dtype=torch.float64) for g in groups}
+        for x in inputs
+    ]
+    n = len(pairs.x1)
+    bar = tqdm(
+        total=2 * n,
+        desc='GradCAM and Integrated Gradients',
+        unit='image',
+        disable=not progress,
+    )
+    with bar:
+        for start in range(0, n, batch_size):
+            maps = []
+            for m, ((encoder, projector), x) in enumerate(
+                zip(branches(task), inputs, strict=True)
+            ):
+                chunk = x[start : start + batch_size].to(device)
+                maps.append(gradcam_maps(encoder, projector, chunk, groups, stats[m]))
+                bands = band_importance(
+                    encoder,
+                    projector,
+                    chunk,
+                    groups,
+                    stats[m],
+                    ig_steps,
+                    normalize=False,
+                )
+                for g in groups:
+                    totals[m][g] += bands[g].double() * len(chunk)
+                first[m] = first[m] or {g: v.cpu() for g, v in maps[m].items()}
+                bar.update(len(chunk))
+            for g in groups:
+                overlap[g].append(spatial_overlap(maps[0][g], maps[1][g]).cpu())
+    shares = {
+        name: {
+            g: (t / t.sum() if t.sum() > 0 else t).float() for g, t in per_group.items()
+        }
+        for name, per_group in zip(names, totals, strict=True)
+    }
+    return first, {g: torch.cat(v).numpy() for g, v in overlap.items()}, shares
+
+
+def _numbers(
+    names: list[str],
+    tsne: Any,
+    layers: list[str],
+    shown: list[int],
+    overlaps: dict[str, np.ndarray],
+    shares: dict[str, dict[str, Tensor]],
+    ig_steps: int,
+) -> dict[str, Any]:
+    """The numbers behind the t-SNE, GradCAM, overlap and band figures."""
+    return {
+        'tsne': {
+            'perplexity': tsne.perplexity,
+            'coords': {
+                names[0]: tsne.coords1.tolist(),
+                names[1]: tsne.coords2.tolist(),
+            },
+        },
+        'gradcam': {'layers': dict(zip(names, layers, strict=True)), 'shown': shown},
+        'spatial_saliency': {
+            'measure': "cosine similarity of the two modalities' GradCAM maps",
+            **{g: _stats(v) for g, v in overlaps.items()},
+        },
+        'band_importance': {
+            'method': f'Integrated Gradients, zero baseline, {ig_steps} steps; '
+            'mean |attribution| over pixels and pairs, normalised to sum 1',
+            **{m: {g: v.tolist() for g, v in per.items()} for m, per in shares.items()},
+        },
+    }
+
+
+def _attribution_figures(
+    x1: Tensor,
+    x2: Tensor,
+    maps: list[dict[str, Tensor]],
+    overlaps: dict[str, np.ndarray],
+    shares: dict[str, dict[str, Tensor]],
+    indices: list[int],
+) -> dict[str, Figure]:
+    """The GradCAM, overlap and band-importance figures of a report.
+
+    Args:
+        x1: The pairs shown, modality 1.
+        x2: The pairs shown, modality 2.
+        maps: GradCAM maps of (at least) the pairs shown, per modality and group.
+        overlaps: Cross-modal overlap of every pair's maps, per group.
+        shares: Band importance, per modality and group.
+        indices: Dataset index of each pair shown.
+
+    Returns:
+        The figures, by analysis.
+    """
+    k, names = len(x1), list(shares)
+    shown = [{g: v[:k] for g, v in per_group.items()} for per_group in maps]
+    labels = [f'#{i}' for i in indices]
+    bands = {name: list(get_modality(name).bands) for name in names}
+    return {
+        'gradcam': plot_gradcam(x1, x2, *shown, names, k, labels),
+        'spatial_saliency': plot_spatial_overlap(overlaps, names),
+        'band_importance': plot_band_importance(shares, bands),
+    }
 
 
 def explain(
@@ -291,29 +476,9 @@ def explain(
 ) -> dict[str, Any]:
     """Explain a DeCUR (or baseline) checkpoint on a dataset.
 
-    Writes to *out*:
-
-    ``alignment.png``
-        Histogram of ``(1 - C_ii)^2`` per embedding dimension (Eq. 7),
-        common and unique dimensions apart, with ``C`` averaged over batches
-        of *batch_size* pairs; over it the *compare* checkpoint's.
-    ``tsne.png``
-        t-SNE of the embedding dimensions of both modalities.
-    ``gradcam.png``
-        GradCAM of the common and unique targets of both encoders on the
-        first *gradcam_samples* pairs.
-    ``spatial_saliency.png``
-        Histograms over all pairs of the cosine similarity of the two
-        modalities' GradCAM maps, for the common and for the unique target.
-    ``band_importance.png``
-        Integrated Gradients importance of each band, per modality and
-        target, averaged over all pairs.
-    ``summary.json``
-        The checkpoint(s), data config, pairs used, ``common_dim`` and the
-        numbers behind every figure.
-
-    The attribution targets are normalised with the statistics of the
-    embeddings over all pairs used. Other files in *out* are left alone.
+    Writes to *out* the figures of ``FIGURES`` (alignment histogram,
+    t-SNE of the embedding dimensions, GradCAM, its cross-modal overlap, band
+    importance) and ``SUMMARY`` with the numbers behind them.
 
     Args:
         checkpoint: Lightning checkpoint of
@@ -326,138 +491,53 @@ def explain(
         compare: A second checkpoint for the alignment histogram (e.g. the
             cross-modal Barlow Twins baseline), of the same modalities.
         overwrite: Whether to replace an earlier report in *out*.
-        batch_size: Pairs per batch, also the batch over which ``C`` is
-            computed.
+        batch_size: Pairs per batch, also the batch over which the
+            cross-correlation of the alignment histogram is computed.
         seed: Seed of the choice of pairs and of the t-SNE.
-        device: Where to run the models; None for CUDA when available.
+        device: Where to compute; the GPU if there is one by default.
         ig_steps: Steps of Integrated Gradients.
-        gradcam_samples: Pairs shown in ``gradcam.png``.
-        perplexity: Perplexity of the t-SNE (clipped to the number of
-            dimensions).
-        progress: Show progress bars.
+        gradcam_samples: Pairs shown in the GradCAM figure.
+        perplexity: Perplexity of the t-SNE.
+        progress: Whether to show a progress bar.
 
     Returns:
-        The summary written to ``summary.json``.
+        The summary, as written to ``SUMMARY``.
 
     Raises:
-        FileNotFoundError: If a checkpoint or the config does not exist.
-        FileExistsError: If *out* holds an earlier report and *overwrite* is
-            False.
-        ValueError: If a checkpoint is not a DeCUR or baseline checkpoint,
-            the data's bands do not fit the encoders, the two checkpoints
-            take different inputs, or an encoder is not convolutional.
+        FileNotFoundError: If a checkpoint or the data config does not exist.
+        FileExistsError: If *out* holds a report and *overwrite* is False.
+        ValueError: If a checkpoint is not DeCUR's or a baseline's, the inputs
+            of the checkpoints or data differ, or an encoder is not a CNN.
 
     .. versionadded:: 0.1
     """
-    folder = Path(out)
-    config = Path(data_config)
-    _check_out(folder, overwrite)
-    if not config.is_file():
-        msg = f'data config not found: {config}'
-        raise FileNotFoundError(msg)
-    if batch_size < 2:
-        msg = f'batch_size must be >= 2, got {batch_size}'
-        raise ValueError(msg)
-    if device is None:
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    task = load_task(checkpoint).to(device)
+    folder, config = Path(out), Path(data_config)
+    _check_arguments(folder, config, overwrite, batch_size)
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    task, other = _load_tasks(checkpoint, compare, device)
     layers = _layers(task)
-    other = None
-    if compare is not None:
-        other = load_task(compare).to(device)
-        hp, hq = task.hparams, other.hparams
-        for i in (1, 2):
-            if hp[f'in_channels{i}'] != hq[f'in_channels{i}']:
-                msg = (
-                    f'{compare} takes in_channels{i}={hq[f"in_channels{i}"]}, '
-                    f'{checkpoint} takes {hp[f"in_channels{i}"]}: compare '
-                    'checkpoints of the same modalities'
-                )
-                raise ValueError(msg)
-    pairs: Pairs = load_pairs(config, task, samples, batch_size, seed, device)
-    n = len(pairs.x1)
-    names = _modalities(task)
-    common_dim = common_dim_of(task)
-    embed_dim = _embed_dim(task)
+    pairs = load_pairs(config, task, samples, batch_size, seed, device)
+    n, names = len(pairs.x1), _modalities(task)
+    common_dim, embed_dim = common_dim_of(task), _embed_dim(task)
     groups = dimension_groups(embed_dim, common_dim)
-
-    z1, z2 = embed(task, pairs.x1, pairs.x2, batch_size)
-    fig_align, align = _alignment(
-        task, z1, z2, other, pairs.x1, pairs.x2, min(batch_size, n)
-    )
+    x1, x2 = pairs.x1, pairs.x2
+    z1, z2 = embed(task, x1, x2, batch_size)
+    fig_align, align = _alignment(task, z1, z2, other, x1, x2, min(batch_size, n))
     if other is not None:
         align['compare']['checkpoint'] = str(compare)
-    split = common_dim if common_dim is not None and common_dim < embed_dim else None
     tsne = dimension_tsne(z1, z2, perplexity, seed)
-    fig_tsne = plot_tsne(tsne, split, names)
-
-    # attribution targets normalised with the statistics over all pairs
-    stats = [
-        (
-            z.mean(dim=0).to(device),
-            (z.var(dim=0, unbiased=False) + 1e-5).sqrt().to(device),
-        )
-        for z in (z1, z2)
-    ]
-    overlap: dict[str, list[Tensor]] = {g: [] for g in groups}
-    shown: list[dict[str, Tensor]] = [{}, {}]
-    importance = [
-        {g: torch.zeros(x.shape[1], dtype=torch.float64) for g in groups}
-        for x in (pairs.x1, pairs.x2)
-    ]
-    starts = range(0, n, batch_size)
-    bar = tqdm(
-        total=2 * n,
-        desc='GradCAM and Integrated Gradients',
-        unit='image',
-        disable=not progress,
+    split = common_dim if common_dim is not None and common_dim < embed_dim else None
+    first, overlaps, shares = _attribute(
+        task, pairs, (z1, z2), groups, batch_size, ig_steps, progress
     )
-    with bar:
-        for start in starts:
-            maps = []
-            for m, ((backbone, projector), x) in enumerate(
-                zip(branches(task), (pairs.x1, pairs.x2), strict=True)
-            ):
-                chunk = x[start : start + batch_size].to(device)
-                maps.append(gradcam_maps(backbone, projector, chunk, groups, stats[m]))
-                per_band = band_importance(
-                    backbone,
-                    projector,
-                    chunk,
-                    groups,
-                    stats[m],
-                    ig_steps,
-                    normalize=False,
-                )
-                for g in groups:
-                    importance[m][g] += per_band[g].double() * len(chunk)
-                    if start == 0:
-                        shown[m][g] = maps[m][g][:gradcam_samples].cpu()
-                bar.update(len(chunk))
-            for g in groups:
-                overlap[g].append(spatial_overlap(maps[0][g], maps[1][g]).cpu())
-
     k = min(gradcam_samples, n)
-    fig_cam = plot_gradcam(
-        pairs.x1[:k],
-        pairs.x2[:k],
-        shown[0],
-        shown[1],
-        names,
-        k,
-        [f'#{i}' for i in pairs.indices[:k]],
-    )
-    overlaps = {g: torch.cat(v).numpy() for g, v in overlap.items()}
-    fig_overlap = plot_spatial_overlap(overlaps, names)
-    shares: dict[str, dict[str, Tensor]] = {}
-    for name, per_group in zip(names, importance, strict=True):
-        shares[name] = {}
-        for g, total in per_group.items():
-            s = total.sum()
-            shares[name][g] = (total / s if s > 0 else total).float()
-    bands = {name: list(get_modality(name).bands) for name in names}
-    fig_bands = plot_band_importance(shares, bands)
-
+    figures = {
+        'alignment': fig_align,
+        'tsne': plot_tsne(tsne, split, names),
+        **_attribution_figures(
+            x1[:k], x2[:k], first, overlaps, shares, pairs.indices[:k]
+        ),
+    }
     summary: dict[str, Any] = {
         'checkpoint': str(checkpoint),
         'method': task_label(task),
@@ -465,7 +545,7 @@ def explain(
         'config': str(config),
         'data': _data_section(config),
         'modalities': names,
-        'bands': bands,
+        'bands': {name: list(get_modality(name).bands) for name in names},
         'samples': n,
         'samples_requested': pairs.requested,
         'indices': pairs.indices,
@@ -474,40 +554,8 @@ def explain(
         'embed_dim': embed_dim,
         'common_dim': common_dim,
         'alignment': align,
-        'tsne': {
-            'perplexity': tsne.perplexity,
-            'coords': {
-                names[0]: tsne.coords1.tolist(),
-                names[1]: tsne.coords2.tolist(),
-            },
-        },
-        'gradcam': {
-            'layers': dict(zip(names, layers, strict=True)),
-            'shown': pairs.indices[:k],
-        },
-        'spatial_saliency': {
-            'measure': "cosine similarity of the two modalities' GradCAM maps",
-            **{g: _stats(v) for g, v in overlaps.items()},
-        },
-        'band_importance': {
-            'method': f'Integrated Gradients, zero baseline, {ig_steps} steps; '
-            'mean |attribution| over pixels and pairs, normalised to sum 1',
-            **{
-                name: {g: v.tolist() for g, v in per_group.items()}
-                for name, per_group in shares.items()
-            },
-        },
+        **_numbers(names, tsne, layers, pairs.indices[:k], overlaps, shares, ig_steps),
         'figures': dict(FIGURES),
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    figures = {
-        'alignment': fig_align,
-        'tsne': fig_tsne,
-        'gradcam': fig_cam,
-        'spatial_saliency': fig_overlap,
-        'band_importance': fig_bands,
-    }
-    for key, fig in figures.items():
-        fig.savefig(folder / FIGURES[key])
-    (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + '\n')
+    _write(folder, figures, summary)
     return summary

@@ -66,6 +66,107 @@ def _share_name(share: float) -> str:
     return f'share_{share:g}'
 
 
+def _check(
+    pretrain: str | os.PathLike[str],
+    downstream: str | os.PathLike[str],
+    shares: Sequence[float],
+    folder: Path,
+    overwrite: bool,
+) -> None:
+    """Check the configs, the shares and that no earlier sweep is replaced.
+
+    Raises:
+        FileNotFoundError: If a config does not exist.
+        FileExistsError: If *folder* holds a sweep and *overwrite* is False.
+        ValueError: If *shares* is empty or holds a share outside (0, 1].
+    """
+    for path in (pretrain, downstream):
+        if not Path(path).is_file():
+            msg = f'config not found: {path}'
+            raise FileNotFoundError(msg)
+    if not shares or any(not 0 < s <= 1 for s in shares):
+        msg = f'shares must be a non-empty list of values in (0, 1], got {shares}'
+        raise ValueError(msg)
+    earlier = [folder / 'sweep.csv', folder / 'sweep.json']
+    earlier += [folder / _share_name(s) for s in shares]
+    existing = [str(p) for p in earlier if p.exists()]
+    if existing and not overwrite:
+        msg = (
+            f'refusing to overwrite the earlier sweep in {folder} '
+            f'({", ".join(existing[:3])}); pass overwrite=True (--overwrite)'
+        )
+        raise FileExistsError(msg)
+
+
+def _pretrain(
+    config: str | os.PathLike[str], share: float, run: Path, args: Sequence[str]
+) -> tuple[Path, int]:
+    """Pretrain with one common share; the checkpoint and its common dimensions."""
+    pre = _cli(
+        [
+            '--config',
+            str(config),
+            f'--model.init_args.common_share={share}',
+            '--model.init_args.common_dim=null',
+            '--trainer.default_root_dir',
+            str(run / 'pretrain'),
+            *args,
+        ]
+    )
+    pre.trainer.fit(pre.model, datamodule=pre.datamodule)
+    checkpoint = run / 'decur.ckpt'
+    pre.trainer.save_checkpoint(checkpoint)
+    return checkpoint, int(pre.model.common_dim)
+
+
+def _downstream(
+    config: str | os.PathLike[str],
+    checkpoint: Path,
+    run: Path,
+    args: Sequence[str],
+    test: bool,
+) -> dict[str, float]:
+    """Fit the downstream task from a checkpoint; its validation (test) metrics."""
+    down = _cli(
+        [
+            '--config',
+            str(config),
+            '--model.init_args.weights',
+            str(checkpoint),
+            '--trainer.default_root_dir',
+            str(run / 'downstream'),
+            *args,
+        ]
+    )
+    down.trainer.fit(down.model, datamodule=down.datamodule)
+    evaluate = down.trainer.test if test else down.trainer.validate
+    (scores,) = evaluate(down.model, datamodule=down.datamodule) or [{}]
+    return _scalars(scores)
+
+
+def _write(
+    folder: Path,
+    rows: list[dict[str, float]],
+    metric: str | None,
+    configs: dict[str, str],
+) -> None:
+    """Write ``sweep.csv`` (one row per share) and ``sweep.json``."""
+    names = sorted({k for r in rows for k in r} - {'share', 'common_dim'})
+    with (folder / 'sweep.csv').open('w', newline='') as f:
+        writer = csv.DictWriter(f, ['share', 'common_dim', *names])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, math.nan) for k in writer.fieldnames})
+    best = max(rows, key=lambda r: r[metric]) if metric is not None else None
+    summary = {
+        **configs,
+        'metric': metric,
+        'best_share': best['share'] if best is not None else None,
+        'rows': rows,
+    }
+    (folder / 'sweep.json').write_text(json.dumps(summary, indent=2) + '\n')
+
+
 def sweep_common_share(
     pretrain: str | os.PathLike[str],
     downstream: str | os.PathLike[str],
@@ -108,83 +209,22 @@ def sweep_common_share(
         ValueError: If *shares* is empty or holds a share outside (0, 1], or
             *metric* was not logged.
     """
-    for path in (pretrain, downstream):
-        if not Path(path).is_file():
-            msg = f'config not found: {path}'
-            raise FileNotFoundError(msg)
-    if not shares or any(not 0 < s <= 1 for s in shares):
-        msg = f'shares must be a non-empty list of values in (0, 1], got {shares}'
-        raise ValueError(msg)
     folder = Path(out)
-    results = [folder / 'sweep.csv', folder / 'sweep.json']
-    existing = [
-        str(p)
-        for p in [*results, *(folder / _share_name(s) for s in shares)]
-        if p.exists()
-    ]
-    if existing and not overwrite:
-        msg = (
-            f'refusing to overwrite the earlier sweep in {folder} '
-            f'({", ".join(existing[:3])}); pass overwrite=True (--overwrite)'
-        )
-        raise FileExistsError(msg)
+    _check(pretrain, downstream, shares, folder, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
-
     rows: list[dict[str, float]] = []
     for share in shares:
         run = folder / _share_name(share)
-        pre = _cli(
-            [
-                '--config',
-                str(pretrain),
-                f'--model.init_args.common_share={share}',
-                '--model.init_args.common_dim=null',
-                '--trainer.default_root_dir',
-                str(run / 'pretrain'),
-                *pretrain_args,
-            ]
-        )
-        pre.trainer.fit(pre.model, datamodule=pre.datamodule)
-        checkpoint = run / 'decur.ckpt'
-        pre.trainer.save_checkpoint(checkpoint)
-        common_dim = int(getattr(pre.model, 'common_dim', 0))
-
-        down = _cli(
-            [
-                '--config',
-                str(downstream),
-                '--model.init_args.weights',
-                str(checkpoint),
-                '--trainer.default_root_dir',
-                str(run / 'downstream'),
-                *downstream_args,
-            ]
-        )
-        down.trainer.fit(down.model, datamodule=down.datamodule)
-        evaluate = down.trainer.test if test else down.trainer.validate
-        (scores,) = evaluate(down.model, datamodule=down.datamodule) or [{}]
-        row: dict[str, float] = {'share': share, 'common_dim': common_dim}
-        row.update(_scalars(scores))
-        if metric is not None and metric not in row:
+        checkpoint, common_dim = _pretrain(pretrain, share, run, pretrain_args)
+        scores = _downstream(downstream, checkpoint, run, downstream_args, test)
+        rows.append({'share': share, 'common_dim': common_dim, **scores})
+        if metric is not None and metric not in rows[-1]:
             # said after the first share, not after the whole sweep
-            logged = sorted(set(row) - {'share', 'common_dim'})
-            msg = f'metric {metric!r} was not logged; logged: {", ".join(logged)}'
+            msg = (
+                f'metric {metric!r} was not logged; logged: {", ".join(sorted(scores))}'
+            )
             raise ValueError(msg)
-        rows.append(row)
-
-    names = sorted({k for r in rows for k in r} - {'share', 'common_dim'})
-    with results[0].open('w', newline='') as f:
-        writer = csv.DictWriter(f, ['share', 'common_dim', *names])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, math.nan) for k in writer.fieldnames})
-    best = max(rows, key=lambda r: r[metric]) if metric is not None else None
-    summary = {
-        'config': str(pretrain),
-        'downstream': str(downstream),
-        'metric': metric,
-        'best_share': best['share'] if best is not None else None,
-        'rows': rows,
-    }
-    results[1].write_text(json.dumps(summary, indent=2) + '\n')
+    _write(
+        folder, rows, metric, {'config': str(pretrain), 'downstream': str(downstream)}
+    )
     return rows
