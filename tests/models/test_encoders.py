@@ -168,3 +168,9 @@ def test_other_files(tmp_path: Path) -> None:
         load_decur_state_dicts(path)
     with pytest.raises(FileNotFoundError, match='nope'):
         read_decur_checkpoint(tmp_path / 'nope.pth')
+
+
+def test_unknown_model_names_the_lab() -> None:
+    """The demo's checkpoints name convnet_small, which the lab registers."""
+    with pytest.raises(ValueError, match=r"unknown timm model 'no_such_net'.*lab"):
+        create_encoder('no_such_net', 3)

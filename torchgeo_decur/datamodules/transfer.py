@@ -106,14 +106,9 @@ class TransferDataModule(NonGeoDataModule):
         Returns:
             The batch, with ``image`` in place of both images if *as_image*.
         """
-        dataset = next(
-            (
-                d
-                for d in (self.train_dataset, self.val_dataset, self.test_dataset)
-                if d is not None
-            ),
-            None,
-        )
+        splits = (self.train_dataset, self.val_dataset, self.test_dataset)
+        splits += (self.predict_dataset,)
+        dataset = next((d for d in splits if d is not None), None)
         if dataset is not None and self.preprocess.source is not dataset:
             # every split is of one dataset class and configuration
             self.preprocess = ModalityPreprocessing(self.modality_of, dataset)

@@ -129,19 +129,22 @@ def _build(
     model_kwargs: dict[str, Any],
 ) -> nn.Module:
     """Create the timm backbone, with deformable attention if asked."""
-    if not timm.is_model(model):
+    try:
+        backbone = timm.create_model(
+            model,
+            in_chans=in_channels,
+            num_classes=0,
+            pretrained=pretrained,
+            **model_kwargs,
+        )
+    except RuntimeError as err:
+        if 'Unknown model' not in str(err):
+            raise
         msg = (
             f"unknown timm model {model!r} (the lab's convnet_small is registered "
             'by import torchgeo_decur.lab)'
         )
-        raise ValueError(msg)
-    backbone = timm.create_model(
-        model,
-        in_chans=in_channels,
-        num_classes=0,
-        pretrained=pretrained,
-        **model_kwargs,
-    )
+        raise ValueError(msg) from err
     if deformable_attention:
         try:
             backbone = add_deformable_attention(backbone)
