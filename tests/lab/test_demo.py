@@ -154,35 +154,39 @@ def test_seasons_and_samples(tmp_path: Path) -> None:
     root = make_ssl4eo_s12_demo(tmp_path / 'd', num_locations=3, size=12)
     seasons = DemoSeasons(root, ['0000002', '0000000'])
     assert seasons.location.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
-    raw = seasons.seasons
-    # raw, the coarser Sentinel-2 bands at their stored size
-    assert raw['image1'].shape == (8, 2, 12, 12) and raw['image2'].shape == (
-        8,
-        4,
-        12,
-        12,
-    )
-    assert {'image2@6', 'image2@2'} <= set(raw)
+    full = seasons.seasons
+    # assembled once by the reader: dB and digital numbers, 13 bands
+    assert full['image1'].shape == (8, 2, 12, 12)
+    assert full['image2'].shape == (8, 13, 12, 12) and set(full) == {
+        'image1',
+        'image2',
+    }
+    assert full['image1'].max() <= 5 and full['image2'].min() >= 0
+    assert torch.isfinite(full['image2']).all() and full['image2'][:, 12].std() > 0
     assert len(seasons) == 2
     sample = seasons[1]
     assert sample['image1'].shape == (2, 2, 12, 12)
-    assert sample['image2'].shape == (2, 4, 12, 12)
+    assert sample['image2'].shape == (2, 13, 12, 12)
     # views are seasons of that location only
     for view in sample['image1']:
-        assert any(torch.equal(view, raw['image1'][k]) for k in range(4, 8))
-    # assembled on the device by the reader: dB and digital numbers, 13 bands
-    batch = seasons.on_device(default_collate([seasons[0], seasons[1]]))
-    assert batch['image2'].shape == (2, 2, 13, 12, 12)
-    assert batch['image1'].max() <= 5 and batch['image2'].min() >= 0
-    assert torch.isfinite(batch['image2']).all() and batch['image2'][:, :, 12].std() > 0
+        assert any(torch.equal(view, full['image1'][k]) for k in range(4, 8))
+    # the reader's own finishing of one raw season gives the same images
+    reader = seasons.reader
+    folder1 = sorted((root / 's1' / '0000000').iterdir())
+    folder2 = sorted((root / 's2c' / '0000000').iterdir())
+    raw = [
+        {**reader.read_season('image1', a), **reader.read_season('image2', b)}
+        for a, b in zip(folder1, folder2, strict=True)
+    ]
+    assert {'image2@6', 'image2@2'} <= set(raw[0])
+    assembled = reader.on_device(default_collate(raw))
+    for key in ('image1', 'image2'):
+        assert {tuple(x.flatten()[:8].tolist()) for x in assembled[key]} == {
+            tuple(x.flatten()[:8].tolist()) for x in full[key][4:]
+        }
     pairs = seasons.pairs()
-    assert len(pairs) == 8 and pairs[5]['image2@6'].shape == (6, 6, 6)
-    torch.testing.assert_close(
-        pairs.on_device(default_collate([pairs[5]]))['image2'][0],
-        seasons.on_device(default_collate([{k: v[5] for k, v in raw.items()}]))[
-            'image2'
-        ][0],
-    )
+    assert len(pairs) == 8 and pairs[5]['image2'].shape == (13, 12, 12)
+    torch.testing.assert_close(pairs[5]['image2'], full['image2'][5])
 
 
 def test_format_table() -> None:

@@ -153,13 +153,14 @@ class DemoSeasons(MultimodalDataset):
     """Every season of a demo data set, in memory, as SSL4EO-S12 samples.
 
     Season *k* of Sentinel-1 is paired with season *k* of Sentinel-2 (both in
-    date order); each is read once, raw, by the reader of
+    date order); each is read once by the reader of
     :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`
-    (:meth:`~torchgeo_decur.datasets.SSL4EOS12Pair.read_season`), with the
-    coarser Sentinel-2 bands at their stored size, and assembled on the
-    device by the reader's :meth:`on_device`, as in SSL4EO-S12 pretraining.
-    Reading 30 small files per sample would take longer than the training
-    itself on a CPU.
+    (:meth:`~torchgeo_decur.datasets.SSL4EOS12Pair.read_season`) and
+    assembled once, all seasons together, by the reader's
+    :meth:`~torchgeo_decur.datasets.SSL4EOS12Pair.on_device` (the coarser
+    Sentinel-2 bands resampled bilinearly). Reading 30 small files per sample
+    would take longer than the training itself on a CPU, and resampling the
+    same seasons again in every batch costs a tenth of the pretraining.
 
     Samples are those of :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`: two
     views of each modality of one location, each from a season drawn at
@@ -191,8 +192,9 @@ class DemoSeasons(MultimodalDataset):
                     }
                 )
                 where.append(i)
-        #: Raw seasons, ``{key: [M, ...]}``, and the location of each.
-        self.seasons: dict[str, Tensor] = default_collate(pairs)
+        #: Every season, ``{'image1': [M, 2, S, S], 'image2': [M, 13, S, S]}``
+        #: (dB and digital numbers), and the location of each.
+        self.seasons: dict[str, Tensor] = self.reader.on_device(default_collate(pairs))
         self.location = torch.tensor(where)
         order = torch.argsort(self.location, stable=True)
         counts = torch.bincount(self.location).tolist()
@@ -203,31 +205,19 @@ class DemoSeasons(MultimodalDataset):
         return len(self.of_location)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        """Return two views of each modality of one location, raw.
+        """Return two views of each modality of one location.
 
         Args:
             index: Location index.
 
         Returns:
-            ``{'image1': [2, 2, S, S], 'image2': [2, 4, S, S], 'image2@<n>':
-            ...}``, as :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` with
-            ``resample='batch'``.
+            ``{'image1': [2, 2, S, S], 'image2': [2, 13, S, S]}``, as
+            :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`.
         """
         seasons = self.of_location[index]
         s1 = [random.choice(seasons) for _ in range(2)]
         s2 = [random.choice(seasons) for _ in range(2)]
         return {k: v[s1 if k == 'image1' else s2] for k, v in self.seasons.items()}
-
-    def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Resample the coarser bands and assemble the images (the reader's).
-
-        Args:
-            batch: A collated batch, on the device.
-
-        Returns:
-            The batch with full ``image1`` and ``image2``.
-        """
-        return self.reader.on_device(batch)
 
     def pairs(self) -> 'SeasonPairs':
         """Every season pair, one sample each (for the probes).
@@ -239,7 +229,7 @@ class DemoSeasons(MultimodalDataset):
 
 
 class SeasonPairs(MultimodalDataset):
-    """The season pairs of :class:`DemoSeasons`, one sample each, raw.
+    """The season pairs of :class:`DemoSeasons`, one sample each.
 
     .. versionadded:: 0.2
     """
@@ -258,26 +248,15 @@ class SeasonPairs(MultimodalDataset):
         return len(self.source.location)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        """Return one season pair, raw.
+        """Return one season pair.
 
         Args:
             index: Pair index.
 
         Returns:
-            ``{'image1': [2, S, S], 'image2': [4, S, S], 'image2@<n>': ...}``.
+            ``{'image1': [2, S, S], 'image2': [13, S, S]}``.
         """
         return {k: v[index] for k, v in self.source.seasons.items()}
-
-    def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Assemble the images, as :meth:`DemoSeasons.on_device`.
-
-        Args:
-            batch: A collated batch, on the device.
-
-        Returns:
-            The batch with full ``image1`` and ``image2``.
-        """
-        return self.source.on_device(batch)
 
 
 #: Rows of the demo table (see :func:`build_task`).
