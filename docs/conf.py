@@ -66,7 +66,7 @@ THIRD_PARTY = (
 nitpick_ignore_regex = [(r'py:.*', rf'{package}(\..*)?') for package in THIRD_PARTY]
 nitpick_ignore_regex += [
     # the standard library (no intersphinx for Python either)
-    (r'py:.*', r'(collections\.abc|os|pathlib|random|typing)(\..*)?'),
+    (r'py:.*', r'(collections\.abc|os|pathlib|_?pickle|random|typing)(\..*)?'),
 ]
 nitpick_ignore = [
     # TorchGeo's exception, as napoleon writes a ``Raises:`` entry

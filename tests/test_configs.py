@@ -67,3 +67,17 @@ def test_transfer_config_fast_dev_run(
     else:
         args.append('--data.init_args.size=64')
     torchgeo_main(args)
+
+
+@pytest.mark.parametrize(
+    'path',
+    sorted((ROOT / 'conf').rglob('*.yaml')),
+    ids=lambda p: str(p.relative_to(ROOT / 'conf')),
+)
+def test_every_config_saves_atomically_and_resumes_last(path: Path) -> None:
+    trainer = yaml.safe_load(path.read_text())['trainer']
+    plugins = [p['class_path'] for p in trainer['plugins']]
+    assert 'torchgeo_decur.checkpointing.AtomicCheckpointIO' in plugins
+    callbacks = [c['class_path'] for c in trainer['callbacks']]
+    assert 'torchgeo_decur.checkpointing.RunCheckpoint' in callbacks
+    assert 'lightning.pytorch.callbacks.ModelCheckpoint' not in callbacks

@@ -10,11 +10,17 @@ import rasterio
 import torch
 import yaml
 from lightning.pytorch import Callback, Trainer, seed_everything
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 from torchgeo.main import main as torchgeo_main
 
-from torchgeo_decur.checkpointing import AtomicCheckpointIO
+from torchgeo_decur.checkpointing import (
+    AtomicCheckpointIO,
+    RunCheckpoint,
+    remove_orphans,
+)
 from torchgeo_decur.datamodules import SSL4EOS12PairDataModule
+from torchgeo_decur.guards import FiniteSteps, NonFiniteError, nonfinite_tensors
 from torchgeo_decur.lab import make_ssl4eo_s12_demo
 from torchgeo_decur.tasks import DeCURTask
 
@@ -266,3 +272,129 @@ def test_atomic_checkpoint_never_half_written(
     # the previous checkpoint is intact, and no temporary file is left behind
     assert torch.load(path, weights_only=True)['step'] == 1
     assert [p.name for p in path.parent.iterdir()] == ['last.ckpt']
+
+
+def test_diverged_run_stops_and_keeps_finite_checkpoint(
+    demo: Path, tmp_path: Path
+) -> None:
+    seed_everything(0)
+    small = {'model1': 'convnet_small', 'model2': 'convnet_small'}
+    task = DeCURTask(**{**TINY, **small, 'lr': 1e6})
+    datamodule = SSL4EOS12PairDataModule(
+        root=str(demo), batch_size=2, patch_size=16, val_fraction=0.25
+    )
+    checkpoints = ModelCheckpoint(
+        tmp_path / 'ckpts',
+        save_last=True,
+        save_top_k=1,
+        monitor='train_loss',
+        every_n_train_steps=1,
+    )
+    trainer = Trainer(
+        max_epochs=10,
+        accelerator='cpu',
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoints],
+        plugins=[AtomicCheckpointIO()],
+    )
+    with pytest.raises(NonFiniteError, match=r'step \d+: non-finite') as info:
+        trainer.fit(task, datamodule=datamodule)
+    assert 'last.ckpt' in str(info.value)  # names the last good checkpoint
+    files = sorted(p.name for p in (tmp_path / 'ckpts').iterdir())
+    assert 'last.ckpt' in files and len(files) == 2  # the best one survives too
+    for name in files:
+        state = torch.load(tmp_path / 'ckpts' / name, weights_only=True)
+        assert nonfinite_tensors(state['state_dict']) == [], name
+
+
+class NaNAt(Callback):
+    """Make the loss of one step NaN, as a corrupt batch would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: Trainer, module, batch, idx) -> None:  # type: ignore[no-untyped-def]
+        if trainer.global_step == self.step:
+            batch['image1'][:] = float('nan')
+
+
+def test_nonfinite_step_is_skipped_when_allowed(demo: Path, tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteError, match='step 2: non-finite loss'):
+        train(demo, tmp_path / 'a', [NaNAt(2)], None)
+    seed_everything(0)
+    task = DeCURTask(**TINY, nonfinite_skips=1)
+    trainer = Trainer(
+        max_epochs=2,
+        accelerator='cpu',
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[NaNAt(2)],
+        default_root_dir=tmp_path / 'b',
+    )
+    datamodule = SSL4EOS12PairDataModule(
+        root=str(demo), batch_size=2, patch_size=16, val_fraction=0.25
+    )
+    trainer.fit(task, datamodule=datamodule)
+    assert task.finite.skipped == 1
+    assert trainer.callback_metrics['train_nonfinite_skipped'] == 1
+    assert nonfinite_tensors(task.state_dict()) == []
+
+
+def test_nonfinite_gradients() -> None:
+    finite = FiniteSteps(skips=1)
+    weight = torch.nn.Parameter(torch.ones(2))
+    weight.grad = torch.tensor([1.0, float('inf')])
+    assert not finite.gradients_ok([weight], 7, 'x.ckpt')
+    assert weight.grad is None  # the optimiser skips it
+    weight.grad = torch.tensor([float('nan'), 0.0])
+    with pytest.raises(NonFiniteError, match=r'step 7: non-finite gradient.*x\.ckpt'):
+        finite.gradients_ok([weight], 7, 'x.ckpt')
+    weight.grad = torch.ones(2)
+    assert finite.gradients_ok([weight], 8, 'x.ckpt')
+    with pytest.raises(ValueError, match='nonfinite_skips'):
+        FiniteSteps(-1)
+
+
+def test_ckpt_path_last_resumes_the_latest_run(demo: Path, tmp_path: Path) -> None:
+    whole, _ = train(demo, tmp_path / 'whole', [], None)
+
+    def run(callbacks: list[Callback], ckpt: str | None) -> tuple[DeCURTask, Trainer]:
+        seed_everything(0)
+        task = DeCURTask(**TINY)
+        trainer = Trainer(
+            max_epochs=2,
+            accelerator='cpu',
+            logger=CSVLogger(tmp_path / 'logs'),
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[
+                RunCheckpoint(save_last=True, every_n_train_steps=1),
+                *callbacks,
+            ],
+            plugins=[AtomicCheckpointIO()],
+        )
+        datamodule = SSL4EOS12PairDataModule(
+            root=str(demo), batch_size=2, patch_size=16, val_fraction=0.25
+        )
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt)
+        return task, trainer
+
+    with pytest.raises(RuntimeError, match='preempted'):
+        run([Preempt(4)], None)  # killed after step 4, before its save
+    killed = tmp_path / 'logs' / 'lightning_logs' / 'version_0' / 'checkpoints'
+    orphan = killed / '.last.ckpt.abc123'
+    orphan.write_bytes(b'half a checkpoint')  # a save killed half way
+    resumed, trainer = run([], 'last')
+    assert trainer.global_step == 6
+    assert trainer.log_dir.endswith('version_1')  # its own folder: nothing lost
+    assert (killed / 'last.ckpt').is_file()
+    expected = whole.state_dict()
+    for key, value in resumed.state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert remove_orphans(killed) == []  # the next start removed the orphan...
+    new = tmp_path / 'logs' / 'lightning_logs' / 'version_1' / 'checkpoints'
+    (new / '.last.ckpt.xyz').write_bytes(b'')
+    assert remove_orphans(new) == [new / '.last.ckpt.xyz']  # ...as this does

@@ -9,6 +9,13 @@ the full copy in ``/tmp`` (3.6 GB at the paper's size) may not fit there
 either. :class:`AtomicCheckpointIO` streams the checkpoint to a temporary file
 beside its target, flushes it to disk and renames it over the target, which
 is atomic on POSIX file systems: a reader finds the old file or the new one.
+A save killed half way leaves only its temporary file (``.last.ckpt.XXXX``),
+which :class:`RunCheckpoint` removes when the next run starts.
+
+Each run of a config writes its own ``version_N`` folder, so Lightning's
+``--ckpt_path last`` looks only in the new, empty one and starts over.
+:class:`RunCheckpoint` (the configs' checkpoint callback) also looks in the
+other versions of the same logger folder and resumes the newest ``last.ckpt``.
 
 .. versionadded:: 0.1
 """
@@ -20,9 +27,14 @@ from typing import Any
 
 import torch
 from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ('AtomicCheckpointIO',)
+__all__ = ('AtomicCheckpointIO', 'RunCheckpoint', 'remove_orphans')
+
+#: How AtomicCheckpointIO names its temporary files: ``.<target name>.<random>``.
+TEMPORARY = '.*.ckpt.*'
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -70,3 +82,70 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of checkpoint saves that were killed.
+
+    Args:
+        folder: A checkpoint folder (nothing happens if it does not exist).
+
+    Returns:
+        The removed files.
+
+    .. versionadded:: 0.2
+    """
+    orphans = sorted(p for p in Path(folder).glob(TEMPORARY) if p.is_file())
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return orphans
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, resuming ``--ckpt_path last`` across runs.
+
+    For ``ckpt_path='last'``, the newest ``last*.ckpt`` among this run's
+    folder and the ``<version>/checkpoints`` folders beside it (the logger's
+    earlier runs) is resumed; the resumed run writes to its own new version,
+    so nothing of the earlier run is overwritten. Orphaned temporary files of
+    killed saves (:class:`AtomicCheckpointIO`) are removed from this run's
+    folder and the resumed checkpoint's at the start (not from other runs,
+    which may be saving at the time).
+
+    Use it in a config in place of ModelCheckpoint, with the same arguments::
+
+        trainer:
+          callbacks:
+            - class_path: torchgeo_decur.checkpointing.RunCheckpoint
+              init_args:
+                save_last: true
+
+    .. versionadded:: 0.2
+    """
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Remove orphans of killed saves in this run's and the resumed run's folder.
+
+        Args:
+            trainer: The trainer.
+            pl_module: The module.
+        """
+        super().on_train_start(trainer, pl_module)
+        folders = {self.dirpath}
+        if trainer.ckpt_path:
+            folders.add(os.path.dirname(trainer.ckpt_path))
+        for folder in folders:
+            if trainer.is_global_zero and folder and '://' not in str(folder):
+                remove_orphans(folder)
+
+    def _find_last_checkpoints(self, trainer: Trainer) -> set[str]:
+        """This run's last checkpoints and those of the logger's other versions."""
+        found = super()._find_last_checkpoints(trainer)
+        if self.dirpath is not None or not trainer.loggers:
+            return found
+        logger = trainer.loggers[0]
+        root = Path(logger.save_dir or trainer.default_root_dir) / str(logger.name)
+        runs = root.glob(
+            f'*/checkpoints/{self.CHECKPOINT_NAME_LAST}*{self.FILE_EXTENSION}'
+        )
+        return found | {os.path.normpath(p) for p in runs}

@@ -20,8 +20,10 @@ import torch
 from torch import Tensor
 
 from . import __version__
+from .guards import nonfinite_tensors
 from .models.encoders import create_encoder, state_dict_mismatches
 from .models.weights.files import authors_state_dict, parse_decur_lightning_checkpoint
+from .trust import load_file
 
 __all__ = ('export_checkpoint',)
 
@@ -64,7 +66,14 @@ def _check(state_dicts: StateDicts, meta: dict[str, Any], torchgeo: bool) -> Non
     for spec in meta['modalities']:
         state_dict, problem = state_dicts[spec['name']], ''
         mangled = [k for k in state_dict if 'model.' in k]
-        if torchgeo and mangled:
+        nonfinite = nonfinite_tensors(state_dict)
+        if nonfinite:
+            problem = (
+                f'holds NaN or inf in {len(nonfinite)} tensors '
+                f'({", ".join(nonfinite[:3])}): the run diverged; export an '
+                'earlier checkpoint'
+            )
+        elif torchgeo and mangled:
             problem = (
                 f"has keys TorchGeo's extract_backbone would mangle "
                 f'({", ".join(mangled[:5])}); export without torchgeo_checkpoints'
@@ -120,6 +129,7 @@ def export_checkpoint(
     overwrite: bool = False,
     stem: str | None = None,
     torchgeo_checkpoints: bool = False,
+    trust_checkpoint: bool = False,
 ) -> dict[str, Path]:
     """Export the encoders of a DeCUR Lightning checkpoint.
 
@@ -129,8 +139,8 @@ def export_checkpoint(
     Args:
         checkpoint: Lightning checkpoint (``.ckpt``) of
             :class:`~torchgeo_decur.tasks.DeCURTask` (or another
-            self-supervised task of this package), read with
-            ``torch.load(weights_only=False)``: only export files you trust.
+            self-supervised task of this package), read without running code
+            (:func:`torchgeo_decur.trust.load_file`).
         out: Output folder, created if needed.
         overwrite: Whether to replace existing files.
         stem: Common stem of the file names; the checkpoint's by default.
@@ -138,6 +148,9 @@ def export_checkpoint(
             encoder each in the layout TorchGeo's tasks read from a path
             (``hyper_parameters['model']``, keys ``model.<timm key>``), so
             that e.g. ``Classification(weights='<stem>_s1.ckpt')`` loads it.
+        trust_checkpoint: Unpickle a checkpoint that needs more than plain
+            types, which runs any code it carries (only for files you trust);
+            the exported files hold plain types only.
 
     Returns:
         ``{modality: path, ..., 'joint': path, 'metadata': path}``, and
@@ -156,7 +169,7 @@ def export_checkpoint(
     if not path.is_file():
         msg = f'checkpoint not found: {path}'
         raise FileNotFoundError(msg)
-    loaded = torch.load(path, map_location='cpu', weights_only=False)
+    loaded = load_file(path, trust=trust_checkpoint)
     if not isinstance(loaded, dict) or 'state_dict' not in loaded:
         found = sorted(loaded)[:8] if isinstance(loaded, dict) else type(loaded)
         msg = (

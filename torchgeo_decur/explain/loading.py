@@ -30,6 +30,7 @@ from torch.utils.data._utils.collate import default_collate
 from ..datamodules.preparation import ModalityPreprocessing
 from ..datamodules.sampling import SeededDataset, derive_seed
 from ..tasks import DeCURTask, MultimodalSSLTask, SSLTask
+from ..trust import UntrustedFileError, load_file
 
 __all__ = (
     'Pairs',
@@ -98,21 +99,25 @@ def _init_parameters(cls: type) -> set[str]:
 
 
 def load_task(
-    checkpoint: str | os.PathLike[str], map_location: str | torch.device = 'cpu'
+    checkpoint: str | os.PathLike[str],
+    map_location: str | torch.device = 'cpu',
+    trust_checkpoint: bool = False,
 ) -> SSLTask:
     """Rebuild a pretrained DeCUR or baseline task from its Lightning checkpoint.
 
     The task class is the one LightningCLI recorded (``_class_path``), else
     it is recognised from the hyperparameters; the task is built from its
     hyperparameters (without initial weights: the checkpoint holds them all)
-    and its state dict loaded strictly. The file is read with
-    ``torch.load(weights_only=False)``: only explain checkpoints you trust.
+    and its state dict loaded strictly. The file is read without running code
+    (:func:`torchgeo_decur.trust.load_file`).
 
     Args:
         checkpoint: Lightning checkpoint (``.ckpt``) of
             :class:`~torchgeo_decur.tasks.DeCURTask` or
             :class:`~torchgeo_decur.tasks.MultimodalSSLTask`.
         map_location: Where to load the tensors.
+        trust_checkpoint: Unpickle a file that needs more than plain types,
+            which runs any code it carries (only for files you trust).
 
     Returns:
         The task, in evaluation mode.
@@ -131,7 +136,9 @@ def load_task(
         raise FileNotFoundError(msg)
     expected = 'a Lightning checkpoint of DeCURTask or MultimodalSSLTask'
     try:
-        loaded = torch.load(path, map_location=map_location, weights_only=False)
+        loaded = load_file(path, map_location=map_location, trust=trust_checkpoint)
+    except UntrustedFileError:
+        raise
     except Exception as err:
         msg = f'{path} is not {expected}: torch.load failed ({err})'
         raise ValueError(msg) from err

@@ -303,16 +303,17 @@ def _load_tasks(
     checkpoint: str | os.PathLike[str],
     compare: str | os.PathLike[str] | None,
     device: str | torch.device,
+    trust: bool,
 ) -> tuple[nn.Module, nn.Module | None]:
     """The task to explain and the one to compare with, of the same inputs.
 
     Raises:
         ValueError: If the two take different inputs.
     """
-    task = load_task(checkpoint).to(device)
+    task = load_task(checkpoint, trust_checkpoint=trust).to(device)
     if compare is None:
         return task, None
-    other = load_task(compare).to(device)
+    other = load_task(compare, trust_checkpoint=trust).to(device)
     for i in (1, 2):
         mine, theirs = task.hparams[f'in_channels{i}'], other.hparams[f'in_channels{i}']
         if mine != theirs:
@@ -473,6 +474,7 @@ def explain(
     gradcam_samples: int = 4,
     perplexity: float = 30.0,
     progress: bool = True,
+    trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Explain a DeCUR (or baseline) checkpoint on a dataset.
 
@@ -499,6 +501,8 @@ def explain(
         gradcam_samples: Pairs shown in the GradCAM figure.
         perplexity: Perplexity of the t-SNE.
         progress: Whether to show a progress bar.
+        trust_checkpoint: Unpickle checkpoints that need more than plain
+            types, which runs any code they carry (only for files you trust).
 
     Returns:
         The summary, as written to ``SUMMARY``.
@@ -514,7 +518,7 @@ def explain(
     folder, config = Path(out), Path(data_config)
     _check_arguments(folder, config, overwrite, batch_size)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    task, other = _load_tasks(checkpoint, compare, device)
+    task, other = _load_tasks(checkpoint, compare, device, trust_checkpoint)
     layers = _layers(task)
     pairs = load_pairs(config, task, samples, batch_size, seed, device)
     n, names = len(pairs.x1), _modalities(task)

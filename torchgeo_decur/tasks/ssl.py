@@ -37,6 +37,7 @@ from torch.optim import AdamW, Optimizer
 from torchgeo.tasks import BaseTask
 from torchvision.models._api import WeightsEnum
 
+from ..guards import FiniteSteps, NonFiniteError, nonfinite_tensors
 from ..modalities import in_channels_for, modality_record
 from ..models import create_modality_encoder, create_projector
 from ..models.deformable import DeformableResNet
@@ -117,6 +118,7 @@ class SSLTask(SkipReportMixin, BaseTask):
         momentum: float = 0.9,
         warmup_epochs: float = 0,
         gather_distributed: bool = True,
+        nonfinite_skips: int = 0,
     ) -> None:
         """Initialize a new SSLTask instance.
 
@@ -166,6 +168,10 @@ class SSLTask(SkipReportMixin, BaseTask):
                 (the paper) for none.
             gather_distributed: Gather embeddings from all processes so that the
                 loss is that of the global batch under DDP.
+            nonfinite_skips: Steps with a NaN or infinite loss or gradient norm
+                to skip (no update) before the run stops with
+                :class:`~torchgeo_decur.guards.NonFiniteError`; 0 stops at the
+                first (:mod:`torchgeo_decur.guards`).
 
         Raises:
             ValueError: If *modalities* does not name two distinct modalities,
@@ -183,6 +189,7 @@ class SSLTask(SkipReportMixin, BaseTask):
         if optimizer not in OPTIMIZERS:
             msg = f"optimizer must be 'lars' or 'adamw', got {optimizer!r}"
             raise ValueError(msg)
+        self.finite = FiniteSteps(nonfinite_skips)
         given = encoders or {}
         self.weights = {
             name: given.get(name, {}).get('weights', default)
@@ -349,6 +356,22 @@ class SSLTask(SkipReportMixin, BaseTask):
         Returns:
             The loss.
         """
+        return self.logged_loss(batch, stage)[0]
+
+    def logged_loss(
+        self, batch: Mapping[str, Tensor], stage: str
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`shared_step`, also returning the logged terms.
+
+        Args:
+            batch: The batch, with two views of each modality.
+            stage: ``train`` or ``val``.
+
+        Returns:
+            The loss and its terms.
+
+        .. versionadded:: 0.2
+        """
         views = self.views(batch)
         loss, terms = self.compute_loss(views)
         size = next(iter(views.values())).shape[0]
@@ -356,11 +379,11 @@ class SSLTask(SkipReportMixin, BaseTask):
         self.log(f'{stage}_loss', loss, batch_size=size, sync_dist=sync, prog_bar=True)
         for name, value in terms.items():
             self.log(f'{stage}_{name}', value, batch_size=size, sync_dist=sync)
-        return loss
+        return loss, terms
 
     def training_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
+    ) -> Tensor | None:
         """Compute the training loss.
 
         Args:
@@ -369,10 +392,40 @@ class SSLTask(SkipReportMixin, BaseTask):
             dataloader_idx: Index of the current dataloader.
 
         Returns:
-            The loss tensor.
+            The loss tensor; None (the step is skipped) for a non-finite loss
+            while ``nonfinite_skips`` last.
+
+        Raises:
+            NonFiniteError: For a non-finite loss once no skips are left.
         """
         self._report_skips(batch, 'train')
-        return self.shared_step(batch, 'train')
+        buffers = self.finite.snapshot(self)
+        loss, terms = self.logged_loss(batch, 'train')
+        if not self.finite.loss_ok(loss, terms, self.global_step, self._last_saved()):
+            self.finite.restore(self, buffers)
+            self.log('train_nonfinite_skipped', float(self.finite.skipped))
+            return None
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip (or stop on) a step whose gradient norm is not finite.
+
+        Runs with mixed precision's gradient scaler leave inf gradients to it.
+
+        Args:
+            optimizer: The optimiser about to step.
+        """
+        if getattr(self.trainer.precision_plugin, 'scaler', None) is not None:
+            return
+        params = (p for group in optimizer.param_groups for p in group['params'])
+        if not self.finite.gradients_ok(params, self.global_step, self._last_saved()):
+            self.log('train_nonfinite_skipped', float(self.finite.skipped))
+
+    def _last_saved(self) -> str:
+        """The last checkpoint the run wrote, for errors."""
+        callback = getattr(self._trainer, 'checkpoint_callback', None)
+        path = callback and (callback.last_model_path or callback.best_model_path)
+        return path or 'none written yet'
 
     def validation_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
@@ -394,11 +447,23 @@ class SSLTask(SkipReportMixin, BaseTask):
         """No-op, use :meth:`forward` or :meth:`representation` to embed."""
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record each modality's bands and preprocessing in the checkpoint.
+        """Refuse non-finite weights; record each modality's bands and preprocessing.
 
         Args:
             checkpoint: The checkpoint dict being saved.
+
+        Raises:
+            NonFiniteError: If a weight is NaN or inf (nothing is written, and
+                no earlier checkpoint is removed).
         """
+        bad = nonfinite_tensors(checkpoint.get('state_dict', {}))
+        if bad:
+            msg = (
+                f'step {self.global_step}: non-finite weights in {len(bad)} '
+                f'tensors (e.g. {", ".join(bad[:3])}), not saved; earlier '
+                f'checkpoints are kept (last: {self._last_saved()})'
+            )
+            raise NonFiniteError(msg)
         records = [modality_record(name) for name in self.modality_names]
         checkpoint['torchgeo_decur'] = {'modalities': records}
 

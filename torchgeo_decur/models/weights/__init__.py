@@ -1,6 +1,8 @@
 """DeCUR weights, in three layers, each importing only those before it.
 
 * :mod:`~torchgeo_decur.models.weights.table`: every published file, as data;
+* :mod:`~torchgeo_decur.models.weights.verify`: published files cached and
+  checked by SHA-256;
 * :mod:`~torchgeo_decur.models.weights.files`: the file layouts DeCUR
   encoders come in (the authors', this package's checkpoints and exports);
 * :mod:`~torchgeo_decur.models.weights.enums`: the weight enums, built from
@@ -23,10 +25,12 @@ from .files import (
     read_decur_checkpoint,
     split_joint_state_dict,
 )
+from .verify import HashMismatchError
 
 __all__ = (
     'REGISTRY',
     'DeCURWeightsEnum',
+    'HashMismatchError',
     'MiTB2_Weights',
     'MiTB5_Weights',
     'NotDeCURCheckpointError',

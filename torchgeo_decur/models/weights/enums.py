@@ -13,15 +13,16 @@ lists every entry.
 
 from typing import Any, cast
 
-import torch
 from torch import nn
 from torchgeo.models import api as torchgeo_api
 from torchvision.models._api import Weights, WeightsEnum
 
 from ...modalities import get_modality, modality_transforms
 from ...transforms.evaluation import DeCURTransforms
+from ...trust import load_file
 from .files import read_release
-from .table import BASE_URL, PUBLICATION, RELEASES, REPO, Release, find_release
+from .table import BASE_URL, PUBLICATION, RELEASES, REPO, SHA256, Release, find_release
+from .verify import cached_file
 
 __all__ = (
     'REGISTRY',
@@ -46,7 +47,7 @@ def _weights(release: Release, modality: str | None) -> Weights:
     file = release.backbone_files.get(modality or '', release.joint_file)
     meta: dict[str, Any] = {'dataset': release.dataset, 'model': release.model}
     meta |= {'modalities': described, 'publication': PUBLICATION, 'repo': REPO}
-    meta |= {'ssl_method': 'decur', 'file': file}
+    meta |= {'ssl_method': 'decur', 'file': file, 'sha256': SHA256.get(file)}
     if release.deformable_attention:
         meta['deformable_attention'] = True
     if modality is None:
@@ -112,22 +113,43 @@ class DeCURWeightsEnum(WeightsEnum):
         msg = f'{self} has no modality {name!r}; valid: {", ".join(valid)}'
         raise ValueError(msg)
 
-    def get_state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Download (or read from the hub cache) and convert the weights.
+    def get_state_dict(
+        self,
+        model_dir: str | None = None,
+        map_location: Any = 'cpu',
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Download (or read from the hub cache), verify and convert the weights.
+
+        The file is cached as ``<torch hub dir>/checkpoints/<file>``, checked
+        against ``meta['sha256']`` (or the hash recorded at its first use:
+        :mod:`~torchgeo_decur.models.weights.verify`) and read without running
+        code (:func:`~torchgeo_decur.trust.load_file`).
 
         Args:
-            *args: Arguments of :func:`torch.hub.load_state_dict_from_url`
-                after the URL (the file is cached as ``<hub dir>/checkpoints/<file>``).
-            **kwargs: Its keyword arguments; ``map_location`` defaults to the CPU.
+            model_dir: Cache folder instead of the hub's.
+            map_location: Where to load the tensors.
+            progress: Whether to show a download progress bar.
+            **kwargs: Other arguments of
+                :func:`torch.hub.load_state_dict_from_url`, accepted for
+                TorchGeo's callers and ignored (``weights_only`` is always on).
 
         Returns:
             ``{modality: state_dict}`` (joint entry) or the encoder's state dict,
             first layers converted to ``bands``; each loads strictly into
             ``timm.create_model(meta['model'], in_chans=..., num_classes=0)``.
+
+        Raises:
+            OSError: If the file is neither cached nor downloadable (names
+                where to put it).
+            HashMismatchError: If the file is not the published one.
+
+        .. versionchanged:: 0.2
+           Verified by hash and read safely.
         """
-        if len(args) < 2:
-            kwargs.setdefault('map_location', 'cpu')
-        checkpoint = torch.hub.load_state_dict_from_url(self.url, *args, **kwargs)
+        path = cached_file(self.url, self.meta['sha256'], progress, model_dir)
+        checkpoint = load_file(path, map_location=map_location)
         release, modality = cast(tuple[Release, str | None], find_release(self.url))
         source = f'{self} ({self.meta["file"]})'
         state_dicts = read_release(checkpoint, release, modality, source)

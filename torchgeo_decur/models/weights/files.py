@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ...modalities import modalities as registered_modalities
+from ...trust import load_file
 from ..deformable import DA_PREFIXES, has_deformable_attention
 from .table import Release, find_release
 
@@ -440,7 +441,7 @@ def _read_content(
 
 
 def read_decur_checkpoint(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str], trust_checkpoint: bool = False
 ) -> tuple[StateDicts, dict[str, Any] | None]:
     """Read any DeCUR weight file into per-modality timm state dicts.
 
@@ -454,10 +455,12 @@ def read_decur_checkpoint(
     TorchGeo's hash-suffixed copies), else ``'modality1'``, ``'modality2'``.
     First layers are converted to the registered modality's bands where the
     file records another order (:func:`convert_input_layer`). Files are read
-    with ``torch.load(weights_only=False)``: only read files you trust.
+    without running code (:func:`torchgeo_decur.trust.load_file`).
 
     Args:
         path: Path of the file.
+        trust_checkpoint: Unpickle a file that needs more than plain types,
+            which runs any code it carries (only for files you trust).
 
     Returns:
         ``({modality: state_dict}, metadata)`` in backbone order, *metadata*
@@ -468,14 +471,17 @@ def read_decur_checkpoint(
         NotDeCURCheckpointError: If the file is in none of these formats (e.g.
             a MoCo or SimCLR checkpoint of TorchGeo).
         ValueError: If a backbone's keys are missing.
+        UntrustedFileError: If reading the file would run code.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Read safely; *trust_checkpoint* added.
     """
     path = Path(path)
     if not path.is_file():
         msg = f'DeCUR checkpoint not found: {path}'
         raise FileNotFoundError(msg)
-    checkpoint = torch.load(path, map_location='cpu', weights_only=False)
+    checkpoint = load_file(path, trust=trust_checkpoint)
     if not isinstance(checkpoint, Mapping):
         msg = (
             f'{path} is not a DeCUR checkpoint: it holds a '

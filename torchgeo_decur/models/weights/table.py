@@ -13,10 +13,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ('BASE_URL', 'RELEASES', 'Release', 'find_release')
+__all__ = ('BASE_URL', 'RELEASES', 'SHA256', 'Release', 'find_release')
 
 #: Where the authors publish their files (Hugging Face ``wangyi111/DeCUR``).
+#: The branch, not a commit: no commit of that repository could be looked up
+#: when the table was written (docs: trust.md); files are checked by hash.
 BASE_URL = 'https://huggingface.co/wangyi111/DeCUR/resolve/main/'
+
+#: SHA-256 of published files, by file name, where known. None is known yet:
+#: files without one are checked against the hash recorded at their first use
+#: (:mod:`~torchgeo_decur.models.weights.verify`).
+SHA256: Mapping[str, str] = {}
 
 #: The paper and the authors' code, in every entry's metadata.
 PUBLICATION = 'https://arxiv.org/abs/2309.05300'
