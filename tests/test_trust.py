@@ -86,7 +86,9 @@ def test_weight_readers_refuse_code(evil: tuple[Path, Path]) -> None:
     with pytest.raises(UntrustedFileError):
         DeCURTask(model1='resnet18', model2='resnet18', weights1=str(path))
     with pytest.raises(UntrustedFileError):
-        MultimodalClassificationTask(model='resnet18', weights=str(path), in_channels=[2, 13])
+        MultimodalClassificationTask(
+            model='resnet18', weights=str(path), in_channels=[2, 13]
+        )
     assert not marker.exists()
 
 
