@@ -261,8 +261,8 @@ def test_atomic_checkpoint_never_half_written(
     io.save_checkpoint({'step': 1, 'w': torch.ones(3)}, path)
     assert torch.load(path, weights_only=True)['step'] == 1
 
-    def dies_half_way(obj: object, f: object) -> None:
-        f.write(b'partial bytes')  # type: ignore[attr-defined]
+    def dies_half_way(obj: object, f: Path) -> None:
+        Path(f).write_bytes(b'partial bytes')
         raise KeyboardInterrupt  # the job is killed while saving
 
     monkeypatch.setattr(torch, 'save', dies_half_way)

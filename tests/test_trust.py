@@ -109,7 +109,7 @@ def test_export_and_explain_refuse_code(
     assert cli_main(['explain', *args, '--out', str(out)]) == 2
     assert 'was not loaded' in capsys.readouterr().err
     assert not marker.exists()
-    assert not out.exists()
+    assert list(out.iterdir()) == []  # checked writable first, nothing written
 
 
 def test_trusted_export_runs_the_code(evil: tuple[Path, Path], tmp_path: Path) -> None:
@@ -118,3 +118,19 @@ def test_trusted_export_runs_the_code(evil: tuple[Path, Path], tmp_path: Path) -
         with pytest.raises(ValueError, match='not a DeCUR'):
             export_checkpoint(path, tmp_path / 'out', trust_checkpoint=True)
     assert marker.exists()
+
+
+def test_unwritable_output_fails_before_the_work(
+    evil: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('')
+    with pytest.raises(PermissionError, match='cannot write to the output folder'):
+        export_checkpoint(evil[0], blocker / 'out')  # before reading the file
+    config = tmp_path / 'data.yaml'
+    config.write_text('data: {}\n')
+    args = ['--checkpoint', str(evil[0]), '--data_config', str(config)]
+    assert cli_main(['explain', *args, '--out', str(blocker / 'out')]) == 2
+    assert 'cannot write to the output folder' in capsys.readouterr().err
+    assert cli_main(['explain', *args, '--out', str(tmp_path), '--ig_steps', '0']) == 2
+    assert 'ig_steps' in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Checkpoints that are whole or absent: never half written.
+"""Checkpoints and other outputs that are whole or absent: never half written.
 
 Lightning writes a local checkpoint to a temporary file in the system's
 temporary folder and moves it into place. When that folder is on another file
@@ -17,11 +17,17 @@ Each run of a config writes its own ``version_N`` folder, so Lightning's
 :class:`RunCheckpoint` (the configs' checkpoint callback) also looks in the
 other versions of the same logger folder and resumes the newest ``last.ckpt``.
 
+Exports, explain reports and demo runs write their files with
+:func:`staged_files` (all renamed into place at the end, or none) into a folder
+checked with :func:`writable_folder` before the work starts.
+
 .. versionadded:: 0.1
 """
 
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,13 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ('AtomicCheckpointIO', 'RunCheckpoint', 'remove_orphans')
+__all__ = (
+    'AtomicCheckpointIO',
+    'RunCheckpoint',
+    'remove_orphans',
+    'staged_files',
+    'writable_folder',
+)
 
 #: How AtomicCheckpointIO names its temporary files: ``.<target name>.<random>``.
 TEMPORARY = '.*.ckpt.*'
@@ -70,18 +82,81 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             super().save_checkpoint(checkpoint, path, storage_options)  # raises
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{target.name}.', dir=target.parent)
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                torch.save(checkpoint, f)
-                f.flush()
+        with staged_files([target]) as temporary:
+            torch.save(checkpoint, temporary[target])
+
+
+@contextmanager
+def staged_files(
+    targets: Iterable[str | os.PathLike[str]],
+) -> Iterator[dict[Path, Path]]:
+    """Write several files so that all of them appear, or none.
+
+    Yields a temporary path beside each target (``.<name>.<random>``, in the
+    target's folder, so that the rename stays on one file system). When the
+    block ends, each temporary file is flushed to disk and renamed over its
+    target; if the block raises (a full disk, a kill), the temporary files are
+    removed and the targets are untouched.
+
+    Args:
+        targets: The files to write; their folders are created.
+
+    Yields:
+        ``{target: temporary path}``.
+
+    .. versionadded:: 0.2
+    """
+    temporary: dict[Path, Path] = {}
+    try:
+        for target in map(Path, targets):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f'.{target.name}.', dir=target.parent)
+            os.close(fd)
+            temporary[target] = Path(tmp)
+        yield temporary
+        for tmp in temporary.values():
+            with open(tmp, 'rb+') as f:
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
+        for target, tmp in temporary.items():
             os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    except BaseException:
+        for tmp in temporary.values():
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def writable_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create an output folder and check that files can be written in it.
+
+    Called before the work, so that a read-only or missing place fails in
+    seconds rather than after the run.
+
+    Args:
+        folder: The folder.
+
+    Returns:
+        The folder.
+
+    Raises:
+        PermissionError: If it cannot be created or written to (names it).
+        FileExistsError: If it exists and is not a folder.
+
+    .. versionadded:: 0.2
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        msg = f'{path} exists and is not a folder'
+        raise FileExistsError(msg)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix='.write-test.', dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        msg = f'cannot write to the output folder {path}: {err.strerror or err}'
+        raise PermissionError(msg) from err
+    return path
 
 
 def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:

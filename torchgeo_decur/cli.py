@@ -15,6 +15,7 @@ arguments in :data:`RENAMED`.
 .. versionadded:: 0.1
 """
 
+import pickle
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -205,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0, or 2 for bad arguments and errors of the data,
-        files or checkpoints, which are printed.
+        files, output folders or checkpoints, which are printed.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     functions = commands()
@@ -221,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = config['command']
         kwargs = {k: v for k, v in vars(config[command]).items() if k != 'config'}
         _report(command, functions[command](**kwargs), kwargs)
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as err:
+    except (OSError, pickle.UnpicklingError, ValueError, TypeError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     return 0

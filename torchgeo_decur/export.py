@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
+from .checkpointing import staged_files, writable_folder
 from .guards import nonfinite_tensors
 from .models.encoders import create_encoder, state_dict_mismatches
 from .models.weights.files import authors_state_dict, parse_decur_lightning_checkpoint
@@ -169,6 +170,7 @@ def export_checkpoint(
     if not path.is_file():
         msg = f'checkpoint not found: {path}'
         raise FileNotFoundError(msg)
+    writable_folder(out)
     loaded = load_file(path, trust=trust_checkpoint)
     if not isinstance(loaded, dict) or 'state_dict' not in loaded:
         found = sorted(loaded)[:8] if isinstance(loaded, dict) else type(loaded)
@@ -191,13 +193,14 @@ def export_checkpoint(
         name: {k: v.detach().clone() for k, v in state_dict.items()}
         for name, state_dict in state_dicts.items()
     }
-    paths['metadata'].parent.mkdir(parents=True, exist_ok=True)
-    for spec in meta['modalities']:
-        torch.save(copies[spec['name']], paths[spec['name']])
-        if torchgeo_checkpoints:
-            ckpt = _torchgeo_checkpoint(spec, copies[spec['name']])
-            torch.save(ckpt | {'epoch': meta['epoch']}, paths[f'{spec["name"]}_ckpt'])
-    joint = authors_state_dict(copies)
-    torch.save({'epoch': meta['epoch'], 'model': joint, 'meta': meta}, paths['joint'])
-    paths['metadata'].write_text(json.dumps(meta, indent=2) + '\n')
+    with staged_files(paths.values()) as temporary:
+        for spec in meta['modalities']:
+            torch.save(copies[spec['name']], temporary[paths[spec['name']]])
+            if torchgeo_checkpoints:
+                ckpt = _torchgeo_checkpoint(spec, copies[spec['name']])
+                ckpt['epoch'] = meta['epoch']
+                torch.save(ckpt, temporary[paths[f'{spec["name"]}_ckpt']])
+        joint = {'epoch': meta['epoch'], 'model': authors_state_dict(copies)}
+        torch.save(joint | {'meta': meta}, temporary[paths['joint']])
+        temporary[paths['metadata']].write_text(json.dumps(meta, indent=2) + '\n')
     return paths

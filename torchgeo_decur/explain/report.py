@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..checkpointing import staged_files, writable_folder
 from ..modalities import get_modality
 from .alignment import alignment_scores, plot_alignment
 from .loading import (
@@ -255,6 +256,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         msg = f'--out {out} exists and is not a folder'
         raise FileExistsError(msg)
+    writable_folder(out)
     existing = [
         str(out / name)
         for name in [*FIGURES.values(), SUMMARY]
@@ -269,29 +271,55 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise FileExistsError(msg)
 
 
-def _check_arguments(out: Path, config: Path, overwrite: bool, batch_size: int) -> None:
-    """Check the output folder, the data config and the batch size of a report.
+def _check_arguments(
+    out: Path, config: Path, overwrite: bool, batch_size: int, ig_steps: int
+) -> None:
+    """Check the output folder, the data config and the numbers of a report.
 
     Raises:
         FileExistsError: If *out* holds a report and *overwrite* is False.
+        PermissionError: If *out* cannot be written to.
         FileNotFoundError: If *config* does not exist.
-        ValueError: If *batch_size* is below 2.
+        ValueError: If *batch_size* is below 2 or *ig_steps* below 1.
     """
-    _check_out(out, overwrite)
-    if not config.is_file():
-        msg = f'data config not found: {config}'
-        raise FileNotFoundError(msg)
     if batch_size < 2:
         msg = f'batch_size must be >= 2, got {batch_size}'
         raise ValueError(msg)
+    if ig_steps < 1:
+        msg = f'ig_steps (steps of Integrated Gradients) must be >= 1, got {ig_steps}'
+        raise ValueError(msg)
+    if not config.is_file():
+        msg = f'data config not found: {config}'
+        raise FileNotFoundError(msg)
+    _check_out(out, overwrite)
 
 
 def _write(out: Path, figures: dict[str, Figure], summary: dict[str, Any]) -> None:
     """Write the figures and the summary of a report into *out*."""
-    out.mkdir(parents=True, exist_ok=True)
-    for key, fig in figures.items():
-        fig.savefig(out / FIGURES[key])
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + '\n')
+    targets = [out / FIGURES[key] for key in figures]
+    with staged_files([*targets, out / SUMMARY]) as temporary:
+        for target, fig in zip(targets, figures.values(), strict=True):
+            fig.savefig(temporary[target], format=target.suffix[1:])
+        temporary[out / SUMMARY].write_text(json.dumps(summary, indent=2) + '\n')
+
+
+def _inputs(
+    checkpoint: str | os.PathLike[str],
+    compare: str | os.PathLike[str] | None,
+    config: Path,
+    task: nn.Module,
+    names: list[str],
+) -> dict[str, Any]:
+    """The summary's entries on what was explained."""
+    return {
+        'checkpoint': str(checkpoint),
+        'method': task_label(task),
+        'compare': None if compare is None else str(compare),
+        'config': str(config),
+        'data': _data_section(config),
+        'modalities': names,
+        'bands': {name: list(get_modality(name).bands) for name in names},
+    }
 
 
 def _data_section(config: Path) -> Any:
@@ -510,13 +538,14 @@ def explain(
     Raises:
         FileNotFoundError: If a checkpoint or the data config does not exist.
         FileExistsError: If *out* holds a report and *overwrite* is False.
+        PermissionError: If *out* cannot be written to (before any work).
         ValueError: If a checkpoint is not DeCUR's or a baseline's, the inputs
             of the checkpoints or data differ, or an encoder is not a CNN.
 
     .. versionadded:: 0.1
     """
     folder, config = Path(out), Path(data_config)
-    _check_arguments(folder, config, overwrite, batch_size)
+    _check_arguments(folder, config, overwrite, batch_size, ig_steps)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     task, other = _load_tasks(checkpoint, compare, device, trust_checkpoint)
     layers = _layers(task)
@@ -543,13 +572,7 @@ def explain(
         ),
     }
     summary: dict[str, Any] = {
-        'checkpoint': str(checkpoint),
-        'method': task_label(task),
-        'compare': None if compare is None else str(compare),
-        'config': str(config),
-        'data': _data_section(config),
-        'modalities': names,
-        'bands': {name: list(get_modality(name).bands) for name in names},
+        **_inputs(checkpoint, compare, config, task, names),
         'samples': n,
         'samples_requested': pairs.requested,
         'indices': pairs.indices,

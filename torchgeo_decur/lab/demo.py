@@ -60,6 +60,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from torch import Tensor
 from torch.utils.data import default_collate
 
+from ..checkpointing import staged_files
 from ..datamodules import PairedDataModule
 from ..datasets import MultimodalDataset, SSL4EOS12Pair
 from ..explain import alignment_figure, gradcam_figure, prepare_pairs
@@ -536,6 +537,18 @@ def write_results(
         The CSV and JSON paths.
     """
     csv_path, json_path = out / RESULTS_CSV, out / RESULTS_JSON
+    with staged_files([csv_path, json_path]) as temporary:
+        _write_results(temporary[csv_path], temporary[json_path], results, details)
+    return csv_path, json_path
+
+
+def _write_results(
+    csv_path: Path,
+    json_path: Path,
+    results: dict[str, dict[str, float]],
+    details: dict[str, Any],
+) -> None:
+    """Write the results table as CSV and JSON (see :func:`write_results`)."""
     with open(csv_path, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['method', *(f'{f}_{COLUMNS[f]}' for f in FACTORS)])
@@ -555,7 +568,6 @@ def write_results(
         **details,
     }
     json_path.write_text(json.dumps(payload, indent=2) + '\n')
-    return csv_path, json_path
 
 
 def _demo_figures(

@@ -13,10 +13,11 @@ trust on first use, which catches a file that changes afterwards.
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ...checkpointing import staged_files
 
 __all__ = ('HashMismatchError', 'cached_file', 'sha256_of', 'verify_file')
 
@@ -113,12 +114,6 @@ def cached_file(
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write a small file whole or not at all (temporary file, renamed)."""
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a small file whole or not at all."""
+    with staged_files([path]) as temporary:
+        temporary[path].write_text(text)

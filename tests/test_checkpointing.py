@@ -1,0 +1,51 @@
+"""Outputs that are whole or absent, and folders checked before the work."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from torchgeo_decur.checkpointing import remove_orphans, staged_files, writable_folder
+
+
+def test_staged_files_all_or_nothing(tmp_path: Path) -> None:
+    a, b = tmp_path / 'out' / 'a.pth', tmp_path / 'out' / 'b.json'
+    with staged_files([a, b]) as temporary:
+        temporary[a].write_bytes(b'weights')
+        temporary[b].write_text('{}')
+        assert not a.exists()  # nothing visible until the block ends
+    assert a.read_bytes() == b'weights' and b.read_text() == '{}'
+    assert sorted(p.name for p in a.parent.iterdir()) == ['a.pth', 'b.json']
+    with pytest.raises(OSError, match='disk full'):
+        with staged_files([a, b]) as temporary:
+            temporary[a].write_bytes(b'new weights')
+            raise OSError('disk full')
+    assert a.read_bytes() == b'weights'  # the earlier files are untouched
+    assert sorted(p.name for p in a.parent.iterdir()) == ['a.pth', 'b.json']
+
+
+def test_writable_folder(tmp_path: Path) -> None:
+    assert writable_folder(tmp_path / 'new' / 'deep').is_dir()
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(FileExistsError, match='not a folder'):
+        writable_folder(tmp_path / 'file')
+    with pytest.raises(PermissionError, match=r'cannot write to the output folder'):
+        writable_folder(tmp_path / 'file' / 'out')
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root may write to read-only folders')
+def test_writable_folder_read_only(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match='cannot write'):
+            writable_folder(tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_remove_orphans(tmp_path: Path) -> None:
+    (tmp_path / 'last.ckpt').write_bytes(b'whole')
+    (tmp_path / '.last.ckpt.k3j2').write_bytes(b'half')
+    assert remove_orphans(tmp_path) == [tmp_path / '.last.ckpt.k3j2']
+    assert [p.name for p in tmp_path.iterdir()] == ['last.ckpt']
+    assert remove_orphans(tmp_path / 'missing') == []
