@@ -186,9 +186,14 @@ def test_eval_transforms_warn_on_raw_check() -> None:
 def test_in_channels_for(registered: Modality) -> None:
     assert in_channels_for('test_thermal') == 2
     assert in_channels_for('test_thermal', 2) == 2
-    assert in_channels_for('not_registered', 5) == 5
     with pytest.raises(ValueError, match="'not_registered' is not registered"):
         in_channels_for('not_registered')
+    # a typo with in_channels given trained and exported encoders without bands
+    with pytest.raises(ValueError, match="'not_registered' is not registered"):
+        in_channels_for('not_registered', 5)
+    typo = r"'s2' is not registered \(did you mean 's2c'"
+    with pytest.raises(ValueError, match=typo):
+        in_channels_for('s2', 13)
     with pytest.raises(
         ValueError, match=r"'s1' has 2 bands \(VV, VH\), but in_channels gives 3"
     ):

@@ -27,6 +27,7 @@ your dataset, which your YAML imports through a ``class_path``)::
 .. versionadded:: 0.1
 """
 
+import difflib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -325,20 +326,26 @@ def in_channels_for(name: str, in_channels: int | None = None) -> int:
         The number of channels.
 
     Raises:
-        ValueError: If *in_channels* is None and *name* is not registered, if
-            *in_channels* is not positive, or if it differs from the registered
-            modality's number of bands.
+        ValueError: If *name* is not registered (with the registered names
+            closest to it), if *in_channels* is not positive, or if it differs
+            from the registered modality's number of bands.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       An unregistered name is an error also when *in_channels* is given: a
+       typo (``s2`` for ``s2c``) trained and exported encoders without bands.
     """
     known = _REGISTRY.get(name)
+    if known is None:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f' (did you mean {", ".join(map(repr, close))}?)' if close else ''
+        msg = (
+            f'modality {name!r} is not registered{hint}. A sensor of your own is '
+            'declared once with register_modality(Modality(name, bands, ...)), '
+            'so that its bands and preprocessing are recorded with the weights'
+        )
+        raise ValueError(msg)
     if in_channels is None:
-        if known is None:
-            msg = (
-                f'modality {name!r} is not registered: give its number of input '
-                'channels (in_channels), or register it with register_modality'
-            )
-            raise ValueError(msg)
         return known.in_channels
     if in_channels < 1:
         msg = f'in_channels must be >= 1, got {in_channels} for modality {name!r}'

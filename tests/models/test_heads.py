@@ -37,7 +37,7 @@ class TestCreateEncoders:
             ((2, 13), ('s1',), 'in_channels and modalities'),
             ((), (), '1 or 2 modalities'),
             ((3, 1, 2), ('rgb', 'dem', 's1'), '1 or 2 modalities'),
-            ((0,), ('sar',), 'in_channels must be >= 1'),
+            ((0,), ('s1',), 'in_channels must be >= 1'),
             ((2, 2), ('s1', 's1'), 'distinct'),
             ((12,), ('s2c',), "modality 's2c' has 13 bands"),
         ],
@@ -49,8 +49,8 @@ class TestCreateEncoders:
             create_encoders('resnet18', in_channels, modalities)
 
     def test_unregistered_modality_with_channels(self) -> None:
-        (encoder,) = create_encoders('resnet18', (4,), ('lidar',))
-        assert encoder.conv1.in_channels == 4
+        with pytest.raises(ValueError, match="'lidar' is not registered"):
+            create_encoders('resnet18', (4,), ('lidar',))
 
     @pytest.mark.parametrize(
         ('weights', 'expected'),

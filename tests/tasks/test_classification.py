@@ -232,9 +232,9 @@ def test_multiclass() -> None:
     torch.testing.assert_close(probs.sum(1), torch.ones(2))
 
 
-def test_unregistered_modality_needs_channels() -> None:
-    task = make_task(in_channels=[4], modalities=['lidar'], input_keys=['image1'])
-    assert task.hparams['in_channels'] == [4]
+def test_unregistered_modality_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"'lidar' is not registered.*register_modal"):
+        make_task(in_channels=[4], modalities=['lidar'], input_keys=['image1'])
     with pytest.raises(ValueError, match="'lidar' is not registered"):
         make_task(modalities=['lidar'], input_keys=['image1'])
 

@@ -13,8 +13,16 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from torchgeo_decur.modalities import S2_L1C_BANDS, get_modality
+from torchgeo_decur import modalities as modalities_module
+from torchgeo_decur.modalities import (
+    S2_L1C_BANDS,
+    Modality,
+    dem_augmentation,
+    get_modality,
+    register_modality,
+)
 from torchgeo_decur.tasks import DeCURTask
+from torchgeo_decur.transforms import Scale
 
 from ..conftest import ROOT
 
@@ -133,16 +141,21 @@ def test_paper_defaults() -> None:
 def test_in_channels_from_modalities() -> None:
     task = DeCURTask(**{**TINY, 'in_channels1': None, 'in_channels2': None})
     assert (task.hparams['in_channels1'], task.hparams['in_channels2']) == (2, 3)
-    # an unregistered modality works with its channel count, recorded as given
-    task = DeCURTask(**{**TINY, 'modalities': ['s1', 'thermal'], 'in_channels2': 1})
-    assert task.backbone2.conv1.in_channels == 1
-    checkpoint: dict[str, object] = {}
-    task.on_save_checkpoint(checkpoint)
-    assert checkpoint['torchgeo_decur']['modalities'][1] == {  # type: ignore[index]
-        'name': 'thermal',
-        'bands': None,
-        'normalisation': None,
-    }
+    # an unregistered name is refused even with its channel count (a typo
+    # trained and exported encoders without bands); registered, it is recorded
+    with pytest.raises(ValueError, match="'thermal' is not registered"):
+        DeCURTask(**{**TINY, 'modalities': ['s1', 'thermal'], 'in_channels2': 1})
+    thermal = Modality('thermal', ('LWIR',), lambda: Scale(330.0), dem_augmentation)
+    register_modality(thermal)
+    try:
+        task = DeCURTask(**{**TINY, 'modalities': ['s1', 'thermal'], 'in_channels2': 1})
+        assert task.backbone2.conv1.in_channels == 1
+        checkpoint: dict[str, object] = {}
+        task.on_save_checkpoint(checkpoint)
+        record = checkpoint['torchgeo_decur']['modalities'][1]  # type: ignore[index]
+        assert (record['name'], record['bands']) == ('thermal', ['LWIR'])
+    finally:
+        modalities_module._REGISTRY.pop('thermal')
 
 
 def test_weighting_reaches_the_loss() -> None:
