@@ -49,14 +49,15 @@ def test_pair_batches(
     assert len(dm.train_dataset) == len(dm.val_dataset) == 2
     assert not set(dm.train_dataset.indices) & set(dm.val_dataset.indices)
     raw = next(iter(dm.train_dataloader()))
-    assert set(raw) == {'image1', 'image2', 'sample_seed'}
+    skips = {'skipped_samples', 'bad_files'}  # bad files are skipped and named
+    assert set(raw) == {'image1', 'image2', 'sample_seed', *skips}
     assert raw['image1'].dtype == raw['image2'].dtype == torch.uint8
     assert raw['image1'].shape == raw['image2'].shape == (2, 3, *SIZE)
 
     dm.trainer = Trainer(accelerator='cpu', logger=False)
     dm.trainer.training = True
     out = transfer(dm, raw)
-    assert set(out) == {'image1', 'image2'}
+    assert set(out) == {'image1', 'image2', *skips}  # the task logs the counts
     for key in ('image1', 'image2'):  # two augmented views per modality
         assert out[key].shape == (2, 2, 3, PATCH, PATCH)
         assert out[key].dtype == torch.float32

@@ -56,3 +56,19 @@ def test_transforms(bigearthnet_root: Path) -> None:
         bigearthnet_root, split='test', transforms=lambda s: {**s, 'x': 1}
     )
     assert ds[0]['x'] == 1
+
+
+def test_bad_sample_skipped_when_asked(bigearthnet_root: Path) -> None:
+    ds = BigEarthNetMM(bigearthnet_root, split='train', on_bad_sample='skip')
+    (vh,) = glob.glob(os.path.join(ds.folders[0]['s1'], '*_VH.tif'))
+    os.remove(vh)
+    sample = ds[0]
+    assert sample['skipped_samples'] == 1
+    assert 'band VH of sample 0 not found' in sample['bad_files']
+    torch.testing.assert_close(sample['image2'], ds[1]['image2'])  # the other one
+    assert ds[1]['skipped_samples'] == 0 and ds[1]['bad_files'] == ''
+    alone = BigEarthNetMM(bigearthnet_root, split='val', on_bad_sample='skip')
+    (vh,) = glob.glob(os.path.join(alone.folders[0]['s1'], '*_VH.tif'))
+    os.remove(vh)
+    with pytest.raises(RuntimeError, match=r'(?s)1 samples in a row are bad.*band VH'):
+        alone[0]  # nothing left to read instead

@@ -2,11 +2,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 from PIL import Image
 from torchgeo.datasets import DatasetNotFoundError, GeoNRW
 
 from torchgeo_decur.datasets import GeoNRWCities, GeoNRWTiles
+from torchgeo_decur.datasets.skipping import ConstantImageError
 
 
 def test_partial_cities_warn(geonrw_root: Path) -> None:
@@ -55,7 +57,9 @@ def test_tiles_are_windows_of_the_scenes(geonrw_root: Path) -> None:
         assert (scene, row, col) == (index // 4, index % 4 // 2, index % 2)
         whole = scenes[scene]
         sample = tiles[index]
-        assert set(sample) == {'image1', 'image2'}  # no labels for pretraining
+        # no labels for pretraining; bad tiles would be counted and named
+        assert set(sample) == {'image1', 'image2', 'skipped_samples', 'bad_files'}
+        assert sample['skipped_samples'] == 0 and sample['bad_files'] == ''
         rows, cols = slice(row * 50, row * 50 + 50), slice(col * 50, col * 50 + 50)
         torch.testing.assert_close(sample['image1'], whole['image1'][:, rows, cols])
         torch.testing.assert_close(sample['image2'], whole['image2'][:, rows, cols])
@@ -71,8 +75,32 @@ def test_tiles_errors(geonrw_root: Path) -> None:
         GeoNRWTiles(geonrw_root, tile_size=0)
     with pytest.raises(ValueError, match=r'tile_size=250 exceeds the scenes'):
         GeoNRWTiles(geonrw_root)  # the fixture's scenes are 100 px
-    tiles = GeoNRWTiles(geonrw_root, tile_size=50)
+    tiles = GeoNRWTiles(geonrw_root, tile_size=50, on_bad_sample='raise')
     path = Path(tiles.files[1][1])
     path.write_bytes(path.read_bytes()[:200])  # a truncated DEM
     with pytest.raises(ValueError, match=rf'cannot read {path}'):
         tiles[4]
+    with pytest.raises(ValueError, match='on_bad_sample'):
+        GeoNRWTiles(geonrw_root, tile_size=50, on_bad_sample='ignore')  # type: ignore[arg-type]
+
+
+@pytest.mark.filterwarnings('ignore:GeoNRW .* city folders missing:UserWarning')
+def test_bad_tiles_are_skipped_counted_and_named(geonrw_root: Path) -> None:
+    tiles = GeoNRWTiles(geonrw_root, tile_size=50)  # 'skip' for pretraining
+    path = Path(tiles.files[1][1])
+    path.write_bytes(path.read_bytes()[:200])  # a truncated DEM: tiles 4-7
+    sample = tiles[4]
+    assert sample['skipped_samples'] >= 1
+    assert f'cannot read {path}' in sample['bad_files']
+    assert tiles.tile(4)[0] == 1  # ...and the replacement is of another scene
+    again = tiles[4]  # a fixed draw: reruns see the same data
+    torch.testing.assert_close(again['image1'], sample['image1'])
+    # a constant (no-data) tile is bad too
+    dem = Path(tiles.files[2][1])
+    with rasterio.open(dem, 'r+') as f:
+        f.write(np.zeros((f.count, f.height, f.width), dtype=f.dtypes[0]))
+    assert 'image2 is constant (all pixels = 0)' in tiles[8]['bad_files']
+    # the transfer dataset raises by default: a replaced test tile biases metrics
+    scenes = GeoNRWCities(geonrw_root, split='train')
+    with pytest.raises(ConstantImageError, match='image2 is constant'):
+        scenes[2]

@@ -197,3 +197,15 @@ def test_plot(case: tuple) -> None:
     fig = cls(root, mask=False).plot(cls(root, mask=False)[0])
     assert len(fig.axes) == 2
     plt.close(fig)
+
+
+def test_bad_samples_skipped_when_asked(nyuv2_root: Path) -> None:
+    (nyuv2_root / 'HHA' / '0003.jpg').unlink()  # a missing file: left out
+    with pytest.warns(UserWarning, match=r'(?s)left out 1 sample.*missing hha image'):
+        ds = NYUDepthV2(nyuv2_root, on_bad_sample='skip')
+    rgb = ds.files[0]['rgb']
+    rgb.write_bytes(b'not an image')  # an undecodable file: replaced, named
+    sample = ds[0]
+    assert sample['skipped_samples'] == 1 and str(rgb) in sample['bad_files']
+    with pytest.raises(FileNotFoundError, match='missing hha image'):
+        NYUDepthV2(nyuv2_root)  # the default raises

@@ -56,6 +56,7 @@ class _RGBDPairDataModule(PairedDataModule):
     ) -> None:
         """Initialize the datamodule (see the subclasses for the arguments)."""
         kwargs.pop('mask', None)  # pretraining reads no labels
+        kwargs.setdefault('on_bad_sample', 'skip')  # long runs skip bad files
         super().__init__(
             self.dataset_class,
             modalities,
@@ -128,7 +129,7 @@ class SUNRGBDPairDataModule(_RGBDPairDataModule):
                 from torch's generator (see
                 :class:`~torchgeo_decur.datamodules.PairedDataModule`).
             **kwargs: Additional keyword arguments passed to the dataset
-                (``transforms``).
+                (``transforms``, ``on_bad_sample``: ``'skip'`` here).
 
         Raises:
             ValueError: If *val_fraction* is not in ``[0, 1)``, *batch_size*
@@ -196,7 +197,7 @@ class NYUDepthV2PairDataModule(_RGBDPairDataModule):
             seed: Seed of the sample order and augmentation; None draws one
                 from torch's generator.
             **kwargs: Additional keyword arguments passed to the dataset
-                (``transforms``).
+                (``transforms``, ``on_bad_sample``: ``'skip'`` here).
 
         Raises:
             ValueError: If *val_fraction* is not in ``[0, 1)``, *batch_size*

@@ -14,7 +14,7 @@ from torchgeo.datasets import BigEarthNet
 from torchgeo.datasets.utils import Path, Sample
 
 from ..modalities import S2_L2A_BANDS
-from .multimodal import MultimodalDataset
+from .skipping import SkippingDataset
 
 __all__ = ('BigEarthNetMM',)
 
@@ -31,7 +31,7 @@ def _file_band(band: str) -> str:
     return band if band == 'B8A' else f'B{int(band[1:]):02d}'
 
 
-class BigEarthNetMM(BigEarthNet, MultimodalDataset):
+class BigEarthNetMM(BigEarthNet, SkippingDataset):
     """BigEarthNet v1.0 with Sentinel-1 and Sentinel-2, one key per modality.
 
     TorchGeo's :class:`~torchgeo.datasets.BigEarthNet` with ``bands='all'``
@@ -68,6 +68,8 @@ class BigEarthNetMM(BigEarthNet, MultimodalDataset):
         transforms: Callable[[Sample], Sample] | None = None,
         download: bool = False,
         checksum: bool = True,
+        on_bad_sample: Literal['raise', 'skip'] = 'raise',
+        max_sample_attempts: int = 10,
     ) -> None:
         """Initialize a new BigEarthNetMM instance.
 
@@ -79,11 +81,20 @@ class BigEarthNetMM(BigEarthNet, MultimodalDataset):
                 a transformed version.
             download: If True, download the dataset into *root*.
             checksum: If True, check the MD5 of the downloaded files.
+            on_bad_sample: What a bad sample (a missing or unreadable band
+                file, a constant image) does: ``'raise'`` its error (the
+                default: a replaced test sample would change the metric
+                silently) or ``'skip'`` it (another sample is read, counted
+                and named: :mod:`~torchgeo_decur.datasets.skipping`), e.g.
+                for long fine-tuning runs.
+            max_sample_attempts: Samples tried for one index before giving up.
 
         Raises:
             DatasetNotFoundError: If the dataset is not found and *download*
                 is False.
+            ValueError: If *on_bad_sample* or *max_sample_attempts* is invalid.
         """
+        self.set_bad_sample_policy(on_bad_sample, max_sample_attempts)
         super().__init__(
             root, split, 'all', num_classes, transforms, download, checksum
         )
@@ -136,7 +147,20 @@ class BigEarthNetMM(BigEarthNet, MultimodalDataset):
                 )
         return torch.from_numpy(np.stack(images, axis=0))
 
-    def __getitem__(self, index: int) -> Sample:
+    __getitem__ = SkippingDataset.__getitem__
+
+    def describe(self, index: int) -> str:
+        """Name the folders of a sample, for messages.
+
+        Args:
+            index: Index of the sample.
+
+        Returns:
+            The S1 and S2 folders.
+        """
+        return ', '.join(self.folders[index][sensor] for sensor in ('s1', 's2'))
+
+    def load_sample(self, index: int) -> Sample:
         """Return the two modalities and the labels of one sample.
 
         Args:
@@ -145,7 +169,7 @@ class BigEarthNetMM(BigEarthNet, MultimodalDataset):
         Returns:
             ``{'image1', 'image2', 'label'}``, raw values.
         """
-        sample: Sample = {
+        return {
             'image1': self._read(
                 self._band_paths(index, 's1', self.input_bands['image1'])
             ),
@@ -154,6 +178,3 @@ class BigEarthNetMM(BigEarthNet, MultimodalDataset):
             ),
             'label': self._load_target(index),
         }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
-        return sample

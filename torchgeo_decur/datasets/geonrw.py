@@ -3,7 +3,7 @@
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import rasterio
@@ -13,12 +13,12 @@ from rasterio.windows import Window
 from torchgeo.datasets import GeoNRW
 from torchgeo.datasets.utils import Sample
 
-from .multimodal import MultimodalDataset
+from .skipping import SkippingDataset
 
 __all__ = ('GeoNRWCities', 'GeoNRWTiles')
 
 
-class GeoNRWCities(GeoNRW, MultimodalDataset):
+class GeoNRWCities(GeoNRW, SkippingDataset):
     """TorchGeo's :class:`~torchgeo.datasets.GeoNRW`, raw, on the cities present.
 
     Two changes to TorchGeo 0.10's reader:
@@ -47,6 +47,29 @@ class GeoNRWCities(GeoNRW, MultimodalDataset):
         'image2': ('DEM',),
     }
 
+    def __init__(
+        self,
+        *args: Any,
+        on_bad_sample: Literal['raise', 'skip'] = 'raise',
+        max_sample_attempts: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new GeoNRWCities instance.
+
+        Args:
+            *args: Arguments of TorchGeo's :class:`~torchgeo.datasets.GeoNRW`
+                (``root``, ``split``, ``transforms``, ``download``, ``checksum``).
+            on_bad_sample: What a bad tile (an unreadable or constant image)
+                does: ``'raise'`` its error (the default: a replaced test tile
+                would change the metric silently) or ``'skip'`` it (another
+                tile is read, counted and named:
+                :mod:`~torchgeo_decur.datasets.skipping`).
+            max_sample_attempts: Tiles tried for one index before giving up.
+            **kwargs: Keyword arguments of TorchGeo's GeoNRW.
+        """
+        self.set_bad_sample_policy(on_bad_sample, max_sample_attempts)
+        super().__init__(*args, **kwargs)
+
     def _verify(self) -> None:
         """Verify that the data is present; keep the cities found on disk."""
         present = tuple(
@@ -65,7 +88,22 @@ class GeoNRWCities(GeoNRW, MultimodalDataset):
             return
         super()._verify()
 
-    def __getitem__(self, index: int) -> Sample:
+    __getitem__ = SkippingDataset.__getitem__
+
+    def describe(self, index: int) -> str:
+        """Name the files of a tile, for messages.
+
+        Args:
+            index: Index of the tile.
+
+        Returns:
+            The tile's path stem (``<folder>/<x>_<y>``).
+        """
+        path = self.file_list[index]
+        stem = '_'.join(os.path.basename(path).split('_')[:2])
+        return os.path.join(os.path.dirname(path), stem)
+
+    def load_sample(self, index: int) -> Sample:
         """Return the RGB image, the DEM and the mask of one tile.
 
         Args:
@@ -92,12 +130,10 @@ class GeoNRWCities(GeoNRW, MultimodalDataset):
             'image2': torch.from_numpy(arrays['dem'].astype(np.float32))[None],
             'mask': torch.from_numpy(arrays['seg'].astype(np.int64)),
         }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
         return sample
 
 
-class GeoNRWTiles(MultimodalDataset):
+class GeoNRWTiles(SkippingDataset):
     """GeoNRW scenes cut into square tiles, read on the fly: DeCUR pretraining.
 
     The DeCUR authors pretrain on GeoNRW's training scenes cut into 250 x 250
@@ -127,6 +163,8 @@ class GeoNRWTiles(MultimodalDataset):
         split: str = 'train',
         tile_size: int = 250,
         transforms: Callable[[Sample], Sample] | None = None,
+        on_bad_sample: Literal['raise', 'skip'] = 'skip',
+        max_sample_attempts: int = 10,
         **kwargs: Any,
     ) -> None:
         """Initialize a new GeoNRWTiles instance.
@@ -137,6 +175,10 @@ class GeoNRWTiles(MultimodalDataset):
             tile_size: Side of the tiles in pixels (250 in the paper).
             transforms: A function/transform that takes a sample and returns a
                 transformed version.
+            on_bad_sample: What a bad tile (an unreadable file, a window it
+                lacks, a constant image) does: ``'skip'`` it (another tile is
+                read, counted and named) or ``'raise'`` its error.
+            max_sample_attempts: Tiles tried for one index before giving up.
             **kwargs: Further arguments of :class:`GeoNRWCities` (``download``,
                 ``checksum``).
 
@@ -147,6 +189,7 @@ class GeoNRWTiles(MultimodalDataset):
         if tile_size < 1:
             msg = f'tile_size must be >= 1, got {tile_size}'
             raise ValueError(msg)
+        self.set_bad_sample_policy(on_bad_sample, max_sample_attempts)
         self.scenes = GeoNRWCities(root=root, split=split, **kwargs)
         self.tile_size = tile_size
         self.transforms = transforms
@@ -227,7 +270,19 @@ class GeoNRWTiles(MultimodalDataset):
             raise ValueError(msg) from err
         return array
 
-    def __getitem__(self, index: int) -> Sample:
+    def describe(self, index: int) -> str:
+        """Name the files and window of a tile, for messages.
+
+        Args:
+            index: Index of the tile.
+
+        Returns:
+            The RGB and DEM paths and the tile's row and column.
+        """
+        scene, row, col = self.tile(index)
+        return f'{", ".join(self.files[scene])} (tile row {row}, column {col})'
+
+    def load_sample(self, index: int) -> Sample:
         """Return the RGB and DEM of one tile.
 
         Args:
@@ -244,6 +299,4 @@ class GeoNRWTiles(MultimodalDataset):
             'image1': torch.from_numpy(self._read(rgb_path, window)),
             'image2': torch.from_numpy(self._read(dem_path, window)),
         }
-        if self.transforms is not None:
-            sample = self.transforms(sample)
         return sample

@@ -28,6 +28,7 @@ labels, so that 0 wraps to 255).
 """
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -41,7 +42,7 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError
 from torchgeo.datasets.utils import Sample
 
-from .multimodal import MultimodalDataset
+from .skipping import SkippingDataset
 
 __all__ = ('SUNRGBD', 'NYUDepthV2', 'RGBDFolderDataset')
 
@@ -60,7 +61,7 @@ def _size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     return pair[0], pair[1]
 
 
-class RGBDFolderDataset(MultimodalDataset):
+class RGBDFolderDataset(SkippingDataset):
     """RGB + HHA (+ segmentation mask) samples of an RGB-D scene dataset.
 
     Base of :class:`SUNRGBD` and :class:`NYUDepthV2`; reads the CMX layout
@@ -108,6 +109,8 @@ class RGBDFolderDataset(MultimodalDataset):
         rgb_folder: str = 'RGB',
         hha_folder: str = 'HHA',
         label_folder: str = 'Label',
+        on_bad_sample: Literal['raise', 'skip'] = 'raise',
+        max_sample_attempts: int = 10,
     ) -> None:
         """Initialize a new dataset instance.
 
@@ -125,18 +128,28 @@ class RGBDFolderDataset(MultimodalDataset):
             rgb_folder: Folder of the RGB images, in *root*.
             hha_folder: Folder of the HHA images, in *root*.
             label_folder: Folder of the labels, in *root*.
+            on_bad_sample: What a bad sample does: ``'raise'`` its error (the
+                default: a replaced test sample would change the metric
+                silently; the pretraining datamodules pass ``'skip'``) or
+                ``'skip'`` it (a missing file is left out of the list with a
+                warning; an unreadable or constant image is replaced by
+                another sample, counted and named:
+                :mod:`~torchgeo_decur.datasets.skipping`).
+            max_sample_attempts: Samples tried for one index before giving up.
 
         Raises:
             DatasetNotFoundError: If *root* holds neither the list file nor the
                 RGB folder.
             FileNotFoundError: If the HHA folder is missing (with how to make
                 it from ``Depth/``), or a file named by the list is missing
-                (naming the list file, the line and the path).
-            ValueError: If *split* or *size* is invalid.
+                (naming the list file, the line and the path) and
+                *on_bad_sample* is ``'raise'``, or every file is missing.
+            ValueError: If *split*, *size* or *on_bad_sample* is invalid.
         """
         if split not in self.splits:
             msg = f'split must be one of {sorted(self.splits)}, got {split!r}'
             raise ValueError(msg)
+        self.set_bad_sample_policy(on_bad_sample, max_sample_attempts)
         self.root = Path(root)
         self.split = split
         self.transforms = transforms
@@ -215,29 +228,49 @@ class RGBDFolderDataset(MultimodalDataset):
 
         Raises:
             FileNotFoundError: If an image is missing, naming the list file, the
-                line and the path.
+                line and the path (with ``on_bad_sample='raise'``; else the
+                sample is left out with one warning), or all are missing.
         """
-        files = []
+        files, missing = [], []
         lines = self.list_file.read_text().splitlines()
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            name = self._name(line.strip())
-            paths = {}
-            for key, folder in self.folders.items():
-                extensions = ('.png',) if key == 'label' else IMAGE_EXTENSIONS
-                path = self._find(folder, name, extensions)
-                if not path.is_file():
-                    tried = ', '.join(extensions[1:])
-                    msg = (
-                        f'{self.list_file}, line {number} ({line.strip()!r}): '
-                        f'missing {key} image {path}'
-                        + (f' (also tried {tried})' if tried else '')
-                    )
-                    raise FileNotFoundError(msg)
-                paths[key] = path
-            files.append(paths)
+            try:
+                files.append(self._line_paths(number, line.strip()))
+            except FileNotFoundError as err:
+                if self.on_bad_sample == 'raise':
+                    raise
+                missing.append(str(err))
+        if missing and not files:
+            raise FileNotFoundError(missing[0])
+        if missing:
+            msg = (
+                f'{type(self).__name__} left out {len(missing)} sample(s) with '
+                'missing files; first:\n  ' + '\n  '.join(missing[:5])
+            )
+            warnings.warn(msg, UserWarning, stacklevel=3)
         return files
+
+    def _line_paths(self, number: int, line: str) -> dict[str, Path]:
+        """The paths of the sample on one line of the list file.
+
+        Raises:
+            FileNotFoundError: If one is missing (naming the line and path).
+        """
+        name, paths = self._name(line), {}
+        for key, folder in self.folders.items():
+            extensions = ('.png',) if key == 'label' else IMAGE_EXTENSIONS
+            path = self._find(folder, name, extensions)
+            if not path.is_file():
+                tried = ', '.join(extensions[1:])
+                msg = (
+                    f'{self.list_file}, line {number} ({line!r}): missing {key} '
+                    f'image {path}' + (f' (also tried {tried})' if tried else '')
+                )
+                raise FileNotFoundError(msg)
+            paths[key] = path
+        return paths
 
     def __len__(self) -> int:
         """Return the number of samples in the split.
@@ -296,7 +329,19 @@ class RGBDFolderDataset(MultimodalDataset):
         mask[label == 0] = self.ignore_index
         return torch.from_numpy(mask)
 
-    def __getitem__(self, index: int) -> Sample:
+    def describe(self, index: int) -> str:
+        """Name the files of a sample, for messages.
+
+        Args:
+            index: Index of the sample.
+
+        Returns:
+            Its RGB and HHA paths.
+        """
+        paths = self.files[index]
+        return f'{paths["rgb"]}, {paths["hha"]}'
+
+    def load_sample(self, index: int) -> Sample:
         """Return the RGB image, the HHA image and (if asked) the mask.
 
         Args:
@@ -327,8 +372,6 @@ class RGBDFolderDataset(MultimodalDataset):
             )
             msg = f'images of one sample differ in size: {named}'
             raise ValueError(msg)
-        if self.transforms is not None:
-            sample = self.transforms(sample)
         return sample
 
     def plot(

@@ -3,19 +3,19 @@
 from collections.abc import Mapping
 from typing import Any, Self, cast
 
-from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchgeo.datasets.utils import Sample
 
 from ..modalities import in_channels_for
 from ..models.deformable import DeformableResNet
 from ..models.heads import create_encoders
+from ._skips import SkipReportMixin
 
 #: Transfer protocols: frozen encoders (linear probing) or full fine-tuning.
 MODES = ('linear', 'finetune')
 
 
-class MultimodalTaskMixin(LightningModule):
+class MultimodalTaskMixin(SkipReportMixin):
     """Mix-in for tasks with one encoder per input modality.
 
     Expects the hyperparameters ``model``, ``in_channels``, ``modalities``,
@@ -213,6 +213,7 @@ class MultimodalTaskMixin(LightningModule):
         Returns:
             The loss tensor.
         """
+        self._report_skips(batch, 'train')
         return self._shared_step(batch, 'train')
 
     def validation_step(
@@ -225,6 +226,7 @@ class MultimodalTaskMixin(LightningModule):
             batch_idx: Integer displaying index of this batch.
             dataloader_idx: Index of the current dataloader.
         """
+        self._report_skips(batch, 'val')
         self._shared_step(batch, 'val')
 
     def test_step(self, batch: Sample, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -235,4 +237,5 @@ class MultimodalTaskMixin(LightningModule):
             batch_idx: Integer displaying index of this batch.
             dataloader_idx: Index of the current dataloader.
         """
+        self._report_skips(batch, 'test')
         self._shared_step(batch, 'test')

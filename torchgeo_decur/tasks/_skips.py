@@ -83,7 +83,14 @@ class SkipReportMixin(LightningModule):
     def on_train_epoch_end(self) -> None:
         """Warn about the bad files of the training epoch."""
         self._warn_skips('train')
+        super().on_train_epoch_end()
 
     def on_validation_epoch_end(self) -> None:
         """Warn about the bad files of the validation epoch."""
         self._warn_skips('val')
+        super().on_validation_epoch_end()
+
+    def on_test_epoch_end(self) -> None:
+        """Warn about the bad files of the test epoch."""
+        self._warn_skips('test')
+        super().on_test_epoch_end()
