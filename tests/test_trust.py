@@ -1,6 +1,7 @@
 """A file from outside is data, never code: every entry point reads it safely."""
 
 import argparse
+import ast
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from torchgeo_decur.export import export_checkpoint
 from torchgeo_decur.models import create_encoder, read_decur_checkpoint
 from torchgeo_decur.tasks import DeCURTask, MultimodalClassificationTask
 from torchgeo_decur.trust import UntrustedFileError, load_file
+
+from .conftest import ROOT
 
 
 class Payload:
@@ -134,3 +137,19 @@ def test_unwritable_output_fails_before_the_work(
     assert 'cannot write to the output folder' in capsys.readouterr().err
     assert cli_main(['explain', *args, '--out', str(tmp_path), '--ig_steps', '0']) == 2
     assert 'ig_steps' in capsys.readouterr().err
+
+
+def test_only_the_trust_module_unpickles() -> None:
+    """Every torch.load of the package goes through trust.load_file."""
+    calls = []
+    for path in (ROOT / 'torchgeo_decur').rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ('load', 'load_state_dict_from_url')
+                and isinstance(node.func.value, ast.Name | ast.Attribute)
+                and ast.unparse(node.func.value) in ('torch', 'torch.hub', 'pickle')
+            ):
+                calls.append(str(path.relative_to(ROOT)))
+    assert calls == ['torchgeo_decur/trust.py'] * 2  # safe, and trust=True
