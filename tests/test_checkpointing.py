@@ -4,8 +4,15 @@ import os
 from pathlib import Path
 
 import pytest
+from lightning.pytorch import Trainer
+from lightning.pytorch.demos.boring_classes import BoringModel
 
-from torchgeo_decur.checkpointing import remove_orphans, staged_files, writable_folder
+from torchgeo_decur.checkpointing import (
+    RunCheckpoint,
+    remove_orphans,
+    staged_files,
+    writable_folder,
+)
 
 
 def test_staged_files_all_or_nothing(tmp_path: Path) -> None:
@@ -49,3 +56,20 @@ def test_remove_orphans(tmp_path: Path) -> None:
     assert remove_orphans(tmp_path) == [tmp_path / '.last.ckpt.k3j2']
     assert [p.name for p in tmp_path.iterdir()] == ['last.ckpt']
     assert remove_orphans(tmp_path / 'missing') == []
+
+
+def test_run_checkpoint_checks_its_folder_before_training(tmp_path: Path) -> None:
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('')
+    task = BoringModel()
+    trainer = Trainer(
+        max_steps=1,
+        accelerator='cpu',
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[RunCheckpoint(dirpath=blocker / 'ckpts')],
+    )
+    with pytest.raises(PermissionError, match='cannot write to the output folder'):
+        trainer.fit(task)
+    assert task.global_step == 0  # not a step was trained

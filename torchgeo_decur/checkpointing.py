@@ -198,6 +198,25 @@ class RunCheckpoint(ModelCheckpoint):
     .. versionadded:: 0.2
     """
 
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Resolve the checkpoint folder and check that it can be written to.
+
+        A read-only ``default_root_dir`` fails here, before any training,
+        with the folder named (rather than at the first save).
+
+        Args:
+            trainer: The trainer.
+            pl_module: The module.
+            stage: The stage.
+
+        Raises:
+            PermissionError: If the folder cannot be created or written to.
+        """
+        super().setup(trainer, pl_module, stage)
+        local = self.dirpath and '://' not in str(self.dirpath)
+        if stage == 'fit' and trainer.is_global_zero and local:
+            writable_folder(self.dirpath)
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Remove orphans of killed saves in this run's and the resumed run's folder.
 
