@@ -236,7 +236,8 @@ def test_wrong_size(ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     profile.update(width=30, height=30)
     with rasterio.open(path, 'w', **profile) as f:
         f.write(np.zeros((1, 30, 30), dtype=np.float32))
-    ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='raise')
+    with pytest.warns(UserWarning, match=r'layout .* 0000001 \(.*VH.tif has shape'):
+        ds = SSL4EOS12Pair(ssl4eo_root, size=SIZE, on_bad_sample='raise')
     ds[0]
     with pytest.raises(ValueError, match=r'VH.tif has shape \(30, 30\), expected \(36'):
         ds[1]
@@ -366,3 +367,196 @@ def test_band_resolution() -> None:
     assert band_resolution('B10') == 60
     with pytest.raises(ValueError, match='B13'):
         band_resolution('B13')
+
+
+def rewrite(path: Path, array: np.ndarray) -> None:
+    """Write *array* (bands, height, width) over a band file, any dtype."""
+    with rasterio.open(path) as f:
+        profile = f.profile
+    count, height, width = array.shape
+    profile.update(count=count, height=height, width=width, dtype=array.dtype.name)
+    with rasterio.open(path, 'w', **profile) as f:
+        f.write(array)
+
+
+def test_constant_band_is_bad(
+    ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All-zero bands (any size) and other flat bands (32 x 32 px or more) are
+    bad files: skipped, or an error naming the file."""
+    first_season(monkeypatch)
+    path = season_dir(ssl4eo_root, 's1', '0000000') / 'VV.tif'
+    rewrite(path, np.zeros((1, SIZE, SIZE), np.float32))
+    with pytest.raises(
+        ValueError, match=re.escape(f'band VV of {path} is constant (all pixels = 0.0)')
+    ):
+        SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')[0]
+    monkeypatch.undo()
+    ds = SSL4EOS12Pair(ssl4eo_root)
+    for seed in range(8):
+        random.seed(seed)
+        sample = ds[0]
+        lines = [line for line in sample['bad_files'].split('\n') if line]
+        assert sample['skipped_seasons'] == len(lines)
+        assert all(f'{path} is constant (all pixels = 0.0)' in line for line in lines)
+        assert (sample['image1'][:, 0] != 0).any(dim=(-2, -1)).all()  # never read
+    assert sample['skipped_samples'] == 0
+
+    first_season(monkeypatch)
+    rewrite(path, np.full((1, SIZE, SIZE), -5.0, np.float32))  # 1296 px, flat
+    with pytest.raises(ValueError, match=re.escape('constant (all pixels = -5.0)')):
+        SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')[0]
+    rewrite(path, np.random.default_rng(0).normal(-12, 3, (1, SIZE, SIZE)))
+    # a 6 x 6 px band (60 m) may be flat for real, but not all zeros
+    b1 = season_dir(ssl4eo_root, 's2c', '0000000') / 'B1.tif'
+    rewrite(b1, np.full((1, 6, 6), 17, np.uint16))
+    SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')[0]
+    rewrite(b1, np.zeros((1, 6, 6), np.uint16))
+    with pytest.raises(ValueError, match=re.escape(f'{b1} is constant')):
+        SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')[0]
+
+
+def test_all_constant_data_set(ssl4eo_root: Path) -> None:
+    """A data set of zero-filled files: the error says that every file was flat."""
+    for path in ssl4eo_root.rglob('*.tif'):
+        with rasterio.open(path) as f:
+            shape, dtype = (f.count, f.height, f.width), f.dtypes[0]
+        rewrite(path, np.zeros(shape, dtype))
+    ds = SSL4EOS12Pair(ssl4eo_root)
+    with pytest.raises(
+        RuntimeError, match=r'all 40 bad files were constant .* holds no data'
+    ):
+        ds[0]
+
+
+def test_file_that_does_not_fit_warns_once(
+    ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Extra bands, the wrong dtype, values that fail the modality's raw check:
+    one warning per file, and the file is read."""
+    first_season(monkeypatch)
+    rng = np.random.default_rng(0)
+    s1 = season_dir(ssl4eo_root, 's1', '0000000')
+    s2 = season_dir(ssl4eo_root, 's2c', '0000000')
+    vv = rng.normal(-12, 3, (3, SIZE, SIZE)).astype(np.float32)
+    rewrite(s1 / 'VV.tif', vv)  # three bands
+    rewrite(s1 / 'VH.tif', rng.integers(1, 255, (1, SIZE, SIZE), np.uint8))
+    reflectance = rng.uniform(0.01, 0.3, (1, SIZE, SIZE)).astype(np.float32)
+    rewrite(s2 / 'B4.tif', reflectance)  # divided by 10000 already
+    ds = SSL4EOS12Pair(ssl4eo_root, on_bad_sample='raise')
+    with pytest.warns(UserWarning, match='does not fit') as record:
+        sample = ds[0]
+    messages = sorted(str(w.message) for w in record)
+    assert len(messages) == 3
+    assert messages[0].startswith(f'band B4 of {s2 / "B4.tif"} does not fit')
+    assert 'dtype float32, expected unsigned integer or integer' in messages[0]
+    assert 'already divided by 10000?' in messages[0]
+    assert f'{s1 / "VH.tif"} does not fit' in messages[1]
+    assert 'dtype uint8, expected floating point' in messages[1]
+    assert f'{s1 / "VV.tif"} does not fit' in messages[2]
+    assert '3 bands, expected 1 (band 1 is read)' in messages[2]
+    np.testing.assert_array_equal(sample['image1'][0, 0].numpy(), vv[0])
+    np.testing.assert_array_equal(sample['image2'][0, 3].numpy(), reflectance[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        ds[0]  # once per file
+
+    # linear backscatter: the values fail Sentinel-1's raw check
+    rewrite(s1 / 'VV.tif', rng.uniform(0.01, 0.5, (1, SIZE, SIZE)).astype('float32'))
+    with pytest.warns(UserWarning) as record:  # a new dataset: all three again
+        SSL4EOS12Pair(ssl4eo_root)[0]
+    assert len(record) == 3
+    assert re.search(r'VV.tif .* expected in dB .* linear backscatter', str(record[0]))
+    # a flood is cut short
+    monkeypatch.setattr(pair_module, '_MAX_WARNED_FILES', 1)
+    with pytest.warns(UserWarning) as record:
+        SSL4EOS12Pair(ssl4eo_root)[0]
+    assert len(record) == 2
+    assert 'more than 1 files' in str(record[1].message)
+
+
+def test_layout_from_the_majority(ssl4eo_root: Path) -> None:
+    """A first location of another tile size is named; it does not decide the
+    layout and make every correct file look wrong."""
+    for modality in ('s1', 's2c'):
+        for copy in ('0000002', '0000003'):
+            shutil.copytree(
+                ssl4eo_root / modality / '0000001', ssl4eo_root / modality / copy
+            )
+    odd = ssl4eo_root / 's1' / '0000000'
+    for season in odd.iterdir():
+        for band in ('VV', 'VH'):
+            rewrite(season / f'{band}.tif', np.full((1, 30, 30), -9.0, np.float32))
+    vv = season_dir(ssl4eo_root, 's1', '0000000') / 'VV.tif'
+    for mode in ('raise', 'skip'):
+        with pytest.warns(UserWarning, match='layout') as record:
+            ds = SSL4EOS12Pair(ssl4eo_root, on_bad_sample=mode)  # type: ignore[arg-type]
+        message = str(record[0].message)
+        assert 'that of 3 of the first 4 readable locations' in message
+        assert f'0000000 ({vv} has shape (30, 30), not (36, 36))' in message
+        assert ds.size == SIZE and ds.stored_size['B4'] == SIZE
+    assert ds[1]['bad_files'] == ''
+    sample = ds[0]  # the odd location is bad, another is read
+    assert sample['skipped_samples'] == 1
+    assert 'has shape (30, 30), expected (36, 36)' in sample['bad_files']
+
+
+def test_scan_survives_bad_entries(
+    ssl4eo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Symbolic link loops and unreadable folders are skipped and named."""
+    loop = ssl4eo_root / 's1' / '0000000' / 'loop'
+    loop.symlink_to('loop')
+    a, b = ssl4eo_root / 's2c' / '0000001' / 'a', ssl4eo_root / 's2c' / '0000001' / 'b'
+    a.symlink_to('b')
+    b.symlink_to('a')
+    (ssl4eo_root / 's2c' / 'loop').symlink_to('loop')  # a location entry
+    real_scandir = os.scandir
+    denied = {str(ssl4eo_root / 's2c' / '0000001')}
+
+    def scandir(path: str) -> object:
+        if str(path) in denied:
+            raise PermissionError(13, 'Permission denied', str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, 'scandir', scandir)
+    with pytest.warns(UserWarning, match='unreadable entries skipped') as record:
+        ds = SSL4EOS12Pair(ssl4eo_root)
+    message = str(record[0].message)
+    assert f'{loop} (Too many levels of symbolic links)' in message
+    assert f'{ssl4eo_root / "s2c" / "loop"} (' in message
+    assert f'{ssl4eo_root / "s2c" / "0000001"} (Permission denied)' in message
+    assert '1 only in s1/' in message
+    assert ds.ids == ['0000000']
+
+    denied.clear()
+    with pytest.warns(UserWarning, match=r'4 unreadable entries .*/0000001/a \('):
+        ds = SSL4EOS12Pair(ssl4eo_root)
+    assert ds.ids == ['0000000', '0000001']
+    random.seed(0)
+    assert ds[0]['skipped_seasons'] == 0  # the loop is no season
+    denied.add(str(ssl4eo_root / 's1' / '0000001'))  # unreadable after the scan
+    sample = ds[1]
+    assert sample['skipped_samples'] == 1
+    assert 'has no season folder' in sample['bad_files']
+    assert 'Permission denied' in sample['bad_files']
+
+
+def test_most_bands_zero_filled_refused(ssl4eo_root: Path) -> None:
+    """A dataset lacking most of a modality's bands is refused by the
+    preparation, naming them and the option; one band (L2A for L1C) is not."""
+    from torchgeo_decur.datamodules import ModalityPreprocessing
+
+    modalities = {'image1': 's1', 'image2': 's2c'}
+    ds = SSL4EOS12Pair(ssl4eo_root, optical='s2a')  # no B10
+    ModalityPreprocessing(modalities, ds)
+    ds.input_bands = {**ds.input_bands, 'image2': ('B2', 'B3', 'B4')}
+    with pytest.raises(
+        ValueError,
+        match=r"image2 \(s2c\): 10 of the modality's 13 bands .* B1, B5, B6, .*"
+        r'max_zero_filled=0.5 .* max_zero_filled=1.0',
+    ):
+        ModalityPreprocessing(modalities, ds)
+    ModalityPreprocessing(modalities, ds, max_zero_filled=1.0)
+    with pytest.raises(ValueError, match='max_zero_filled must be in'):
+        ModalityPreprocessing(modalities, ds, max_zero_filled=1.5)

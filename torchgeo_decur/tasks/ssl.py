@@ -423,9 +423,12 @@ class SSLTask(SkipReportMixin, BaseTask):
 
     def _last_saved(self) -> str:
         """The last checkpoint the run wrote, for errors."""
-        callback = getattr(self._trainer, 'checkpoint_callback', None)
-        path = callback and (callback.last_model_path or callback.best_model_path)
-        return path or 'none written yet'
+        for callback in getattr(self._trainer, 'checkpoint_callbacks', None) or []:
+            last = getattr(callback, 'last_model_path', '')
+            path = last or getattr(callback, 'best_model_path', '')
+            if path:
+                return str(path)
+        return 'none written yet'
 
     def validation_step(
         self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
