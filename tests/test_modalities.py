@@ -199,7 +199,7 @@ def test_in_channels_for(registered: Modality) -> None:
     ):
         in_channels_for('s1', 3)
     with pytest.raises(ValueError, match='in_channels must be >= 1'):
-        in_channels_for('x', 0)
+        in_channels_for('s1', 0)
 
 
 def test_modality_record(registered: Modality) -> None:
