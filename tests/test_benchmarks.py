@@ -36,12 +36,12 @@ def test_trifeature_quick(
     methods = [r['method'] for r in rows]
     assert methods == list(trifeature.methods(trifeature.parse(['--quick'])))
     for row in rows:
-        for column in trifeature.PROBES:
+        for column in trifeature.COLUMNS:  # balanced accuracies and S's AUROC
             assert 0.0 <= float(row[column]) <= 1.0
     assert (tmp_path / 'trifeature.png').stat().st_size > 0
     out = capsys.readouterr().out
-    assert '| method | R | U1 | U2 | S |' in out
-    assert '| chance | 10 | 10 | 10 | 50 |' in out
+    assert '| method | R | U1 | U2 | S | S_auroc |' in out
+    assert '| chance | 10 | 10 | 10 | 50 | 50 |' in out
     assert all(f'| {m} |' in out for m in methods)
 
 
@@ -53,14 +53,22 @@ def test_trifeature_methods_subset(trifeature: ModuleType) -> None:
 
 def test_trifeature_summary_and_table(trifeature: ModuleType) -> None:
     rows = [
-        {'method': 'A', 'seed': s, 'R': r, 'U1': 0.1, 'U2': 0.2, 'S': 0.5}
+        {
+            'method': 'A',
+            'seed': s,
+            'R': r,
+            'U1': 0.1,
+            'U2': 0.2,
+            'S': 0.5,
+            'S_auroc': 0.6,
+        }
         for s, r in enumerate([0.9, 1.0])
     ]
     summary = trifeature.summarise(rows)
     mean, spread = summary['A']['R']
     assert mean == pytest.approx(95.0)
     assert spread == pytest.approx(7.0710678, rel=1e-6)
-    assert '| A | 95.0 ± 7.1 | 10.0 ± 0.0 | 20.0 ± 0.0 | 50.0 ± 0.0 |' in (
+    assert '| A | 95.0 ± 7.1 | 10.0 ± 0.0 | 20.0 ± 0.0 | 50.0 ± 0.0 | 60.0 ± 0.0 |' in (
         trifeature.table(summary)
     )
 
@@ -72,3 +80,10 @@ def test_barlow_gram_form_against_lightly(monkeypatch: pytest.MonkeyPatch) -> No
     args = ['barlow.py', '--n', '32', '--k', '512', '--repeats', '3']
     monkeypatch.setattr(sys, 'argv', args)
     assert barlow.main() == 0
+
+
+def test_comm_step_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The timing itself is checked by running the script, not here (noise)."""
+    assert _load('comm_step').main(['--repeats', '1']) in (0, 1)
+    out = capsys.readouterr().out
+    assert 'CoMM, fusion 64' in out and 'CoMM, fusion 512' in out and 'x DeCUR' in out

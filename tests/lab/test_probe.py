@@ -94,3 +94,28 @@ def test_extract_features_preprocesses_and_collects_labels() -> None:
         val_fraction=0.5,
     )
     assert set(both) == {'label'}
+
+
+def test_balanced_class_weights_and_auroc_show_a_weak_rare_signal() -> None:
+    """10% positives with a weak signal: unweighted, no sample crosses p = 0.5
+    and the balanced accuracy reads 50; weighted, it does not; AUROC sees it."""
+    rng = np.random.default_rng(0)
+    y = (rng.random(4000) < 0.1).astype(int)
+    x = rng.normal(size=(4000, 8)) + 0.6 * y[:, None] * np.eye(8)[0]
+    train, test = slice(0, 3000), slice(3000, None)
+    plain = linear_probe(x[train], y[train], x[test], y[test], cs=[1.0])
+    weighted = linear_probe(
+        x[train], y[train], x[test], y[test], cs=[1.0], class_weight='balanced'
+    )
+    assert plain.balanced_accuracy == pytest.approx(0.5, abs=0.01)
+    assert weighted.balanced_accuracy > 0.58
+    assert plain.auroc is not None and plain.auroc > 0.6  # the ranking is there
+    assert weighted.auroc == pytest.approx(plain.auroc, abs=0.02)
+    multi = linear_probe(
+        x[train],
+        y[train] + rng.integers(0, 2, 3000),
+        x[test],
+        y[test] + rng.integers(0, 2, 1000),
+        cs=[1.0],
+    )
+    assert multi.classes == 3 and multi.auroc is None

@@ -38,12 +38,12 @@ def _sklearn() -> Any:
     """Import scikit-learn's pieces, or say how to install them."""
     try:
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import balanced_accuracy_score
+        from sklearn.metrics import balanced_accuracy_score, roc_auc_score
         from sklearn.preprocessing import StandardScaler
     except ImportError as err:  # pragma: no cover - depends on the install
         msg = "linear probes need scikit-learn: pip install 'torchgeo-decur[benchmark]'"
         raise ImportError(msg) from err
-    return LogisticRegression, balanced_accuracy_score, StandardScaler
+    return LogisticRegression, balanced_accuracy_score, StandardScaler, roc_auc_score
 
 
 @dataclass
@@ -56,14 +56,21 @@ class ProbeResult:
         c: The chosen inverse regularisation strength.
         validation: Balanced accuracy on the validation split, per ``C``.
         classes: Number of classes in the training labels.
+        auroc: Area under the ROC curve on the test features, for two classes
+            (None otherwise): unlike the accuracy it does not depend on where
+            the decision threshold falls, so it shows a weak signal that a
+            rare class never crosses.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *auroc* added.
     """
 
     balanced_accuracy: float
     c: float
     validation: dict[float, float] = field(default_factory=dict)
     classes: int = 0
+    auroc: float | None = None
 
 
 @torch.no_grad()
@@ -141,6 +148,7 @@ def linear_probe(
     val_fraction: float = 0.2,
     seed: int = 0,
     max_iter: int = 2000,
+    class_weight: str | None = None,
 ) -> ProbeResult:
     """Fit a logistic regression on frozen features and score it.
 
@@ -158,15 +166,19 @@ def linear_probe(
         val_fraction: Share of the training features held out to choose C.
         seed: Seed of the validation split and the solver.
         max_iter: Iterations of the solver.
+        class_weight: ``'balanced'`` weighs each class inversely to its
+            frequency (for rare classes, whose logits otherwise never cross
+            the threshold), None weighs every sample alike.
 
     Returns:
-        The test balanced accuracy, the chosen C and the validation scores.
+        The test balanced accuracy (and AUROC for two classes), the chosen C
+        and the validation scores.
 
     Raises:
         ValueError: If the shapes disagree, the training labels hold fewer
             than two classes, *cs* is empty or *val_fraction* is not in (0, 1).
     """
-    logistic_regression, balanced_accuracy_score, standard_scaler = _sklearn()
+    logistic_regression, balanced_accuracy_score, standard_scaler, auroc = _sklearn()
     if len(train_features) != len(train_labels) or len(test_features) != len(
         test_labels
     ):
@@ -196,7 +208,9 @@ def linear_probe(
 
     def fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[Any, Any]:
         scaler = standard_scaler().fit(x)
-        clf = logistic_regression(C=c, max_iter=max_iter, random_state=seed)
+        clf = logistic_regression(
+            C=c, max_iter=max_iter, random_state=seed, class_weight=class_weight
+        )
         clf.fit(scaler.transform(x), y)
         return scaler, clf
 
@@ -209,12 +223,16 @@ def linear_probe(
         )
     best = max(validation, key=lambda c: (validation[c], -c))
     scaler, clf = fit(train_features, train_labels, best)
-    pred = clf.predict(scaler.transform(test_features))
+    test = scaler.transform(test_features)
+    pred = clf.predict(test)
+    binary = len(classes) == 2 and len(np.unique(test_labels)) == 2
+    area = float(auroc(test_labels, clf.decision_function(test))) if binary else None
     return ProbeResult(
         balanced_accuracy=float(balanced_accuracy_score(test_labels, pred)),
         c=best,
         validation=validation,
         classes=len(classes),
+        auroc=area,
     )
 
 
