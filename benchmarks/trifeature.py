@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         builders = {k: v for k, v in builders.items() if k in args.methods}
     data = probe_sets(args)
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
         for name, build in builders.items():
             start = time.perf_counter()
             steps = 0 if name == 'Random init' else args.steps
@@ -309,6 +309,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments; ``--quick`` shrinks everything for tests."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument(
+        '--seed-offset', type=int, default=0, help='first training seed'
+    )
     parser.add_argument('--steps', type=int, default=500)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--pairs', type=int, default=10000, help='pretraining pairs')

@@ -87,3 +87,21 @@ def test_comm_step_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert _load('comm_step').main(['--repeats', '1']) in (0, 1)
     out = capsys.readouterr().out
     assert 'CoMM, fusion 64' in out and 'CoMM, fusion 512' in out and 'x DeCUR' in out
+
+
+def test_trifeature_rows_are_bit_identical_for_a_seed(
+    trifeature: ModuleType, tmp_path: Path
+) -> None:
+    rows = []
+    for run in ('a', 'b'):
+        args = ['--quick', '--methods', 'DeCUR', 'CoMM', '--seed-offset', '3']
+        assert trifeature.main([*args, '--out', str(tmp_path / run)]) == 0
+        with (tmp_path / run / 'trifeature.csv').open() as f:
+            rows.append(
+                [
+                    {k: v for k, v in r.items() if k != 'seconds'}
+                    for r in csv.DictReader(f)
+                ]
+            )
+    assert rows[0] == rows[1]
+    assert {r['seed'] for r in rows[0]} == {'3'}
