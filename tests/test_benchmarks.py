@@ -34,7 +34,12 @@ def test_trifeature_quick(
     with (tmp_path / 'trifeature.csv').open() as f:
         rows = list(csv.DictReader(f))
     methods = [r['method'] for r in rows]
-    assert methods == list(trifeature.methods(trifeature.parse(['--quick'])))
+    oracles = ['Oracle: one-hot, late', 'Oracle: + joint']
+    expected = list(trifeature.methods(trifeature.parse(['--quick'])))
+    assert methods == oracles + expected
+    late, joint = rows[:2]  # known factors: all of R and U; S only jointly
+    assert float(late['R']) == float(joint['U1']) == 1.0
+    assert float(joint['S']) > 0.9 > 0.7 > float(late['S'])
     for row in rows:
         for column in trifeature.COLUMNS:  # balanced accuracies and S's AUROC
             assert 0.0 <= float(row[column]) <= 1.0
