@@ -15,10 +15,13 @@ frozen representation measure
   pairs.
 
 Every method is trained with the same encoders (``convnet_small``, one per
-image), projectors, optimiser (AdamW, cosine schedule), budget (steps and
-batch) and augmentation (SimCLR's crop, blur and flip without its colour
-steps: :func:`torchgeo_decur.transforms.trifeature_augmentation` says why), on
-the same generated data, for each seed. CoMM's fusion transformer is as wide
+image; at 64 px their last map is 4 x 4, 16 tokens per image for CoMM),
+projectors, optimiser (AdamW, cosine schedule), budget (steps and batch) and
+augmentation (CoMM's crop, colour jitter, grayscale and flip, the colour steps
+on the foreground only, no blur:
+:func:`torchgeo_decur.transforms.trifeature_augmentation` says why), on the
+same generated data (64 px renders: textures of a 6.4 px period), for each
+seed. CoMM's fusion transformer is as wide
 as the encoders' last stage (``--fusion-dim``, 64 by default): CoMM's 512
 follows its 256-512-channel image encoders, and at 512 on these 64-channel
 encoders the fusion's matrix products made a CoMM step 9 times a DeCUR step
@@ -57,12 +60,15 @@ matplotlib.use('Agg')
 
 import matplotlib.pyplot as plt
 import numpy as np
+import timm
 import torch
 from lightning.pytorch import LightningModule, Trainer, seed_everything
+from torch import Tensor
 
 from torchgeo_decur.lab import BimodalTrifeature, TrifeaturePairDataModule
 from torchgeo_decur.lab.probe import extract_features, linear_probe
 from torchgeo_decur.tasks import CoMMTask, DeCURTask, MultimodalSSLTask
+from torchgeo_decur.transforms import trifeature_augmentation
 
 #: Probed labels: the column, the dataset label and whether it needs the
 #: biased pretraining.
@@ -262,6 +268,62 @@ def oracle_rows(
     return rows
 
 
+def learnability(args: argparse.Namespace, steps: int) -> dict[str, float]:
+    """Supervised shape and texture accuracy of the benchmark's encoder.
+
+    Before self-supervision is asked to find shape and texture, a supervised
+    classifier (the same ``convnet_small``, a linear head per factor) trained
+    on augmented views of image 1 of the training pairs must find them in
+    augmented views of the held-out combinations' pairs.
+
+    Returns:
+        Test accuracy of each factor, in [0, 1].
+    """
+    seed_everything(args.seed_offset, verbose=False)
+    width = shared_settings(args)['model_kwargs1']['widths']
+    encoder = timm.create_model(
+        'convnet_small', in_chans=3, num_classes=0, widths=width
+    )
+    heads = torch.nn.ModuleDict(
+        {f: torch.nn.Linear(encoder.num_features, 10) for f in ('shape', 'texture1')}
+    )
+    params = [*encoder.parameters(), *heads.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    augment = trifeature_augmentation(args.size)
+    train = BimodalTrifeature(
+        'train', num_pairs=args.pairs, size=args.size, seed=args.data_seed
+    )
+    test = BimodalTrifeature(
+        'test', num_pairs=args.test_pairs, size=args.size, seed=args.data_seed
+    )
+
+    def batch(data: BimodalTrifeature, index: Tensor) -> tuple[Tensor, dict]:
+        samples = [data[int(i)] for i in index]
+        x = torch.stack([s['image1'] for s in samples]).float() / 255
+        labels = {f: torch.stack([s[f] for s in samples]) for f in heads}
+        return augment(x), labels
+
+    for _ in range(steps):
+        x, labels = batch(train, torch.randint(len(train), (args.batch_size,)))
+        features = encoder(x)
+        loss = sum(
+            torch.nn.functional.cross_entropy(heads[f](features), labels[f])
+            for f in heads
+        )
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[union-attr]
+        optimizer.step()
+    correct = dict.fromkeys(heads, 0.0)
+    with torch.no_grad():
+        for index in torch.arange(len(test)).split(256):
+            x, labels = batch(test, index)
+            features = encoder(x)
+            for f in heads:
+                hits = heads[f](features).argmax(1) == labels[f]
+                correct[f] += float(hits.sum())
+    return {f: c / len(test) for f, c in correct.items()}
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every method, every seed; one row of scores each."""
     builders = methods(args)
@@ -366,7 +428,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--pairs', type=int, default=10000, help='pretraining pairs')
     parser.add_argument('--probe-pairs', type=int, default=10000)
     parser.add_argument('--test-pairs', type=int, default=4096)
-    parser.add_argument('--size', type=int, default=32)
+    parser.add_argument('--size', type=int, default=64)
     parser.add_argument('--projector-dim', type=int, default=256)
     parser.add_argument(
         '--width', type=int, default=8, help='channels of the first encoder stage'
@@ -392,6 +454,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--quick', action='store_true', help='tiny sizes (seconds), for tests'
     )
+    parser.add_argument(
+        '--learnability',
+        type=int,
+        metavar='STEPS',
+        help='only check that a supervised encoder learns shape and texture '
+        'from augmented renders in STEPS steps (PASS at >= 90%% each)',
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.steps, args.batch_size = 1, 2, 16
@@ -406,6 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     start = time.perf_counter()
+    if args.learnability is not None:
+        accuracy = learnability(args, args.learnability)
+        ok = min(accuracy.values()) >= 0.9
+        cells = ', '.join(f'{f} {100 * a:.1f} %' for f, a in accuracy.items())
+        minutes = (time.perf_counter() - start) / 60
+        print(f'supervised, held-out combinations: {cells} ({minutes:.1f} min)')
+        print(f'[{"PASS" if ok else "FAIL"}: both >= 90 %]')
+        return 0 if ok else 1
     rows = run(args)
     summary = summarise(rows)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -110,3 +110,12 @@ def test_trifeature_rows_are_bit_identical_for_a_seed(
             )
     assert rows[0] == rows[1]
     assert {r['seed'] for r in rows[0]} == {'3'}
+
+
+def test_trifeature_learnability_check_runs(
+    trifeature: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check itself needs ~1500 steps (see docs/baselines.md); here it runs."""
+    assert trifeature.main(['--quick', '--learnability', '3']) in (0, 1)
+    out = capsys.readouterr().out
+    assert 'supervised, held-out combinations: shape' in out and 'texture1' in out

@@ -24,6 +24,7 @@ from torchgeo_decur.lab.trifeature import (
 )
 from torchgeo_decur.modalities import get_modality
 from torchgeo_decur.transforms import (
+    KeepBackground,
     Scale,
     simclr_augmentation,
     trifeature_augmentation,
@@ -419,39 +420,64 @@ def test_simclr_augmentation_contents() -> None:
 
 
 def test_trifeature_augmentation_contents() -> None:
-    ops = list(trifeature_augmentation(32).children())
+    ops = list(trifeature_augmentation(64).children())
     assert [type(op) for op in ops] == [
         K.RandomResizedCrop,
-        K.RandomGaussianBlur,
+        KeepBackground,
         K.RandomHorizontalFlip,
     ]
-    crop, blur, flip = ops
-    assert tuple(crop._param_generator.scale) == (0.8, 1.0)  # type: ignore[union-attr,arg-type]
-    assert crop.flags['size'] == (32, 32)
-    assert blur.p == 0.5 and flip.p == 0.5
+    crop, keep, flip = ops
+    assert tuple(crop._param_generator.scale) == (0.2, 1.0)  # type: ignore[union-attr,arg-type]
+    assert crop.flags['size'] == (64, 64)
+    jitter, gray = keep.augmentation.children()  # type: ignore[union-attr]
+    assert isinstance(jitter, K.ColorJitter) and jitter.p == 0.8
+    assert isinstance(gray, K.RandomGrayscale) and gray.p == 0.2
+    assert flip.p == 0.5
     with pytest.raises(ValueError, match='size'):
         trifeature_augmentation(0)
+    with pytest.raises(ValueError, match='3 channels'):
+        trifeature_augmentation(64, in_channels=4)
 
 
-def test_trifeature_augmentation_keeps_shape_and_background() -> None:
-    """Real pairs: the grey background stays 0.5 in every view and the shape
-    keeps its colour where it is solid, so the shape stays the pixels that
-    differ from the background (colour jitter would move both)."""
+def test_keep_background_jitters_the_foreground_multiplicatively() -> None:
+    """Brightness x1.5 (torchvision's formula: a factor, not an offset) on
+    the foreground; the 8-bit grey background stays exactly."""
+    grey = 128 / 255
+    x = torch.full((2, 3, 8, 8), grey)
+    x[:, :, 2:6, 2:6] = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1)
+    brighter = K.ColorJitter(brightness=(1.5, 1.5), p=1.0)
+    y = KeepBackground(brighter, (grey,) * 3)(x)
+    torch.testing.assert_close(y[:, :, 2:6, 2:6], x[:, :, 2:6, 2:6] * 1.5)
+    assert torch.equal(y[:, :, :2], x[:, :, :2])  # background untouched
+
+
+def test_trifeature_augmentation_keeps_background_and_moves_colour() -> None:
+    """Real pairs: the grey background stays in every view, the shape stays
+    the pixels that differ from it, and its colour moves between views."""
     torch.manual_seed(0)
-    data = BimodalTrifeature('train', num_pairs=16, size=32, seed=0)
+    data = BimodalTrifeature('train', num_pairs=16, size=64, seed=0)
     x = torch.stack([data[i]['image1'] for i in range(16)]).float() / 255
-    y = trifeature_augmentation(32)(x)
-    assert y.shape == (16, 3, 32, 32)
     background = 128 / 255  # the 8-bit grey of 0.5
     assert (x[..., 0, 0] == background).all()
-    corners = torch.cat([y[..., :2, :2].flatten(-2), y[..., -2:, -2:].flatten(-2)], -1)
-    grey = (corners - background).abs().amax(dim=(1, 2)) < 1e-4
-    assert grey.float().mean() > 0.5  # most shapes leave the corners free
-    inside = (x - background).abs().amax(1) > 0.1  # the shape's coloured pixels
-    assert inside.any(dim=(1, 2)).all()
-    kept = (y - background).abs().amax(1) > 0.1
-    assert kept.any(dim=(1, 2)).all()  # a crop of 80% or more keeps the shape
-    assert not torch.equal(y[0], trifeature_augmentation(32)(x)[0])
+    augment = trifeature_augmentation(64)
+    y1, y2 = augment(x), augment(x)
+    assert y1.shape == (16, 3, 64, 64)
+    for y in (y1, y2):
+        corners = torch.cat(
+            [y[..., :2, :2].flatten(-2), y[..., -2:, -2:].flatten(-2)], -1
+        )
+        grey = (corners - background).abs().amax(dim=(1, 2)) < 1e-6
+        assert grey.float().mean() > 0.5  # most crops leave a corner grey
+        shape = (y - background).abs().amax(1) > 2 / 255
+        assert shape.float().mean(dim=(1, 2)).gt(0.02).float().mean() > 0.8
+
+    # mean foreground colour differs between the two views of most images
+    def mean_colour(y: torch.Tensor) -> torch.Tensor:
+        fg = ((y - background).abs().amax(1, keepdim=True) > 2 / 255).float()
+        return (y * fg).sum(dim=(2, 3)) / fg.sum(dim=(2, 3)).clamp(min=1)
+
+    moved = (mean_colour(y1) - mean_colour(y2)).abs().amax(1) > 0.05
+    assert moved.float().mean() > 0.5
 
 
 def test_simclr_augmentation_output() -> None:

@@ -1,6 +1,7 @@
 """Transforms of torchgeo-decur: preprocessing and Kornia augmentation pipelines."""
 
 from .augmentation import (
+    KeepBackground,
     MultiViewAugmentation,
     dem_augmentation,
     hha_augmentation,
@@ -36,6 +37,7 @@ from .normalize import (
 __all__ = (
     'NYU_DEPTH_V2_INTRINSICS',
     'DeCURTransforms',
+    'KeepBackground',
     'MultiViewAugmentation',
     'PercentileStretch',
     'RandomBrightnessContrast',

@@ -28,6 +28,7 @@ from torchgeo.transforms import RandomGrayscale
 from .intensity import RandomBrightnessContrast
 
 __all__ = (
+    'KeepBackground',
     'MultiViewAugmentation',
     'dem_augmentation',
     'hha_augmentation',
@@ -401,49 +402,106 @@ def simclr_augmentation(
     )
 
 
+class KeepBackground(nn.Module):
+    """Apply an augmentation to the foreground only; the background stays.
+
+    Pixels whose every channel is within *tolerance* of *background* keep
+    their value; the others take the augmented one. For generated images on a
+    flat background (:class:`~torchgeo_decur.lab.BimodalTrifeature`), where
+    colour jitter would move the background and with it the only outline of
+    the shape.
+
+    Args:
+        augmentation: A pixel-wise augmentation of ``[B, C, H, W]``.
+        background: The background colour, one value per channel.
+        tolerance: Largest difference still counted as background (one step
+            of 8-bit values by default).
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        augmentation: nn.Module,
+        background: tuple[float, ...],
+        tolerance: float = 1 / 255,
+    ) -> None:
+        super().__init__()
+        self.augmentation = augmentation
+        self.register_buffer('background', torch.tensor(background).view(1, -1, 1, 1))
+        self.tolerance = tolerance
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Augment the foreground of a batch.
+
+        Args:
+            x: Images ``[B, C, H, W]``.
+
+        Returns:
+            The images, augmented where they are not background.
+        """
+        background = self.background.to(x)
+        mask = ((x - background).abs() <= self.tolerance).all(dim=1, keepdim=True)
+        return torch.where(mask, x, self.augmentation(x))
+
+
 def trifeature_augmentation(
-    size: int = 32, in_channels: int = 3, scale: tuple[float, float] = (0.8, 1.0)
+    size: int = 64,
+    in_channels: int = 3,
+    scale: tuple[float, float] = (0.2, 1.0),
+    background: tuple[float, ...] = (128 / 255,) * 3,
 ) -> nn.Module:
-    """SimCLR's geometric and blur steps, without its colour steps (Trifeature).
+    """CoMM's augmentation of Trifeature images, with the background kept.
 
     What :class:`~torchgeo_decur.lab.BimodalTrifeature` pairs are
-    pretrained with in ``benchmarks/trifeature.py``, on the batch:
+    pretrained with in ``benchmarks/trifeature.py``, on the batch, as CoMM's
+    code (SimCLR's steps):
 
-    * random resized crop, area *scale* (aspect ratio 3/4--4/3), 0.8--1 by
-      default so that most of a shape stays in view;
-    * Gaussian blur with p=0.5, sigma 0.1--2, kernel about 10% of *size*;
+    * random resized crop, area *scale* (aspect ratio 3/4--4/3): 0.2--1
+      rather than SimCLR's 0.08--1, since at 64 px a crop of 8% of the area
+      (18 px) may hold no shape at all;
+    * colour jitter (brightness, contrast, saturation 0.4, hue 0.1) with
+      p=0.8 and grayscale with p=0.2, on the foreground only
+      (:class:`KeepBackground`): the shape is visible only as the pixels that
+      differ from the grey background, and jitter moved that background per
+      view, so that no cross-modal method aligned the shape (0.1 measured
+      it). With colour jitter, colour alone no longer tells two images of a
+      batch apart, so the invariance terms must learn shape and texture;
     * horizontal flip with p=0.5.
 
-    No colour jitter and no grayscale, unlike :func:`simclr_augmentation`:
-    measured at the benchmark's scale (32 px, 500 steps), a cross-modal
-    method never aligns the shared shape with them (CLIP's loss stays at
-    ``ln(batch)`` for 3000 steps with SimCLR's pipeline; with jitter of 0.1
-    and grayscale it starts to fall only after 400 steps, shape probe 28%;
-    without them 88%). The shape is visible only as the pixels that differ
-    from the grey background, and brightness and contrast jitter move that
-    background, per view. Colour is never shared between the two images of a
-    pair, so it needs no augmentation to be left out of the common part.
+    No Gaussian blur: SimCLR's sigma of up to 2 px erases textures of a 6 px
+    period (0.1 of a 64 px image), which the U probes ask about.
 
     Args:
         size: Output patch size in pixels.
-        in_channels: Number of channels (any; the steps are per channel).
+        in_channels: Number of channels (3: colour jitter needs RGB).
         scale: Range of the crop area relative to the input area.
+        background: Background colour of the images, in ``[0, 1]`` (the 8-bit
+            grey 128 of :data:`~torchgeo_decur.lab.trifeature.BACKGROUND`).
 
     Returns:
         The augmentation, mapping ``[B, C, H, W]`` to ``[B, C, size, size]``.
 
     Raises:
-        ValueError: If *size* or *in_channels* is not positive.
+        ValueError: If *size* is not positive or *in_channels* is not 3.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       CoMM's colour steps on the foreground; no blur; crop 0.2--1; 64 px.
     """
     _check(size, in_channels)
-    ks = _kernel_size(size)
-    return K.AugmentationSequential(
-        K.RandomResizedCrop(size=(size, size), scale=scale),
-        K.RandomGaussianBlur(kernel_size=(ks, ks), sigma=(0.1, 2.0), p=0.5),
-        K.RandomHorizontalFlip(),
+    if in_channels != 3:
+        msg = f'trifeature_augmentation needs 3 channels (RGB), got {in_channels}'
+        raise ValueError(msg)
+    colour = K.AugmentationSequential(
+        K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        K.RandomGrayscale(p=0.2),
         data_keys=['input'],
+    )
+    return nn.Sequential(
+        K.RandomResizedCrop(size=(size, size), scale=scale),
+        KeepBackground(colour, background),
+        K.RandomHorizontalFlip(),
     )
 
 
