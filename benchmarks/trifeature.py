@@ -87,6 +87,11 @@ CHANCE = {'R': 0.1, 'U1': 0.1, 'U2': 0.1, 'S': 0.5, 'S_auroc': 0.5}
 
 MODALITIES = ('trifeature1', 'trifeature2')
 
+#: The methods of a run without ``--methods``: the floor, two cross-only
+#: methods (one contrastive, one Barlow Twins), two with intra-modal terms and
+#: CoMM. ``--methods`` adds Single BT, SimCLR-cross and VICReg-cross.
+DEFAULT_METHODS = ('Random init', 'CLIP', 'Cross BT', 'Cross+Self', 'DeCUR', 'CoMM')
+
 
 def shared_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The encoder, projector and optimiser every method gets."""
@@ -102,6 +107,7 @@ def shared_settings(args: argparse.Namespace) -> dict[str, Any]:
         'lr_biases': args.lr,
         'weight_decay': args.weight_decay,
         'warmup_epochs': 0,
+        'lr_schedule': args.lr_schedule,
     }
 
 
@@ -327,12 +333,12 @@ def learnability(args: argparse.Namespace, steps: int) -> dict[str, float]:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every method, every seed; one row of scores each."""
     builders = methods(args)
-    if args.methods:
-        unknown = sorted(set(args.methods) - set(builders))
-        if unknown:
-            msg = f'unknown methods {unknown}; choose from {sorted(builders)}'
-            raise ValueError(msg)
-        builders = {k: v for k, v in builders.items() if k in args.methods}
+    chosen = args.methods or DEFAULT_METHODS
+    unknown = sorted(set(chosen) - set(builders))
+    if unknown:
+        msg = f'unknown methods {unknown}; choose from {sorted(builders)}'
+        raise ValueError(msg)
+    builders = {k: builders[k] for k in chosen}
     data = probe_sets(args)
     rows = [] if args.methods else oracle_rows(data, args)
     for seed in range(args.seed_offset, args.seed_offset + args.seeds):
@@ -446,10 +452,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--common-share', type=float, default=0.5)
     parser.add_argument('--lr', type=float, default=3e-3)
     parser.add_argument('--weight-decay', type=float, default=1e-4)
+    parser.add_argument(
+        '--lr-schedule', default='cosine', choices=['cosine', 'constant']
+    )
     parser.add_argument('--data-seed', type=int, default=0)
     parser.add_argument('--workers', type=int, default=0)
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--methods', nargs='*', help='a subset of the methods')
+    parser.add_argument(
+        '--methods',
+        nargs='*',
+        help=f'the methods to run (default: {", ".join(DEFAULT_METHODS)}; '
+        'no oracle rows then)',
+    )
     parser.add_argument('--out', type=Path, default=Path('benchmarks/results'))
     parser.add_argument(
         '--quick', action='store_true', help='tiny sizes (seconds), for tests'

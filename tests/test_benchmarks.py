@@ -35,7 +35,7 @@ def test_trifeature_quick(
         rows = list(csv.DictReader(f))
     methods = [r['method'] for r in rows]
     oracles = ['Oracle: one-hot, late', 'Oracle: + joint']
-    expected = list(trifeature.methods(trifeature.parse(['--quick'])))
+    expected = list(trifeature.DEFAULT_METHODS)
     assert methods == oracles + expected
     late, joint = rows[:2]  # known factors: all of R and U; S only jointly
     assert float(late['R']) == float(joint['U1']) == 1.0
@@ -119,3 +119,12 @@ def test_trifeature_learnability_check_runs(
     assert trifeature.main(['--quick', '--learnability', '3']) in (0, 1)
     out = capsys.readouterr().out
     assert 'supervised, held-out combinations: shape' in out and 'texture1' in out
+
+
+def test_trifeature_other_methods(trifeature: ModuleType, tmp_path: Path) -> None:
+    """The methods a default run leaves out still train and are scored."""
+    others = ['Single BT', 'SimCLR-cross', 'VICReg-cross']
+    args = ['--quick', '--out', str(tmp_path), '--methods', *others]
+    assert trifeature.main(args) == 0
+    with (tmp_path / 'trifeature.csv').open() as f:
+        assert [r['method'] for r in csv.DictReader(f)] == others

@@ -252,6 +252,19 @@ def test_optimizer_and_schedule(tmp_path: Path) -> None:
     assert optimizer.param_groups[0]['lr'] < 0.2 * 0.2
 
 
+def test_constant_schedule(tmp_path: Path) -> None:
+    """CoMM's setting: after the warm-up the learning rate stays where it is."""
+    task = DeCURTask(
+        **TINY, optimizer='adamw', lr=3e-4, lr_biases=3e-4, lr_schedule='constant'
+    )
+    t = trainer(tmp_path, max_epochs=2)
+    t.fit(task, datamodule=PairedDataModule())
+    weights, biases = task.optimizers().optimizer.param_groups  # type: ignore[union-attr]
+    assert weights['lr'] == pytest.approx(3e-4) and biases['lr'] == pytest.approx(3e-4)
+    with pytest.raises(ValueError, match='lr_schedule'):
+        DeCURTask(**TINY, lr_schedule='step')  # type: ignore[arg-type]
+
+
 def test_adamw_for_transformers(tmp_path: Path) -> None:
     """The authors' MiT / ViT / deformable-attention setting: AdamW, 1e-4."""
     task = DeCURTask(

@@ -117,6 +117,7 @@ class SSLTask(SkipReportMixin, BaseTask):
         weight_decay: float = 1e-6,
         momentum: float = 0.9,
         warmup_epochs: float = 0,
+        lr_schedule: Literal['cosine', 'constant'] = 'cosine',
         gather_distributed: bool = True,
         nonfinite_skips: int = 0,
     ) -> None:
@@ -166,6 +167,8 @@ class SSLTask(SkipReportMixin, BaseTask):
             momentum: Momentum of LARS.
             warmup_epochs: Epochs of linear warm-up before the cosine decay; 0
                 (the paper) for none.
+            lr_schedule: After the warm-up, ``'cosine'`` decay (the paper) or
+                a ``'constant'`` rate (CoMM's code: AdamW at 3e-4 throughout).
             gather_distributed: Gather embeddings from all processes so that the
                 loss is that of the global batch under DDP.
             nonfinite_skips: Steps with a NaN or infinite loss or gradient norm
@@ -176,7 +179,8 @@ class SSLTask(SkipReportMixin, BaseTask):
         Raises:
             ValueError: If *modalities* does not name two distinct modalities,
                 *encoders* names another one, an encoder's channels are neither
-                given nor registered, or *optimizer* is unknown.
+                given nor registered, or *optimizer* or *lr_schedule* is
+                unknown.
         """
         names = list(modalities)
         if len(names) != 2 or len(set(names)) != 2:
@@ -188,6 +192,9 @@ class SSLTask(SkipReportMixin, BaseTask):
             raise ValueError(msg)
         if optimizer not in OPTIMIZERS:
             msg = f"optimizer must be 'lars' or 'adamw', got {optimizer!r}"
+            raise ValueError(msg)
+        if lr_schedule not in ('cosine', 'constant'):
+            msg = f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}"
             raise ValueError(msg)
         self.finite = FiniteSteps(nonfinite_skips)
         given = encoders or {}
@@ -549,7 +556,7 @@ class SSLTask(SkipReportMixin, BaseTask):
     def configure_optimizers(
         self,
     ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
-        """Initialize LARS (or AdamW) and the warm-up + cosine schedule.
+        """Initialize LARS (or AdamW) and the warm-up + cosine (or constant) schedule.
 
         The schedule is stepped every optimisation step; the warm-up covers
         ``warmup_epochs / max_epochs`` of the run, so a run cut short with
@@ -576,8 +583,12 @@ class SSLTask(SkipReportMixin, BaseTask):
             if max_epochs is not None and max_epochs > 0:
                 warmup = hp['warmup_epochs'] / max_epochs
                 warmup_steps = min(total_steps - 1, round(warmup * total_steps))
+        end = 1.0 if hp.get('lr_schedule', 'cosine') == 'constant' else 0.001
         scheduler = CosineWarmupScheduler(
-            optimizer, warmup_epochs=warmup_steps, max_epochs=total_steps
+            optimizer,
+            warmup_epochs=warmup_steps,
+            max_epochs=total_steps,
+            end_value=end,
         )
         return {
             'optimizer': optimizer,
