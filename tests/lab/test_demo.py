@@ -21,9 +21,11 @@ from torchgeo_decur.lab.demo import (
     METHODS,
     DemoSeasons,
     demo_datamodule,
+    format_spread_table,
     format_table,
     new_run_folder,
     prepare_data,
+    run_demo_seeds,
 )
 from torchgeo_decur.lab.probe import extract_features
 from torchgeo_decur.lab.world import FACTORS, read_labels
@@ -197,6 +199,33 @@ def test_format_table() -> None:
     assert lines[1].split() == ['DeCUR', '50.0', '50.0', '87.5']
     assert lines[-1].split() == ['chance', '20.0', '33.3', '33.3']
     assert np.isclose(len(lines), len(METHODS) + 2)
+
+
+def test_format_spread_table() -> None:
+    runs = [{m: dict.fromkeys(FACTORS, 0.5) for m in METHODS} for _ in range(3)]
+    for run, value in zip(runs, (0.4, 0.5, 0.6), strict=True):
+        run['DeCUR']['mineral'] = value
+    lines = format_spread_table(runs).splitlines()
+    assert lines[1].split() == ['DeCUR', *['50.0', '±', '0.0'] * 2, '50.0', '±', '10.0']
+    assert lines[-1].split() == ['chance', '20.0', '33.3', '33.3']
+
+
+def test_demo_over_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--seeds 2`: two data sets (the second beside the first), two training
+    seeds, two run folders, and a table of means and spreads."""
+    assert main(run(tmp_path, '--seeds', '2', '--data_seed', '4')) == 0
+    out = capsys.readouterr().out
+    assert 'data seeds 4..5, training seeds 0..1' in out
+    assert (tmp_path / 'data-data5' / 'labels.csv').is_file()
+    runs = sorted((tmp_path / 'out').iterdir())
+    assert [r.name for r in runs] == ['run-001', 'run-002']
+    seeds = [json.loads((r / 'results.json').read_text())['settings'] for r in runs]
+    assert [(s['data_seed'], s['seed']) for s in seeds] == [(4, 0), (5, 1)]
+    assert not list(runs[0].glob('*.png'))  # no figures over seeds
+    row = next(line for line in out.splitlines() if line.startswith('DeCUR'))
+    assert row.count('±') == 3
+    with pytest.raises(ValueError, match='seeds must be positive'):
+        run_demo_seeds(tmp_path / 'data', tmp_path / 'out', seeds=0)
 
 
 def test_demo_prepares_batches_as_everyone(tmp_path: Path) -> None:

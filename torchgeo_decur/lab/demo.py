@@ -86,11 +86,13 @@ __all__ = (
     'build_task',
     'demo',
     'demo_datamodule',
+    'format_spread_table',
     'format_table',
     'new_run_folder',
     'prepare_data',
     'pretrain',
     'run_demo',
+    'run_demo_seeds',
     'write_results',
 )
 
@@ -521,6 +523,31 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     return '\n'.join(lines)
 
 
+def format_spread_table(runs: Sequence[dict[str, dict[str, float]]]) -> str:
+    """The demo's table over several seeds: mean ± standard deviation in %.
+
+    Args:
+        runs: The results of each seed, ``{method: {factor: accuracy}}``.
+
+    Returns:
+        The table as text, with the chance level of each column.
+    """
+    chance = chance_levels()
+    width = max(len(m) for m in [*runs[0], 'chance']) + 2
+    head = ''.join(f'{COLUMNS[f]:>16s}' for f in FACTORS)
+    lines = [f'{"":{width}s}{head}']
+    for method in runs[0]:
+        cells = ''
+        for factor in FACTORS:
+            values = 100 * np.array([run[method][factor] for run in runs])
+            spread = values.std(ddof=1) if len(values) > 1 else 0.0
+            cells += f'{f"{values.mean():.1f} ± {spread:.1f}":>16s}'
+        lines.append(f'{method:{width}s}{cells}')
+    cells = ''.join(f'{100 * chance[f]:16.1f}' for f in FACTORS)
+    lines.append(f'{"chance":{width}s}{cells}')
+    return '\n'.join(lines)
+
+
 def write_results(
     out: Path,
     results: dict[str, dict[str, float]],
@@ -659,6 +686,58 @@ def run_demo(
         torch.set_num_threads(threads_before)
 
 
+def run_demo_seeds(
+    root: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    settings: DemoSettings = DEMO_SETTINGS,
+    seeds: int = 3,
+    progress: bool = True,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Run the demo on *seeds* data sets, each with its own training seed.
+
+    Run *k* uses data seed ``settings.data_seed + k`` and training seed
+    ``settings.seed + k``: a claim about the factors should hold on data and
+    seeds it was not tuned on. The data of seed *d* other than the first is
+    generated next to *root*, in ``<root>-data<d>``; each run writes its own
+    ``run-<n>`` folder (without figures) in *output*.
+
+    Args:
+        root: Folder of the demo data of the first seed.
+        output: Folder of the runs.
+        settings: Sizes, budget and the first seeds.
+        seeds: Number of (data seed, training seed) runs.
+        progress: Whether to show progress bars.
+        threads: CPU threads of torch (see :func:`run_demo`).
+
+    Returns:
+        ``{'runs': [each run as run_demo returns it], 'table': str}``: the
+        table gives mean ± standard deviation over the runs.
+
+    Raises:
+        ValueError: If *seeds* is not positive.
+    """
+    if seeds < 1:
+        msg = f'seeds must be positive, got {seeds}'
+        raise ValueError(msg)
+    root = Path(root)
+    runs = []
+    for k in range(seeds):
+        local = replace(
+            settings, data_seed=settings.data_seed + k, seed=settings.seed + k
+        )
+        folder = (
+            root if k == 0 else root.with_name(f'{root.name}-data{local.data_seed}')
+        )
+        print(
+            f'\nSeed {k + 1} of {seeds}: data seed {local.data_seed}, '
+            f'training seed {local.seed}'
+        )
+        runs.append(run_demo(folder, output, local, progress, False, threads))
+    table = format_spread_table([run['results'] for run in runs])
+    return {'runs': runs, 'table': table}
+
+
 def _run_demo(
     root: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -773,6 +852,7 @@ def demo(
     threads: int = 1,
     progress: bool = True,
     figures: bool = True,
+    seeds: int = 1,
 ) -> dict[str, Any]:
     """Pretrain DeCUR and cross-modal Barlow Twins on data with known factors.
 
@@ -797,9 +877,13 @@ def demo(
         threads: CPU threads of torch; 0 keeps torch's default.
         progress: Whether to show progress bars.
         figures: Whether to draw the explainability figures.
+        seeds: Number of (data seed, training seed) runs; above 1, the
+            table gives mean ± standard deviation over them
+            (:func:`run_demo_seeds`; no figures).
 
     Returns:
-        The run, as :func:`run_demo` returns it.
+        The run, as :func:`run_demo` returns it, or the runs, as
+        :func:`run_demo_seeds` returns them.
 
     .. versionadded:: 0.2
     """
@@ -813,6 +897,17 @@ def demo(
         seed=seed,
         common_share=common_share,
     )
+    if seeds != 1:
+        spread = run_demo_seeds(root, out, settings, seeds, progress, threads)
+        print(
+            f'\nLinear probes of the frozen encoders, balanced accuracy (%), mean ± '
+            f'standard deviation over {seeds} data seeds, each with its own '
+            f'training seed (data seeds {data_seed}..{data_seed + seeds - 1}, '
+            f'training seeds {seed}..{seed + seeds - 1}).\n'
+        )
+        print(spread['table'])
+        print('\nThe runs: ' + ', '.join(str(r['out']) for r in spread['runs']))
+        return spread
     run = run_demo(root, out, settings, progress, figures, threads)
     print(
         '\nLinear probes of the frozen encoders (pooled features of both, '
