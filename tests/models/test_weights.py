@@ -23,6 +23,7 @@ from torchgeo_decur.models import (
     modality_transforms,
 )
 from torchgeo_decur.models.deformable import DeformableResNet, add_deformable_attention
+from torchgeo_decur.models.heads import create_encoders
 from torchgeo_decur.models.weights import published_entry, read_decur_checkpoint
 from torchgeo_decur.models.weights.table import RELEASES, find_release
 
@@ -201,9 +202,11 @@ def test_meta_values() -> None:
     assert ResNet50_Weights.DECUR_RGB_DEM_DEM.meta['file'] == (
         'rn50_geonrw_dem_decur_ep100.pth'
     )
+    # every file of the authors' README (24), the ViT GeoNRW backbones included
     assert ViTSmall16_Weights.DECUR_RGB_DEM_RGB.meta['file'] == (
-        'vits16_geonrw_joint_decur_ep100.pth'
+        'vits16_geonrw_rgb_decur_ep100.pth'
     )
+    assert len({member.meta['file'] for member in ALL}) == 24
 
 
 def test_modality() -> None:
@@ -374,9 +377,10 @@ def test_every_entry_loads_authors_file_with_identical_features(
         index = joint.modalities.index(entry.meta['modality']) + 1
         original = originals[entry.meta['modality']]
         torch.save(authors_keys(original, index, joint=False), hub / entry.meta['file'])
+    # 'authors': each modality's own blocks, as in the file ('trained' below)
     if entry.is_joint:  # both encoders, served in the modalities' layout
         encoders = {}
-        for modality, state_dict in entry.get_state_dict().items():
+        for modality, state_dict in entry.get_state_dict(da_blocks='authors').items():
             in_chans = entry.meta['modalities'][modality]['in_chans']
             encoders[modality] = stand_in(model, in_chans, deformable)
             encoders[modality].load_state_dict(state_dict, strict=True)
@@ -384,7 +388,11 @@ def test_every_entry_loads_authors_file_with_identical_features(
         modality = entry.meta['modality']
         encoders = {
             modality: create_encoder(
-                name, entry.meta['in_chans'], weights=entry, **kwargs
+                name,
+                entry.meta['in_chans'],
+                weights=entry,
+                da_blocks='authors',
+                **kwargs,
             )
         }
         # deformable attention follows the entry (None)
@@ -397,9 +405,10 @@ def test_every_entry_loads_authors_file_with_identical_features(
         )
 
 
-def test_rda_modality_2_has_its_own_blocks(hub: Path) -> None:
-    """da1_* go to modality 1 and da2_* to modality 2, as the authors' transfer
-    code maps them (their pretraining code ran both through da1_*)."""
+def test_rda_blocks_trained_or_authors(hub: Path, tmp_path: Path) -> None:
+    """'trained' (default): both modalities get da1_*, the blocks the authors'
+    pretraining ran both through; 'authors': da2_* for modality 2, as their
+    transfer code loaded them."""
     torch.manual_seed(0)
     entry = ResNet50_Weights.DECUR_S1S2_RDA
     originals = [stand_in('resnet50', c, True) for c in (2, 13)]
@@ -407,17 +416,38 @@ def test_rda_modality_2_has_its_own_blocks(hub: Path) -> None:
     for i, backbone in enumerate(originals, start=1):
         state.update(authors_keys(backbone, i, joint=True))
     torch.save(state, hub / entry.meta['file'])
+    da1, da2 = originals[0].da_l3.rpe_table, originals[1].da_l3.rpe_table
     s1, s2 = entry.get_state_dict().values()
-    torch.testing.assert_close(s1['da_l3.rpe_table'], originals[0].da_l3.rpe_table)
+    torch.testing.assert_close(s1['da_l3.rpe_table'], da1)
+    torch.testing.assert_close(s2['da_l3.rpe_table'], da1)
+    torch.testing.assert_close(s2['conv1.weight'], originals[1].conv1.weight)
+    s1, s2 = entry.get_state_dict(da_blocks='authors').values()
     torch.testing.assert_close(
         s2['da_l4.proj_q.weight'], originals[1].da_l4.proj_q.weight
     )
     assert not torch.equal(s1['da_l3.rpe_table'], s2['da_l3.rpe_table'])
-    # the backbone-only file of modality 2 holds da2_*, as the authors wrote it
+    # modality 2's entry: 'trained' reads the joint file (only it is cached)
     s2c = entry.modality('s2c')
-    torch.save(authors_keys(originals[1], 2, joint=False), hub / s2c.meta['file'])
     encoder = create_encoder('resnet18', 13, weights=entry, modality='s2c')
-    torch.testing.assert_close(encoder.da_l3.rpe_table, originals[1].da_l3.rpe_table)
+    torch.testing.assert_close(encoder.da_l3.rpe_table, da1)
+    # its backbone-only file holds da2_*, as the authors wrote it
+    backbone_only = hub / s2c.meta['file']
+    torch.save(authors_keys(originals[1], 2, joint=False), backbone_only)
+    encoder = create_encoder('resnet18', 13, weights=s2c, da_blocks='authors')
+    torch.testing.assert_close(encoder.da_l3.rpe_table, da2)
+    # the transfer tasks' encoders (create_encoders), both ways
+    s1_file = hub / entry.modality('s1').meta['file']
+    torch.save(authors_keys(originals[0], 1, joint=False), s1_file)
+    for da_blocks, expected in (('trained', da1), ('authors', da2)):
+        pair = create_encoders(
+            'resnet18', [2, 13], ['s1', 's2c'], entry, da_blocks=da_blocks
+        )
+        torch.testing.assert_close(pair[0].da_l3.rpe_table, da1)
+        torch.testing.assert_close(pair[1].da_l3.rpe_table, expected)
+    with pytest.raises(ValueError, match='untrained da2_'):
+        create_encoder('resnet18', 13, weights=str(backbone_only))
+    with pytest.raises(ValueError, match='da_blocks must be'):
+        create_encoder('resnet18', 13, weights=s2c, da_blocks='own')  # type: ignore[arg-type]
     # refusing the blocks of weights that have them is an error
     with pytest.raises(ValueError, match='hold deformable-attention blocks'):
         create_encoder('resnet18', 13, weights=s2c, deformable_attention=False)

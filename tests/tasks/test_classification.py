@@ -263,6 +263,8 @@ class TestErrors:
             ),
             ({**SAR_ONLY, 'mode': 'probe'}, "mode must be one of.*'probe'"),
             ({**TWO, 'input_keys': ['image1', 'image1']}, 'input_keys must be'),
+            ({**TWO, 'da_blocks': 'own'}, "da_blocks must be 'trained' or"),
+            ({**TWO, 'da_blocks': 'authors'}, "da_blocks='authors'.*have none"),
         ],
     )
     def test_args(self, kwargs: dict[str, Any], match: str) -> None:

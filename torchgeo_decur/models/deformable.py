@@ -34,10 +34,15 @@ Parameter names and shapes are those of the authors' ``DAttentionBaseline``
 (``conv_offset.{0,1.norm,3}``, ``proj_q``, ``proj_k``, ``proj_v``,
 ``proj_out``, ``rpe_table``), so their files load unchanged: the key
 ``module.da{i}_l3.<rest>`` of a joint DeCUR file is ``da_l3.<rest>`` of
-modality *i*'s :class:`DeformableResNet` (likewise ``l4``), as the authors'
-transfer code maps them. (Their pretraining code, however, runs modality 2
-through ``da1_l3`` / ``da1_l4`` too, so the ``da2_*`` blocks of a file written
-by it were never trained.)
+a :class:`DeformableResNet` (likewise ``l4``). The authors' pretraining code
+runs modality 2 through ``da1_l3`` / ``da1_l4`` too (``forward`` of
+``src/pretrain/models/decur.py``, lines 169-172 at commit f190e9a), so the
+``da2_*`` blocks of their published files were never trained; their transfer
+code nevertheless loads ``da2_*`` for modality 2. The weight loaders give
+every modality the trained ``da1_*`` blocks by default
+(``da_blocks='trained'``) and the authors' mapping on request
+(``da_blocks='authors'``; :func:`~torchgeo_decur.models.weights.files.read_release`).
+Files written by this package hold each modality's own, trained blocks.
 
 The maths follows the authors' code where it differs from a textbook
 description, because their weights were trained with it: reference points are

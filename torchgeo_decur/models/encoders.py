@@ -13,7 +13,13 @@ from torchgeo.tasks import utils
 from torchvision.models._api import WeightsEnum
 
 from .deformable import DA_PREFIXES, add_deformable_attention, has_deformable_attention
-from .weights import DeCURWeightsEnum, NotDeCURCheckpointError, read_decur_checkpoint
+from .weights import (
+    DA_BLOCKS,
+    DABlocks,
+    DeCURWeightsEnum,
+    NotDeCURCheckpointError,
+    read_decur_checkpoint,
+)
 
 
 def state_dict_mismatches(
@@ -181,6 +187,7 @@ def create_encoder(
     weights: WeightsEnum | str | os.PathLike[str] | bool | None = None,
     modality: str | None = None,
     deformable_attention: bool | None = None,
+    da_blocks: DABlocks = 'trained',
     **model_kwargs: Any,
 ) -> nn.Module:
     """Create a timm backbone that returns pooled features.
@@ -223,6 +230,11 @@ def create_encoder(
         modality: Modality of a DeCUR weight source to load, e.g. ``'s1'``.
         deformable_attention: Whether to add deformable attention (ResNets
             only); None follows the weights.
+        da_blocks: Which blocks the authors' RDA weights give a second
+            modality: ``'trained'`` (``da1_*``, the blocks their pretraining
+            ran every modality through) or ``'authors'`` (``da2_*``, as their
+            transfer code loaded; see
+            :func:`~torchgeo_decur.models.weights.files.read_release`).
         **model_kwargs: Further keyword arguments for :func:`timm.create_model`
             (e.g. ``img_size`` for ViTs).
 
@@ -250,8 +262,11 @@ def create_encoder(
             raise ValueError(msg)
         deformable = bool(deformable_attention)
         return _build(model, in_channels, weights is True, deformable, model_kwargs)
+    if da_blocks not in DA_BLOCKS:
+        msg = f"da_blocks must be 'trained' or 'authors', got {da_blocks!r}"
+        raise ValueError(msg)
     source = resolve_weights(weights)
-    decur = _decur_state_dict(source, modality, in_channels)
+    decur = _decur_state_dict(source, modality, in_channels, da_blocks)
     if decur is None:  # TorchGeo's weights, or a checkpoint of another method
         state_dict = _torchgeo_state_dict(source, modality, in_channels)
         deformable = bool(deformable_attention)
@@ -310,7 +325,10 @@ def _check_in_chans(weights: WeightsEnum, in_channels: int) -> None:
 
 
 def _decur_state_dict(
-    source: WeightsEnum | str, modality: str | None, in_channels: int
+    source: WeightsEnum | str,
+    modality: str | None,
+    in_channels: int,
+    da_blocks: DABlocks = 'trained',
 ) -> tuple[dict[str, Tensor], str] | None:
     """One encoder of DeCUR weights and the name of its source; None if not DeCUR.
 
@@ -327,11 +345,14 @@ def _decur_state_dict(
             msg = f'{entry} holds several encoders ({valid}): pass modality=<name>'
             raise ValueError(msg)
         _check_in_chans(entry, in_channels)
-        return entry.get_state_dict(progress=True, weights_only=True), str(entry)
+        state_dict = entry.get_state_dict(
+            progress=True, weights_only=True, da_blocks=da_blocks
+        )
+        return state_dict, str(entry)
     if isinstance(source, WeightsEnum):
         return None
     try:
-        state_dicts, _ = read_decur_checkpoint(source)
+        state_dicts, _ = read_decur_checkpoint(source, da_blocks=da_blocks)
     except NotDeCURCheckpointError:
         if modality is not None:
             raise
@@ -388,6 +409,7 @@ def create_modality_encoder(
     modality: str,
     weights: WeightsEnum | str | bool | None = None,
     deformable_attention: bool | None = None,
+    da_blocks: DABlocks = 'trained',
     **model_kwargs: Any,
 ) -> nn.Module:
     """Create the encoder of one modality, from DeCUR or any other weights.
@@ -403,6 +425,8 @@ def create_modality_encoder(
         weights: Initial weights, see :func:`create_encoder`.
         deformable_attention: Whether to add deformable attention (ResNets);
             None follows the weights (see :func:`create_encoder`).
+        da_blocks: The deformable-attention blocks of the authors' RDA
+            weights for a second modality (see :func:`create_encoder`).
         **model_kwargs: Further keyword arguments for :func:`timm.create_model`.
 
     Returns:
@@ -417,6 +441,7 @@ def create_modality_encoder(
         weights,
         modality=modality_arg,
         deformable_attention=deformable_attention,
+        da_blocks=da_blocks,
         **model_kwargs,
     )
 

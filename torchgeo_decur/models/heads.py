@@ -30,6 +30,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..modalities import in_channels_for
 from .encoders import create_modality_encoder
+from .weights import DABlocks
 
 #: Decoders supported by :class:`MultimodalSegmentationModel`.
 DECODERS = ('fcn', 'unet', 'deeplabv3plus')
@@ -42,6 +43,7 @@ def create_encoders(
     weights: WeightsEnum | str | bool | None = None,
     model_kwargs: dict[str, Any] | None = None,
     deformable_attention: bool | None = None,
+    da_blocks: DABlocks = 'trained',
 ) -> nn.ModuleList:
     """Create one timm encoder per modality.
 
@@ -63,6 +65,9 @@ def create_encoders(
         deformable_attention: Whether the (ResNet) encoders have DeCUR's
             deformable attention after stages 3 and 4, each its own blocks;
             None follows the weights (see
+            :func:`~torchgeo_decur.models.create_encoder`).
+        da_blocks: The deformable-attention blocks the authors' RDA weights
+            give the second modality: ``'trained'`` or ``'authors'`` (see
             :func:`~torchgeo_decur.models.create_encoder`).
 
     Returns:
@@ -98,7 +103,13 @@ def create_encoders(
     for name, channels in zip(modalities, in_channels, strict=True):
         encoders.append(
             create_modality_encoder(
-                model, channels, name, weights, deformable_attention, **kwargs
+                model,
+                channels,
+                name,
+                weights,
+                deformable_attention,
+                da_blocks=da_blocks,
+                **kwargs,
             )
         )
     return encoders

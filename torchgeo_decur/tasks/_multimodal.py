@@ -9,6 +9,7 @@ from torchgeo.datasets.utils import Sample
 from ..modalities import in_channels_for
 from ..models.deformable import DeformableResNet
 from ..models.heads import create_encoders
+from ..models.weights import DA_BLOCKS
 from ._skips import SkipReportMixin
 
 #: Transfer protocols: frozen encoders (linear probing) or full fine-tuning.
@@ -19,7 +20,8 @@ class MultimodalTaskMixin(SkipReportMixin):
     """Mix-in for tasks with one encoder per input modality.
 
     Expects the hyperparameters ``model``, ``in_channels``, ``modalities``,
-    ``input_keys``, ``mode``, ``model_kwargs`` and ``deformable_attention``,
+    ``input_keys``, ``mode``, ``model_kwargs``, ``deformable_attention`` and
+    ``da_blocks``,
     the attribute ``weights``,
     and a ``model`` with an ``encoders`` module list. Provides encoder
     building (input channels from the registered modalities when not
@@ -45,6 +47,10 @@ class MultimodalTaskMixin(SkipReportMixin):
             ValueError: If *mode* is unknown, or *in_channels*, *modalities* and
                 *input_keys* differ in length or are invalid.
         """
+        da_blocks = self.hparams.get('da_blocks', 'trained')
+        if da_blocks not in DA_BLOCKS:
+            msg = f"da_blocks must be 'trained' or 'authors', got {da_blocks!r}"
+            raise ValueError(msg)
         mode = self.hparams['mode']
         if mode not in MODES:
             msg = f'mode must be one of {MODES}, got {mode!r}'
@@ -75,11 +81,18 @@ class MultimodalTaskMixin(SkipReportMixin):
             weights=self.weights,
             model_kwargs=self.hparams['model_kwargs'],
             deformable_attention=self.hparams.get('deformable_attention'),
+            da_blocks=self.hparams.get('da_blocks', 'trained'),
         )
         # recorded: None (follow the weights) resolved to what was built
-        self.hparams['deformable_attention'] = any(
-            isinstance(e, DeformableResNet) for e in encoders
-        )
+        deformable = any(isinstance(e, DeformableResNet) for e in encoders)
+        self.hparams['deformable_attention'] = deformable
+        if self.hparams.get('da_blocks', 'trained') == 'authors' and not deformable:
+            msg = (
+                "da_blocks='authors' chooses deformable-attention blocks, but the "
+                f'encoders ({self.hparams["model"]}, weights {self.weights!r}) '
+                'have none'
+            )
+            raise ValueError(msg)
         return encoders
 
     @property

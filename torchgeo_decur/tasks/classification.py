@@ -15,6 +15,7 @@ from torchmetrics.classification import MultilabelAveragePrecision
 from torchvision.models._api import WeightsEnum
 
 from ..models.heads import LateFusionClassifier
+from ..models.weights import DABlocks
 from ._multimodal import MultimodalTaskMixin
 
 #: Default learning rates of the DeCUR paper, by mode.
@@ -77,6 +78,7 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
         weight_decay: float = 0.0,
         model_kwargs: dict[str, Any] | None = None,
         deformable_attention: bool | None = None,
+        da_blocks: DABlocks = 'trained',
     ) -> None:
         """Initialize a new MultimodalClassificationTask instance.
 
@@ -110,6 +112,11 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
                 deformable attention after stages 3 and 4 (the heads then see
                 the attended features); None follows *weights* (True for the
                 ``*_RDA`` entries). The value used is recorded.
+            da_blocks: Which deformable-attention blocks the authors' RDA
+                weights give the second modality: ``'trained'`` (``da1_*``,
+                the only blocks their pretraining trained) or ``'authors'``
+                (``da2_*``, as their transfer code loaded; see
+                :func:`~torchgeo_decur.models.weights.files.read_release`).
 
         Raises:
             ValueError: If *mode* is unknown, or *in_channels*, *modalities* and

@@ -12,6 +12,7 @@ from torchgeo.tasks.mixins import ClassificationMixin
 from torchvision.models._api import WeightsEnum
 
 from ..models.heads import MultimodalSegmentationModel
+from ..models.weights import DABlocks
 from ._multimodal import MultimodalTaskMixin
 
 
@@ -68,6 +69,7 @@ class MultimodalSemanticSegmentationTask(
         weight_decay: float = 0.01,
         model_kwargs: dict[str, Any] | None = None,
         deformable_attention: bool | None = None,
+        da_blocks: DABlocks = 'trained',
     ) -> None:
         """Initialize a new MultimodalSemanticSegmentationTask instance.
 
@@ -100,6 +102,11 @@ class MultimodalSemanticSegmentationTask(
                 deformable attention after stages 3 and 4 (the heads then see
                 the attended features); None follows *weights* (True for the
                 ``*_RDA`` entries). The value used is recorded.
+            da_blocks: Which deformable-attention blocks the authors' RDA
+                weights give the second modality: ``'trained'`` (``da1_*``,
+                the only blocks their pretraining trained) or ``'authors'``
+                (``da2_*``, as their transfer code loaded; see
+                :func:`~torchgeo_decur.models.weights.files.read_release`).
 
         Raises:
             ValueError: If *mode* or *decoder* is unknown, or *in_channels*,

@@ -20,6 +20,8 @@ from .enums import (
     register_weights,
 )
 from .files import (
+    DA_BLOCKS,
+    DABlocks,
     NotDeCURCheckpointError,
     convert_input_layer,
     read_decur_checkpoint,
@@ -28,7 +30,9 @@ from .files import (
 from .verify import HashMismatchError
 
 __all__ = (
+    'DA_BLOCKS',
     'REGISTRY',
+    'DABlocks',
     'DeCURWeightsEnum',
     'HashMismatchError',
     'MiTB2_Weights',

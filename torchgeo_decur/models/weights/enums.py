@@ -20,7 +20,7 @@ from torchvision.models._api import Weights, WeightsEnum
 from ...modalities import get_modality, modality_transforms
 from ...transforms.evaluation import DeCURTransforms
 from ...trust import load_file
-from .files import read_release
+from .files import DABlocks, read_release
 from .table import BASE_URL, PUBLICATION, RELEASES, REPO, SHA256, Release, find_release
 from .verify import cached_file
 
@@ -118,6 +118,7 @@ class DeCURWeightsEnum(WeightsEnum):
         model_dir: str | None = None,
         map_location: Any = 'cpu',
         progress: bool = True,
+        da_blocks: DABlocks = 'trained',
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Download (or read from the hub cache), verify and convert the weights.
@@ -127,10 +128,18 @@ class DeCURWeightsEnum(WeightsEnum):
         :mod:`~torchgeo_decur.models.weights.verify`) and read without running
         code (:func:`~torchgeo_decur.trust.load_file`).
 
+        Deformable attention (``_RDA`` entries): with *da_blocks*
+        ``'trained'`` every modality gets the ``da1_*`` blocks, the only ones
+        the authors' pretraining trained, so the entry of the second modality
+        reads the joint file (its backbone-only file holds only ``da2_*``);
+        ``'authors'`` gives modality 2 the ``da2_*`` blocks, as the authors'
+        transfer code did (:func:`~torchgeo_decur.models.weights.files.read_release`).
+
         Args:
             model_dir: Cache folder instead of the hub's.
             map_location: Where to load the tensors.
             progress: Whether to show a download progress bar.
+            da_blocks: ``'trained'`` or ``'authors'`` (see above).
             **kwargs: Other arguments of
                 :func:`torch.hub.load_state_dict_from_url`, accepted for
                 TorchGeo's callers and ignored (``weights_only`` is always on).
@@ -146,13 +155,21 @@ class DeCURWeightsEnum(WeightsEnum):
             HashMismatchError: If the file is not the published one.
 
         .. versionchanged:: 0.2
-           Verified by hash and read safely.
+           Verified by hash and read safely; *da_blocks* added.
         """
-        path = cached_file(self.url, self.meta['sha256'], progress, model_dir)
-        checkpoint = load_file(path, map_location=map_location)
         release, modality = cast(tuple[Release, str | None], find_release(self.url))
-        source = f'{self} ({self.meta["file"]})'
-        state_dicts = read_release(checkpoint, release, modality, source)
+        url, file = self.url, self.meta['file']
+        first = modality in (None, release.modalities[0])
+        if da_blocks == 'trained' and release.deformable_attention and not first:
+            url, file, modality = (
+                BASE_URL + release.joint_file,
+                release.joint_file,
+                None,
+            )
+        path = cached_file(url, SHA256.get(file), progress, model_dir)
+        checkpoint = load_file(path, map_location=map_location)
+        source = f'{self} ({file})'
+        state_dicts = read_release(checkpoint, release, modality, source, da_blocks)
         return state_dicts if self.is_joint else state_dicts[self.meta['modality']]
 
 

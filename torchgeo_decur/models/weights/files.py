@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -25,8 +25,10 @@ from ..deformable import DA_PREFIXES, has_deformable_attention
 from .table import Release, find_release
 
 __all__ = (
+    'DA_BLOCKS',
     'DEFAULT_MODALITY_NAMES',
     'EXPORT_FORMAT',
+    'DABlocks',
     'NotDeCURCheckpointError',
     'authors_state_dict',
     'convert_input_layer',
@@ -36,6 +38,14 @@ __all__ = (
     'read_release',
     'split_joint_state_dict',
 )
+
+#: Which deformable-attention blocks the authors' RDA files give modality 2
+#: and later (:func:`read_release`).
+DABlocks = Literal['trained', 'authors']
+
+#: The values of *da_blocks*: ``'trained'`` (every modality gets the
+#: ``da1_*`` blocks) and ``'authors'`` (modality *i* gets ``da<i>_*``).
+DA_BLOCKS: tuple[DABlocks, ...] = get_args(DABlocks)
 
 #: Names of the modalities of a file that does not name them.
 DEFAULT_MODALITY_NAMES = ('modality1', 'modality2')
@@ -97,7 +107,10 @@ def _is_state_dict(obj: object) -> bool:
 
 
 def split_joint_state_dict(
-    checkpoint: Mapping[str, Any], names: Sequence[str], source: str = 'checkpoint'
+    checkpoint: Mapping[str, Any],
+    names: Sequence[str],
+    source: str = 'checkpoint',
+    shared_da: bool = False,
 ) -> StateDicts:
     """Split a joint checkpoint in the authors' layout into timm state dicts.
 
@@ -109,6 +122,9 @@ def split_joint_state_dict(
         checkpoint: ``{'model': joint, ...}`` or the joint state dict.
         names: Modality names of backbone 1, backbone 2, ...
         source: Name of the checkpoint for error messages.
+        shared_da: Give every modality the ``da1_*`` blocks (those the
+            authors' pretraining ran every modality through) instead of its
+            own ``da<i>_*``.
 
     Returns:
         ``{name: state_dict}`` in backbone order.
@@ -118,6 +134,8 @@ def split_joint_state_dict(
         ValueError: If one backbone has no keys.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *shared_da* added.
     """
     joint = _joint_model(checkpoint)
     if joint is None:
@@ -131,7 +149,11 @@ def split_joint_state_dict(
     for key, value in joint.items():
         key = key.removeprefix('module.')
         da, backbone = AUTHORS_DA_KEY.match(key), AUTHORS_BACKBONE_KEY.match(key)
-        if da and int(da['i']) <= len(names):
+        if da and shared_da:
+            if da['i'] == '1':
+                for name in names:
+                    state_dicts[name][f'da_l{da["s"]}.{da["rest"]}'] = value
+        elif da and int(da['i']) <= len(names):
             name = names[int(da['i']) - 1]
             state_dicts[name][f'da_l{da["s"]}.{da["rest"]}'] = value
         elif backbone and int(backbone['i']) <= len(names):
@@ -267,26 +289,58 @@ def _names(meta: Mapping[str, Any] | None) -> list[str]:
 
 
 def read_release(
-    checkpoint: Mapping[str, Any], release: Release, modality: str | None, source: str
+    checkpoint: Mapping[str, Any],
+    release: Release,
+    modality: str | None,
+    source: str,
+    da_blocks: DABlocks = 'trained',
 ) -> StateDicts:
     """Read a published file into state dicts in the modalities' bands.
+
+    Deformable attention (the ``_RDA`` releases): the authors' pretraining ran
+    both modalities through the ``da1_*`` blocks (``forward`` of
+    ``src/pretrain/models/decur.py``, lines 169-172 at commit f190e9a), so the
+    ``da2_*`` blocks of their files are untrained initialisations, which
+    their transfer code nevertheless loads for modality 2. *da_blocks*
+    ``'trained'`` gives every modality the ``da1_*`` blocks; ``'authors'``
+    gives modality *i* the ``da<i>_*`` blocks, as their transfer code did.
 
     Args:
         checkpoint: The loaded file.
         release: Its release.
         modality: The modality of a backbone-only file; None for a joint file.
         source: Name of the file for error messages.
+        da_blocks: ``'trained'`` or ``'authors'`` (see above).
 
     Returns:
         ``{modality: state_dict}`` of the encoders in the file.
 
     Raises:
         NotDeCURCheckpointError: If the content does not fit the release.
+        ValueError: If *da_blocks* is unknown, or ``'trained'`` for the
+            backbone-only file of a modality other than the first of an RDA
+            release (it holds only the untrained ``da2_*`` blocks; read the
+            joint file).
 
     .. versionadded:: 0.2
     """
+    if da_blocks not in DA_BLOCKS:
+        msg = f"da_blocks must be 'trained' or 'authors', got {da_blocks!r}"
+        raise ValueError(msg)
+    shared = da_blocks == 'trained' and release.deformable_attention
+    if shared and modality not in (None, release.modalities[0]):
+        msg = (
+            f'{source} holds the untrained da2_* deformable-attention blocks of '
+            f"modality {modality!r} (the authors' pretraining ran every modality "
+            f'through da1_*): read the joint file {release.joint_file} for the '
+            "trained blocks, or pass da_blocks='authors' to load these as the "
+            "authors' transfer code did"
+        )
+        raise ValueError(msg)
     if _joint_model(checkpoint) is not None:
-        state_dicts = split_joint_state_dict(checkpoint, release.modalities, source)
+        state_dicts = split_joint_state_dict(
+            checkpoint, release.modalities, source, shared_da=shared
+        )
     elif modality is not None and _is_state_dict(checkpoint):
         state_dicts = {modality: _backbone_state_dict(checkpoint)}
     else:
@@ -441,7 +495,9 @@ def _read_content(
 
 
 def read_decur_checkpoint(
-    path: str | os.PathLike[str], trust_checkpoint: bool = False
+    path: str | os.PathLike[str],
+    trust_checkpoint: bool = False,
+    da_blocks: DABlocks = 'trained',
 ) -> tuple[StateDicts, dict[str, Any] | None]:
     """Read any DeCUR weight file into per-modality timm state dicts.
 
@@ -461,6 +517,10 @@ def read_decur_checkpoint(
         path: Path of the file.
         trust_checkpoint: Unpickle a file that needs more than plain types,
             which runs any code it carries (only for files you trust).
+        da_blocks: The deformable-attention blocks of a published RDA file's
+            second modality: ``'trained'`` (``da1_*``) or ``'authors'``
+            (``da2_*``); see :func:`read_release`. Other files give each
+            modality its own blocks.
 
     Returns:
         ``({modality: state_dict}, metadata)`` in backbone order, *metadata*
@@ -475,7 +535,7 @@ def read_decur_checkpoint(
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       Read safely; *trust_checkpoint* added.
+       Read safely; *trust_checkpoint* and *da_blocks* added.
     """
     path = Path(path)
     if not path.is_file():
@@ -490,6 +550,6 @@ def read_decur_checkpoint(
         raise NotDeCURCheckpointError(msg)
     published = find_release(path.name)
     if published is not None:
-        return read_release(checkpoint, *published, str(path)), None
+        return read_release(checkpoint, *published, str(path), da_blocks), None
     state_dicts, meta = _read_content(checkpoint, path)
     return _to_modality_bands(state_dicts, _recorded_bands(meta), str(path)), meta

@@ -76,7 +76,6 @@ def _ssl4eo(enum: str, model: str, stem: str, rda: bool = False) -> Release:
 
 def _geonrw(enum: str, model: str, stem: str, rda: bool = False) -> Release:
     files = {m: f'{stem}_{m}_decur_ep100.pth' for m in ('rgb', 'dem')}
-    files = files if model == 'resnet50' else {}  # the ViT's are not published
     member = 'DECUR_RGB_DEM_RDA' if rda else 'DECUR_RGB_DEM'
     joint = f'{stem}_joint_decur_ep100.pth'
     return Release(
