@@ -15,6 +15,7 @@ from .conftest import ROOT
 
 TRANSFER = sorted((ROOT / 'conf' / 'transfer').glob('*.yaml'))
 TORCHGEO = sorted((ROOT / 'conf' / 'torchgeo').glob('*.yaml'))
+PAPER = sorted((ROOT / 'conf' / 'paper').glob('*.yaml'))
 
 
 def test_every_paper_setting_has_a_config() -> None:
@@ -32,8 +33,28 @@ def test_every_paper_setting_has_a_config() -> None:
         assert mode in path.stem
 
 
+def test_every_paper_table_has_an_authors_protocol_config() -> None:
+    """BigEarthNet-MM: S1, S2, S1+S2 x linear / fine-tune x 1% / 100%, each
+    with the authors' protocol in the task and the data."""
+    names = {p.stem for p in PAPER}
+    for m in ('s1', 's2', 's1s2'):
+        for mode in ('linear', 'finetune'):
+            for pct in (1, 100):
+                assert f'bigearthnet_{m}_{mode}_{pct}pct' in names
+    for path in PAPER:
+        config = yaml.safe_load(path.read_text())
+        model, data = config['model']['init_args'], config['data']['init_args']
+        assert model['protocol'] == data['protocol'] == 'authors'
+        assert data['seed'] == 42 and data['batch_size'] == 64
+        fraction = 0.01 if path.stem.endswith('_1pct') else 1.0
+        assert data['train_fraction'] == fraction and model['mode'] in path.stem
+
+
+ALL_TRANSFER = TRANSFER + TORCHGEO + PAPER
+
+
 @pytest.mark.parametrize(
-    'config', TRANSFER + TORCHGEO, ids=[p.stem for p in TRANSFER + TORCHGEO]
+    'config', ALL_TRANSFER, ids=[f'{p.parent.name}/{p.stem}' for p in ALL_TRANSFER]
 )
 def test_transfer_config_fast_dev_run(
     config: Path,
@@ -64,7 +85,7 @@ def test_transfer_config_fast_dev_run(
         args.append('--data.init_args.train_fraction=0.5')
     if geonrw:
         args += ['--data.init_args.patch_size=64', '--data.init_args.size=128']
-    else:
+    elif config.parent.name != 'paper':  # the authors' protocol crops 224 px
         args.append('--data.init_args.size=64')
     torchgeo_main(args)
 

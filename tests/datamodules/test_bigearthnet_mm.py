@@ -11,6 +11,7 @@ from rasterio.enums import Resampling
 from torchgeo.datasets import BigEarthNet
 
 from torchgeo_decur.datamodules import BigEarthNetMMDataModule
+from torchgeo_decur.datamodules.bigearthnet_mm import authors_fraction_indices
 from torchgeo_decur.modalities import S2_L1C_BANDS, get_modality
 from torchgeo_decur.transforms.normalize import normalize_s1, normalize_s2
 
@@ -237,3 +238,45 @@ def test_as_image_for_torchgeo_tasks(
 def test_bad_as_image(bigearthnet_root: Path) -> None:
     with pytest.raises(ValueError, match="as_image must be 'image1', 'image2' or None"):
         BigEarthNetMMDataModule(root=bigearthnet_root, as_image='sar')  # type: ignore[arg-type]
+
+
+def test_authors_protocol(bigearthnet_root: Path, tmp_path: Path) -> None:
+    """The authors' scripts: 224 px random resized crops (the same for both
+    modalities) and flips for training; Resize(256) + CenterCrop(224) for
+    evaluation; and `test` scores the val split."""
+    dm = BigEarthNetMMDataModule(
+        root=bigearthnet_root, batch_size=2, protocol='authors'
+    )
+    train = first_batch(dm, 'train')
+    assert train['image1'].shape == (2, 2, 224, 224)
+    assert train['image2'].shape == (2, 13, 224, 224)
+    val = first_batch(dm, 'val')
+    assert val['image2'].shape[-2:] == (224, 224)
+    # evaluation: the centre of the 120 px patch, upsampled to 256 px
+    plain = first_batch(BigEarthNetMMDataModule(root=bigearthnet_root), 'val')
+    centre = torch.nn.functional.interpolate(
+        plain['image2'], size=256, mode='bilinear', align_corners=False
+    )[..., 16:240, 16:240]
+    torch.testing.assert_close(val['image2'], centre, atol=1e-4, rtol=0)
+    dm.setup('test')
+    val_folders = BigEarthNet(bigearthnet_root, split='val').folders
+    assert dm.test_dataset is not None and len(dm.test_dataset) == len(val_folders)
+    with pytest.raises(
+        ValueError, match='crops 224 px as the authors did; got size=64'
+    ):
+        BigEarthNetMMDataModule(root=bigearthnet_root, size=64, protocol='authors')
+    with pytest.raises(ValueError, match="protocol must be 'ours' or 'authors'"):
+        BigEarthNetMMDataModule(root=bigearthnet_root, protocol='paper')  # type: ignore[arg-type]
+    empty = BigEarthNetMMDataModule(root=tmp_path, protocol='authors')
+    with pytest.raises(ValueError, match="protocol='authors' scores the val split"):
+        empty.setup('test')
+
+
+def test_authors_fraction_draw() -> None:
+    """int(fraction * n) indices with replacement, as numpy's default_rng draws."""
+    indices = authors_fraction_indices(1000, 0.1, 42)
+    assert indices == np.random.default_rng(42).choice(1000, 100).tolist()
+    assert len(indices) == 100 and len(set(indices)) < 100  # duplicates kept
+    assert authors_fraction_indices(7, 1.0, 42) == list(range(7))
+    with pytest.raises(ValueError, match='selects none'):
+        authors_fraction_indices(10, 0.05, 42)

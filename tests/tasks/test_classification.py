@@ -127,6 +127,32 @@ def test_fit(mode: str, modalities: dict[str, Any]) -> None:
     assert 'test_loss' in t.callback_metrics
 
 
+def test_authors_protocol_linear_probe() -> None:
+    """protocol='authors': frozen parameters, but batch norm in train mode
+    updates its running statistics (as the authors' linear probe ran); the
+    per-batch mAP is logged beside the global one."""
+    task = make_task(mode='linear', protocol='authors', **TWO)
+    encoders = task.model.encoders
+    before = snapshot(encoders)
+    t = trainer()
+    t.fit(task, datamodule=DataModule())
+    moved = changed(before, encoders)
+    assert moved and all(k.rsplit('.', 1)[-1] in BN_BUFFERS for k in moved)
+    assert any(k.endswith('running_mean') for k in moved)
+    assert not any(p.requires_grad for p in encoders.parameters())
+    task.train()
+    assert all(m.training for m in encoders.modules())
+    for stage in ('train', 'val'):
+        for name in ('BatchOverallAveragePrecision', 'BatchAverageAveragePrecision'):
+            value = float(t.callback_metrics[f'{stage}_{name}'])
+            assert 0.0 <= value <= 1.0
+    ours = make_task(mode='linear', **TWO)
+    assert 'BatchOverallAveragePrecision' not in ours.val_metrics
+
+
+BN_BUFFERS = {'running_mean', 'running_var', 'num_batches_tracked'}
+
+
 @pytest.mark.parametrize(('mode', 'training'), [('linear', False), ('finetune', True)])
 def test_train_mode_keeps_frozen_encoders_in_eval(mode: str, training: bool) -> None:
     task = make_task(mode=mode, **SAR_ONLY)
@@ -264,6 +290,7 @@ class TestErrors:
             ({**SAR_ONLY, 'mode': 'probe'}, "mode must be one of.*'probe'"),
             ({**TWO, 'input_keys': ['image1', 'image1']}, 'input_keys must be'),
             ({**TWO, 'da_blocks': 'own'}, "da_blocks must be 'trained' or"),
+            ({**TWO, 'protocol': 'paper'}, "protocol must be 'ours' or 'authors'"),
             ({**TWO, 'da_blocks': 'authors'}, "da_blocks='authors'.*have none"),
         ],
     )

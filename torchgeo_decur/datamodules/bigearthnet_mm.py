@@ -4,12 +4,48 @@ import os
 from typing import Any, Literal
 
 import kornia.augmentation as K
+import numpy as np
+from torch.utils.data import Dataset, Subset
+from torchgeo.datasets.utils import Sample
 
 from ..datasets import BigEarthNetMM
 from .transfer import TransferDataModule
-from .utils import PairedAugmentation, subset_fraction
+from .utils import PairedAugmentation, check_fraction, subset_fraction
 
-__all__ = ('BigEarthNetMMDataModule',)
+__all__ = ('BigEarthNetMMDataModule', 'authors_fraction_indices')
+
+#: Crop size of the authors' BigEarthNet-MM transfer.
+AUTHORS_SIZE = 224
+
+
+def authors_fraction_indices(n: int, fraction: float, seed: int) -> list[int]:
+    """The training subset as the authors' ``random_subset`` draws it.
+
+    ``int(fraction * n)`` indices drawn **with replacement** (duplicates
+    kept) by ``numpy.random.default_rng(seed).choice``
+    (``src/transfer_classification_BE/linear_BE_resnet.py``).
+
+    Args:
+        n: Number of training samples.
+        fraction: Fraction of them, in (0, 1].
+        seed: Seed of the draw (the authors' 42).
+
+    Returns:
+        The indices, in the order drawn.
+
+    Raises:
+        ValueError: If *fraction* is not in (0, 1] or selects no sample.
+
+    .. versionadded:: 0.2
+    """
+    check_fraction(fraction)
+    if fraction == 1:  # their scripts skip the draw for the full split
+        return list(range(n))
+    k = int(fraction * n)
+    if k == 0:
+        msg = f'train_fraction={fraction} of {n} samples selects none'
+        raise ValueError(msg)
+    return np.random.default_rng(seed).choice(n, k).tolist()
 
 
 class BigEarthNetMMDataModule(TransferDataModule):
@@ -36,7 +72,19 @@ class BigEarthNetMMDataModule(TransferDataModule):
     resized to *size* if given, and training batches get random horizontal
     and vertical flips (the same for both modalities).
 
+    ``protocol='authors'`` feeds the data as the authors' BigEarthNet-MM
+    scripts did (``src/transfer_classification_BE/linear_BE_resnet.py``):
+    training batches RandomResizedCrop(224, scale 0.8-1.0) and both flips,
+    evaluation batches Resize(256) and CenterCrop(224); the training fraction
+    drawn as their ``random_subset`` draws it (``int(fraction * n)`` indices
+    *with* replacement from ``numpy.random.default_rng(seed)``; their scripts
+    use seed 42); and the **val** split scored by ``test`` too, as the
+    published numbers were. (Their LMDB orders samples by their own listing,
+    so the same seed need not select the same patches.)
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *protocol* added.
     """
 
     #: Number of classes (19-class nomenclature).
@@ -52,6 +100,7 @@ class BigEarthNetMMDataModule(TransferDataModule):
         seed: int = 0,
         as_image: Literal['image1', 'image2'] | None = None,
         modalities: tuple[str, str] = ('s1', 's2c'),
+        protocol: Literal['ours', 'authors'] = 'ours',
         **kwargs: Any,
     ) -> None:
         """Initialize a new BigEarthNetMMDataModule instance.
@@ -70,16 +119,28 @@ class BigEarthNetMMDataModule(TransferDataModule):
                 :class:`~torchgeo_decur.datamodules.TransferDataModule`).
             modalities: Modalities of the pretrained encoders for ``image1``
                 and ``image2``.
+            protocol: ``'ours'`` or ``'authors'`` (transforms, fraction draw
+                and evaluation split of the authors' scripts; see above).
             **kwargs: Additional keyword arguments passed to
                 :class:`~torchgeo_decur.datasets.BigEarthNetMM` (``num_classes``,
                 ``download``, ...).
 
         Raises:
-            ValueError: If *train_fraction* is not in (0, 1] or *size* is not
-                positive.
+            ValueError: If *train_fraction* is not in (0, 1], *size* is not
+                positive (or not 224 under the authors' protocol), or
+                *protocol* is unknown.
         """
         if size is not None and size <= 0:
             msg = f'size must be a positive number of pixels, got {size!r}'
+            raise ValueError(msg)
+        if protocol not in ('ours', 'authors'):
+            msg = f"protocol must be 'ours' or 'authors', got {protocol!r}"
+            raise ValueError(msg)
+        if protocol == 'authors' and size not in (None, AUTHORS_SIZE):
+            msg = (
+                f"protocol='authors' crops {AUTHORS_SIZE} px as the authors did; "
+                f'got size={size}'
+            )
             raise ValueError(msg)
         super().__init__(
             BigEarthNetMM,
@@ -95,11 +156,23 @@ class BigEarthNetMMDataModule(TransferDataModule):
         self.num_classes = kwargs.get('num_classes', type(self).num_classes)
         self.size = size
 
+        self.protocol = protocol
+        flips = (K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5))
+        if protocol == 'authors':
+            self.size = AUTHORS_SIZE
+            # bilinear with half-pixel centres, as OpenCV's resize (theirs)
+            crop = K.RandomResizedCrop(
+                (AUTHORS_SIZE, AUTHORS_SIZE), scale=(0.8, 1.0), align_corners=False
+            )
+            self.train_aug = PairedAugmentation(crop, *flips)
+            self.aug = PairedAugmentation(
+                K.Resize(256, align_corners=False),
+                K.CenterCrop((AUTHORS_SIZE, AUTHORS_SIZE)),
+            )
+            return
         resize = [K.Resize((size, size))] if size is not None else []
         self.aug = PairedAugmentation(*resize)
-        self.train_aug = PairedAugmentation(
-            *resize, K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5)
-        )
+        self.train_aug = PairedAugmentation(*resize, *flips)
 
     def setup(self, stage: str) -> None:
         """Set up datasets; draw the training fraction.
@@ -107,8 +180,32 @@ class BigEarthNetMMDataModule(TransferDataModule):
         Args:
             stage: Either 'fit', 'validate', 'test', or 'predict'.
         """
+        authors = self.protocol == 'authors'
+        if authors and stage == 'test':
+            self.test_dataset = self._authors_val_split()
+            return
         super().setup(stage)
         if stage == 'fit' and self.train_dataset is not None:
-            self.train_dataset = subset_fraction(
-                self.train_dataset, self.train_fraction, self.seed
+            if authors:
+                self.train_dataset = Subset(
+                    self.train_dataset,
+                    authors_fraction_indices(
+                        len(self.train_dataset), self.train_fraction, self.seed
+                    ),
+                )
+            else:
+                self.train_dataset = subset_fraction(
+                    self.train_dataset, self.train_fraction, self.seed
+                )
+
+    def _authors_val_split(self) -> Dataset[Sample]:
+        """The val split, which the authors' scripts scored."""
+        try:
+            return self.dataset_class(split='val', **self.kwargs)
+        except (OSError, ValueError, RuntimeError) as err:
+            root = self.kwargs.get('root')
+            msg = (
+                f"protocol='authors' scores the val split, which could not be "
+                f'read under {root}: {err}'
             )
+            raise ValueError(msg) from err

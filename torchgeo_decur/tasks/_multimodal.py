@@ -15,6 +15,10 @@ from ._skips import SkipReportMixin
 #: Transfer protocols: frozen encoders (linear probing) or full fine-tuning.
 MODES = ('linear', 'finetune')
 
+#: Evaluation protocols of the transfer tasks: ours, or the authors' as their
+#: transfer scripts ran it (batch norm, metrics; see the tasks).
+PROTOCOLS = ('ours', 'authors')
+
 
 class MultimodalTaskMixin(SkipReportMixin):
     """Mix-in for tasks with one encoder per input modality.
@@ -47,6 +51,10 @@ class MultimodalTaskMixin(SkipReportMixin):
             ValueError: If *mode* is unknown, or *in_channels*, *modalities* and
                 *input_keys* differ in length or are invalid.
         """
+        protocol = self.hparams.get('protocol', 'ours')
+        if protocol not in PROTOCOLS:
+            msg = f"protocol must be 'ours' or 'authors', got {protocol!r}"
+            raise ValueError(msg)
         da_blocks = self.hparams.get('da_blocks', 'trained')
         if da_blocks not in DA_BLOCKS:
             msg = f"da_blocks must be 'trained' or 'authors', got {da_blocks!r}"
@@ -100,19 +108,35 @@ class MultimodalTaskMixin(SkipReportMixin):
         """The encoders of the model, one per modality."""
         return cast(nn.Module, self.model.encoders)
 
+    @property
+    def _frozen_statistics(self) -> bool:
+        """Whether the encoders stay in evaluation mode while training.
+
+        In linear mode, under our protocol, yes. Under ``protocol='authors'``
+        no: the authors' linear probes freeze the parameters but leave the
+        network in train mode (``net.train()`` every epoch in
+        ``linear_BE_resnet.py``), so batch norm normalises with batch
+        statistics and updates its running means.
+        """
+        linear = self.hparams.get('mode') == 'linear'
+        return linear and self.hparams.get('protocol', 'ours') != 'authors'
+
     def _freeze_encoders(self) -> None:
-        """In linear mode, freeze the encoder parameters and normalisation stats."""
+        """In linear mode, freeze the encoder parameters (and normalisation stats)."""
         if self.hparams['mode'] != 'linear':
             return
         for param in self.encoders.parameters():
             param.requires_grad = False
-        self.encoders.eval()
+        if self._frozen_statistics:
+            self.encoders.eval()
 
     def train(self, mode: bool = True) -> Self:
         """Set the training mode, keeping frozen encoders in evaluation mode.
 
         In linear mode the encoders stay in evaluation mode, so that their batch
-        norm running statistics (and dropout) do not change during training.
+        norm running statistics (and dropout) do not change during training;
+        not under ``protocol='authors'``, whose linear probes keep batch norm
+        in train mode.
 
         Args:
             mode: Whether to set training mode (True) or evaluation mode (False).
@@ -121,13 +145,13 @@ class MultimodalTaskMixin(SkipReportMixin):
             This module.
         """
         super().train(mode)
-        if mode and self.hparams.get('mode') == 'linear' and hasattr(self, 'model'):
+        if mode and hasattr(self, 'model') and self._frozen_statistics:
             self.encoders.eval()
         return self
 
     def on_train_epoch_start(self) -> None:
         """Keep frozen encoders in evaluation mode (e.g. after validation)."""
-        if self.hparams['mode'] == 'linear':
+        if self._frozen_statistics:
             self.encoders.eval()
 
     def _trainable_parameters(self) -> list[nn.Parameter]:

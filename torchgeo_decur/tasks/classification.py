@@ -14,6 +14,7 @@ from torchgeo.tasks.mixins import ClassificationMixin
 from torchmetrics.classification import MultilabelAveragePrecision
 from torchvision.models._api import WeightsEnum
 
+from ..metrics import batch_averaged_map
 from ..models.heads import LateFusionClassifier
 from ..models.weights import DABlocks
 from ._multimodal import MultimodalTaskMixin
@@ -79,6 +80,7 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
         model_kwargs: dict[str, Any] | None = None,
         deformable_attention: bool | None = None,
         da_blocks: DABlocks = 'trained',
+        protocol: Literal['ours', 'authors'] = 'ours',
     ) -> None:
         """Initialize a new MultimodalClassificationTask instance.
 
@@ -117,6 +119,14 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
                 the only blocks their pretraining trained) or ``'authors'``
                 (``da2_*``, as their transfer code loaded; see
                 :func:`~torchgeo_decur.models.weights.files.read_release`).
+            protocol: ``'ours'`` or ``'authors'``: the authors' linear probe
+                leaves the frozen encoders in train mode (batch norm uses batch
+                statistics and updates its running means), and multi-label
+                tasks also log ``BatchOverallAveragePrecision`` /
+                ``BatchAverageAveragePrecision``, micro / macro mAP of each
+                batch averaged over batches, as the authors' scripts computed
+                the published BigEarthNet-MM numbers
+                (:mod:`torchgeo_decur.metrics`), beside the global mAP.
 
         Raises:
             ValueError: If *mode* is unknown, or *in_channels*, *modalities* and
@@ -138,22 +148,38 @@ class MultimodalClassificationTask(MultimodalTaskMixin, ClassificationMixin, Bas
         See :meth:`torchgeo.tasks.mixins.ClassificationMixin.configure_metrics`.
         Multi-label tasks add ``OverallAveragePrecision`` /
         ``AverageAveragePrecision``: micro / macro mean average precision, the
-        DeCUR paper's BigEarthNet metric. Higher is better for all metrics.
+        DeCUR paper's BigEarthNet metric, over the whole split; with
+        ``protocol='authors'`` also ``BatchOverallAveragePrecision`` /
+        ``BatchAverageAveragePrecision``, the same per batch averaged over
+        batches, as the authors computed it. Higher is better for all metrics.
         """
         super().configure_metrics()
         if self.hparams['task'] != 'multilabel':
             return
+        labels = self.hparams['num_labels']
+        authors = self.hparams.get('protocol', 'ours') == 'authors'
         for metrics in (self.train_metrics, self.val_metrics, self.test_metrics):
             metrics.add_metrics(
                 {
                     'OverallAveragePrecision': MultilabelAveragePrecision(
-                        self.hparams['num_labels'], average='micro'
+                        labels, average='micro'
                     ),
                     'AverageAveragePrecision': MultilabelAveragePrecision(
-                        self.hparams['num_labels'], average='macro'
+                        labels, average='macro'
                     ),
                 }
             )
+            if authors:
+                metrics.add_metrics(
+                    {
+                        'BatchOverallAveragePrecision': batch_averaged_map(
+                            labels, 'micro'
+                        ),
+                        'BatchAverageAveragePrecision': batch_averaged_map(
+                            labels, 'macro'
+                        ),
+                    }
+                )
 
     def configure_optimizers(
         self,
