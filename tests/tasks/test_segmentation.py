@@ -127,6 +127,24 @@ def test_fit(mode: str, modalities: dict[str, Any], decoder: str) -> None:
     assert 'test_AverageJaccardIndex' in t.callback_metrics
 
 
+def test_authors_protocol() -> None:
+    """protocol='authors': frozen parameters but batch norm statistics move;
+    the per-batch mIoU (class 0 ignored) is logged beside the global one."""
+    task = make_task(mode='linear', protocol='authors', ignore_index=0, **TWO)
+    encoders = task.model.encoders
+    before = snapshot(encoders)
+    t = trainer()
+    t.fit(task, datamodule=DataModule())
+    moved = changed(before, encoders)
+    assert any(k.endswith('running_mean') for k in moved)
+    assert not any(k.endswith(('weight', 'bias')) for k in moved)
+    for stage in ('train', 'val'):
+        assert 0.0 <= float(t.callback_metrics[f'{stage}_BatchJaccardIndex']) <= 1.0
+        assert f'{stage}_AverageJaccardIndex' in t.callback_metrics
+    with pytest.raises(ValueError, match="protocol must be 'ours' or 'authors'"):
+        make_task(protocol='paper', **TWO)
+
+
 @pytest.mark.parametrize('mode', ['linear', 'finetune'])
 def test_optimizer(mode: str) -> None:
     task = make_task(mode=mode, weight_decay=0.05, **RGB_ONLY)

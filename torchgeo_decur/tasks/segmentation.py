@@ -11,6 +11,7 @@ from torchgeo.tasks import BaseTask
 from torchgeo.tasks.mixins import ClassificationMixin
 from torchvision.models._api import WeightsEnum
 
+from ..metrics import batch_averaged_iou
 from ..models.heads import MultimodalSegmentationModel
 from ..models.weights import DABlocks
 from ._multimodal import MultimodalTaskMixin
@@ -70,6 +71,7 @@ class MultimodalSemanticSegmentationTask(
         model_kwargs: dict[str, Any] | None = None,
         deformable_attention: bool | None = None,
         da_blocks: DABlocks = 'trained',
+        protocol: Literal['ours', 'authors'] = 'ours',
     ) -> None:
         """Initialize a new MultimodalSemanticSegmentationTask instance.
 
@@ -107,6 +109,13 @@ class MultimodalSemanticSegmentationTask(
                 the only blocks their pretraining trained) or ``'authors'``
                 (``da2_*``, as their transfer code loaded; see
                 :func:`~torchgeo_decur.models.weights.files.read_release`).
+            protocol: ``'ours'`` or ``'authors'``: the authors' linear probe
+                leaves the frozen encoders in train mode (batch norm uses batch
+                statistics and updates its running means), and the task also
+                logs ``BatchJaccardIndex``, the mIoU of each batch averaged over
+                batches (*ignore_index* left out), as the authors' GeoNRW
+                scripts computed their numbers (:mod:`torchgeo_decur.metrics`),
+                beside the mIoU of the whole split (``AverageJaccardIndex``).
 
         Raises:
             ValueError: If *mode* or *decoder* is unknown, or *in_channels*,
@@ -133,6 +142,22 @@ class MultimodalSemanticSegmentationTask(
             decoder=self.hparams['decoder'],
         )
         self._freeze_encoders()
+
+    def configure_metrics(self) -> None:
+        """Initialize TorchGeo's metrics, plus the authors' per-batch mIoU.
+
+        See :meth:`torchgeo.tasks.mixins.ClassificationMixin.configure_metrics`;
+        with ``protocol='authors'`` also ``BatchJaccardIndex``
+        (:func:`~torchgeo_decur.metrics.batch_averaged_iou`).
+        """
+        super().configure_metrics()
+        if self.hparams.get('protocol', 'ours') != 'authors':
+            return
+        classes, ignore = self.hparams['num_classes'], self.hparams['ignore_index']
+        for metrics in (self.train_metrics, self.val_metrics, self.test_metrics):
+            metrics.add_metrics(
+                {'BatchJaccardIndex': batch_averaged_iou(classes, ignore)}
+            )
 
     def configure_optimizers(
         self,
