@@ -11,7 +11,7 @@ from rasterio.enums import Resampling
 from torchgeo.datasets import BigEarthNet
 
 from torchgeo_decur.datamodules import BigEarthNetMMDataModule
-from torchgeo_decur.datamodules.bigearthnet_mm import authors_fraction_indices
+from torchgeo_decur.datamodules.utils import authors_fraction_indices
 from torchgeo_decur.modalities import S2_L1C_BANDS, get_modality
 from torchgeo_decur.transforms.normalize import normalize_s1, normalize_s2
 

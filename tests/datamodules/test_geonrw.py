@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchgeo.datasets import GeoNRW
+from torchgeo.datasets import DatasetNotFoundError, GeoNRW
 
 from torchgeo_decur.datamodules import GeoNRWDataModule, GeoNRWPairDataModule
+from torchgeo_decur.datasets import GeoNRWTiles
 from torchgeo_decur.modalities import get_modality
 from torchgeo_decur.transforms.normalize import image_quantiles, normalize_dem
 
@@ -168,3 +169,29 @@ def test_pretraining_datamodule(geonrw_root: Path) -> None:
     plain = dm.on_after_batch_transfer(dict(raw), 0)
     torch.testing.assert_close(plain['image1'][:, 0], raw['image1'] / 255)
     torch.testing.assert_close(plain['image2'][:, 1], normalize_dem(raw['image2']))
+
+
+def test_authors_protocol(geonrw_root: Path, tmp_path: Path) -> None:
+    """The authors' scripts: tiles with masks, 224 px random resized crops
+    (nearest) and flips on every split, train cities to train, test cities
+    to score, and their fraction draw."""
+    dm = GeoNRWDataModule(
+        root=geonrw_root, batch_size=2, protocol='authors', tile_size=50
+    )
+    for split in ('train', 'val', 'test'):
+        raw, batch = batch_of(dm, split)
+        assert raw['image1'].shape[-2:] == raw['mask'].shape[-2:] == (50, 50)
+        assert batch['image1'].shape == (2, 3, 224, 224)
+        assert batch['image2'].shape == (2, 1, 224, 224)
+        assert batch['mask'].shape == (2, 224, 224)
+        # nearest: the crop holds only classes of the tile
+        assert set(batch['mask'].unique().tolist()) <= set(
+            raw['mask'].unique().tolist()
+        )
+    tiles = GeoNRWTiles(root=geonrw_root, split='test', tile_size=50, with_mask=True)
+    assert dm.val_dataset is not None and len(dm.val_dataset) == len(tiles)
+    with pytest.raises(ValueError, match="protocol must be 'ours' or 'authors'"):
+        GeoNRWDataModule(root=geonrw_root, protocol='paper')  # type: ignore[arg-type]
+    empty = GeoNRWDataModule(root=tmp_path, protocol='authors', tile_size=50)
+    with pytest.raises(DatasetNotFoundError, match='Dataset not found in'):
+        empty.setup('fit')

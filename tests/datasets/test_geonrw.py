@@ -63,6 +63,13 @@ def test_tiles_are_windows_of_the_scenes(geonrw_root: Path) -> None:
         rows, cols = slice(row * 50, row * 50 + 50), slice(col * 50, col * 50 + 50)
         torch.testing.assert_close(sample['image1'], whole['image1'][:, rows, cols])
         torch.testing.assert_close(sample['image2'], whole['image2'][:, rows, cols])
+    # with masks (the authors' transfer tiles): the mask's window too
+    masked = GeoNRWTiles(geonrw_root, tile_size=50, with_mask=True)
+    sample = masked[5]
+    scene, row, col = masked.tile(5)
+    window = scenes[scene]['mask'][row * 50 : row * 50 + 50, col * 50 : col * 50 + 50]
+    assert sample['mask'].dtype == torch.int64
+    assert torch.equal(sample['mask'], window)
     # a partial last row and column are dropped, as the authors' cropping does
     assert GeoNRWTiles(geonrw_root, tile_size=40).grid == (2, 2)
     with pytest.raises(IndexError, match='out of range'):

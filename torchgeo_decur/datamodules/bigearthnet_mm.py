@@ -4,48 +4,17 @@ import os
 from typing import Any, Literal
 
 import kornia.augmentation as K
-import numpy as np
 from torch.utils.data import Dataset, Subset
 from torchgeo.datasets.utils import Sample
 
 from ..datasets import BigEarthNetMM
 from .transfer import TransferDataModule
-from .utils import PairedAugmentation, check_fraction, subset_fraction
+from .utils import PairedAugmentation, authors_fraction_indices, subset_fraction
 
-__all__ = ('BigEarthNetMMDataModule', 'authors_fraction_indices')
+__all__ = ('BigEarthNetMMDataModule',)
 
 #: Crop size of the authors' BigEarthNet-MM transfer.
 AUTHORS_SIZE = 224
-
-
-def authors_fraction_indices(n: int, fraction: float, seed: int) -> list[int]:
-    """The training subset as the authors' ``random_subset`` draws it.
-
-    ``int(fraction * n)`` indices drawn **with replacement** (duplicates
-    kept) by ``numpy.random.default_rng(seed).choice``
-    (``src/transfer_classification_BE/linear_BE_resnet.py``).
-
-    Args:
-        n: Number of training samples.
-        fraction: Fraction of them, in (0, 1].
-        seed: Seed of the draw (the authors' 42).
-
-    Returns:
-        The indices, in the order drawn.
-
-    Raises:
-        ValueError: If *fraction* is not in (0, 1] or selects no sample.
-
-    .. versionadded:: 0.2
-    """
-    check_fraction(fraction)
-    if fraction == 1:  # their scripts skip the draw for the full split
-        return list(range(n))
-    k = int(fraction * n)
-    if k == 0:
-        msg = f'train_fraction={fraction} of {n} samples selects none'
-        raise ValueError(msg)
-    return np.random.default_rng(seed).choice(n, k).tolist()
 
 
 class BigEarthNetMMDataModule(TransferDataModule):

@@ -12,9 +12,12 @@ from torchgeo.datasets.utils import Sample
 from ..datasets import GeoNRWCities, GeoNRWTiles
 from .paired import PairedDataModule
 from .transfer import TransferDataModule
-from .utils import PairedAugmentation, subset_fraction
+from .utils import PairedAugmentation, authors_fraction_indices, subset_fraction
 
 __all__ = ('GeoNRWDataModule', 'GeoNRWPairDataModule')
+
+#: Crop side of the authors' GeoNRW transfer scripts.
+AUTHORS_CROP = 224
 
 
 class GeoNRWDataModule(TransferDataModule):
@@ -43,7 +46,22 @@ class GeoNRWDataModule(TransferDataModule):
     Validation and test batches are whole images (1000 x 1000 px in GeoNRW
     unless resized).
 
+    ``protocol='authors'`` feeds the data as the authors' GeoNRW scripts did
+    (``src/transfer_segmentation_GEONRW/``, zhu-xlab/DeCUR f190e9a): the
+    scenes cut into 250 x 250 px tiles (:class:`~torchgeo_decur.datasets.GeoNRWTiles`
+    with masks), training on the train cities' tiles and scoring on the
+    **test** cities' tiles; RandomResizedCrop(224, scale 0.2-1, nearest) and
+    a horizontal flip on **every** split (their dataset applies its
+    augmentation in ``__getitem__``, evaluation included); the training
+    fraction drawn as their ``random_subset``
+    (:func:`~torchgeo_decur.datamodules.utils.authors_fraction_indices`).
+    *patch_size* and *size* do not apply. Their DEM stretch is the image's
+    minimum to maximum; ours clips to the 1st and 99th percentiles first
+    (the modality's, as the published encoders were pretrained).
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *protocol* added.
     """
 
     #: Number of classes, background (0) included.
@@ -60,6 +78,8 @@ class GeoNRWDataModule(TransferDataModule):
         seed: int = 0,
         as_image: Literal['image1', 'image2'] | None = None,
         modalities: tuple[str, str] = ('rgb', 'dem'),
+        protocol: Literal['ours', 'authors'] = 'ours',
+        tile_size: int = 250,
         **kwargs: Any,
     ) -> None:
         """Initialize a new GeoNRWDataModule instance.
@@ -81,14 +101,21 @@ class GeoNRWDataModule(TransferDataModule):
                 :class:`~torchgeo_decur.datamodules.TransferDataModule`).
             modalities: Modalities of the pretrained encoders for ``image1``
                 and ``image2``.
+            protocol: ``'ours'`` or ``'authors'`` (the authors' tiles, crops,
+                fraction draw and evaluation split; see above).
+            tile_size: Side of the authors' tiles in px (their 250); only
+                under ``protocol='authors'``.
             **kwargs: Additional keyword arguments passed to
                 :class:`~torchgeo_decur.datasets.GeoNRWCities` (``download``,
                 ...).
 
         Raises:
-            ValueError: If *train_fraction* is not in (0, 1] or *patch_size*
-                or *size* is not positive.
+            ValueError: If *train_fraction* is not in (0, 1], *patch_size*
+                or *size* is not positive, or *protocol* is unknown.
         """
+        if protocol not in ('ours', 'authors'):
+            msg = f"protocol must be 'ours' or 'authors', got {protocol!r}"
+            raise ValueError(msg)
         for name, value in (('patch_size', patch_size), ('size', size)):
             if value is not None and value <= 0:
                 msg = f'{name} must be a positive number of pixels, got {value!r}'
@@ -107,7 +134,17 @@ class GeoNRWDataModule(TransferDataModule):
         self.patch_size = patch_size
         self.size = size
 
+        self.protocol = protocol
+        self.tile_size = tile_size
         keys = {'image_keys': ('image1', 'image2'), 'mask_keys': ('mask',)}
+        if protocol == 'authors':
+            self.patch_size = self.size = None
+            crop = K.RandomResizedCrop(
+                (AUTHORS_CROP, AUTHORS_CROP), scale=(0.2, 1.0), resample='nearest'
+            )
+            flip = K.RandomHorizontalFlip(p=0.5)
+            self.aug = self.train_aug = PairedAugmentation(crop, flip, **keys)
+            return
         resize = [K.Resize((size, size))] if size is not None else []
         crop = [K.RandomCrop((patch_size, patch_size))] if patch_size else []
         self.aug = PairedAugmentation(*resize, **keys)
@@ -125,6 +162,9 @@ class GeoNRWDataModule(TransferDataModule):
         Args:
             stage: Either 'fit', 'validate', 'test', or 'predict'.
         """
+        if self.protocol == 'authors':
+            self._setup_authors(stage)
+            return
         if stage in ['fit', 'validate']:
             dataset = GeoNRWCities(split='train', **self.kwargs)
             cities = [os.path.dirname(path) for path in dataset.file_list]
@@ -137,6 +177,36 @@ class GeoNRWDataModule(TransferDataModule):
             self.val_dataset = Subset(dataset, val_indices)
         if stage in ['test']:
             self.test_dataset = GeoNRWCities(split='test', **self.kwargs)
+
+    def _setup_authors(self, stage: str) -> None:
+        """The authors' splits: train cities' tiles; test cities' tiles to score."""
+
+        def tiles(split: str) -> GeoNRWTiles:
+            dataset = GeoNRWTiles(
+                split=split,
+                tile_size=self.tile_size,
+                with_mask=True,
+                on_bad_sample='raise',
+                **self.kwargs,
+            )
+            if not len(dataset):
+                msg = (
+                    f"protocol='authors' needs the {split} cities of GeoNRW, "
+                    f'found none under {self.kwargs.get("root")}'
+                )
+                raise ValueError(msg)
+            return dataset
+
+        if stage == 'fit':
+            train = tiles('train')
+            indices = authors_fraction_indices(
+                len(train), self.train_fraction, self.seed
+            )
+            self.train_dataset = Subset(train, indices)
+        if stage in ('fit', 'validate'):
+            self.val_dataset = tiles('test')
+        if stage == 'test':
+            self.test_dataset = tiles('test')
 
     def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
         """Preprocess and augment a batch on the device.

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence, Sized
 from typing import Any
 
 import kornia.augmentation as K
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -261,3 +262,34 @@ def small_split_dataloader(
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
     )
+
+
+def authors_fraction_indices(n: int, fraction: float, seed: int) -> list[int]:
+    """The training subset as the authors' ``random_subset`` draws it.
+
+    ``int(fraction * n)`` indices drawn **with replacement** (duplicates
+    kept) by ``numpy.random.default_rng(seed).choice``
+    (``src/transfer_classification_BE/linear_BE_resnet.py``; the GeoNRW
+    scripts' is the same).
+
+    Args:
+        n: Number of training samples.
+        fraction: Fraction of them, in (0, 1].
+        seed: Seed of the draw (the authors' 42).
+
+    Returns:
+        The indices, in the order drawn.
+
+    Raises:
+        ValueError: If *fraction* is not in (0, 1] or selects no sample.
+
+    .. versionadded:: 0.2
+    """
+    check_fraction(fraction)
+    if fraction == 1:  # their scripts skip the draw for the full split
+        return list(range(n))
+    k = int(fraction * n)
+    if k == 0:
+        msg = f'train_fraction={fraction} of {n} samples selects none'
+        raise ValueError(msg)
+    return np.random.default_rng(seed).choice(n, k).tolist()

@@ -165,6 +165,7 @@ class GeoNRWTiles(SkippingDataset):
         transforms: Callable[[Sample], Sample] | None = None,
         on_bad_sample: Literal['raise', 'skip'] = 'skip',
         max_sample_attempts: int = 10,
+        with_mask: bool = False,
         **kwargs: Any,
     ) -> None:
         """Initialize a new GeoNRWTiles instance.
@@ -179,6 +180,10 @@ class GeoNRWTiles(SkippingDataset):
                 lacks, a constant image) does: ``'skip'`` it (another tile is
                 read, counted and named) or ``'raise'`` its error.
             max_sample_attempts: Tiles tried for one index before giving up.
+            with_mask: Also return the tile of the land-cover mask
+                (``'mask'``, int64 ``[T, T]``, from ``<x>_<y>_seg.tif``), as
+                the authors' GeoNRW transfer scripts train and score on these
+                tiles.
             **kwargs: Further arguments of :class:`GeoNRWCities` (``download``,
                 ``checksum``).
 
@@ -193,11 +198,10 @@ class GeoNRWTiles(SkippingDataset):
         self.scenes = GeoNRWCities(root=root, split=split, **kwargs)
         self.tile_size = tile_size
         self.transforms = transforms
+        self.with_mask = with_mask
+        suffixes = ('rgb.jp2', 'dem.tif', 'seg.tif')[: 3 if with_mask else 2]
         self.files = [
-            (
-                os.path.join(os.path.dirname(path), f'{stem}_rgb.jp2'),
-                os.path.join(os.path.dirname(path), f'{stem}_dem.tif'),
-            )
+            tuple(os.path.join(os.path.dirname(path), f'{stem}_{s}') for s in suffixes)
             for path in self.scenes.file_list
             for stem in ['_'.join(os.path.basename(path).split('_')[:2])]
         ]
@@ -289,14 +293,18 @@ class GeoNRWTiles(SkippingDataset):
             index: Index of the tile.
 
         Returns:
-            ``{'image1': [3, T, T], 'image2': [1, T, T]}``, raw values.
+            ``{'image1': [3, T, T], 'image2': [1, T, T]}``, raw values, and
+            ``'mask'`` ``[T, T]`` if *with_mask*.
         """
         scene, row, col = self.tile(index)
         t = self.tile_size
         window = Window(col * t, row * t, t, t)
-        rgb_path, dem_path = self.files[scene]
+        rgb_path, dem_path = self.files[scene][:2]
         sample: Sample = {
             'image1': torch.from_numpy(self._read(rgb_path, window)),
             'image2': torch.from_numpy(self._read(dem_path, window)),
         }
+        if self.with_mask:
+            mask = self._read(self.files[scene][2], window)[0]
+            sample['mask'] = torch.from_numpy(mask.astype(np.int64))
         return sample
