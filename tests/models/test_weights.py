@@ -558,6 +558,12 @@ def test_published_file_by_path_is_converted(tmp_path: Path) -> None:
     backbone_file(other, bgr)
     encoder = create_encoder('resnet18', 3, weights=str(other))
     torch.testing.assert_close(features(encoder, x), features(bgr, x))
+    # a renamed joint file of the authors: taken as it is, with a warning
+    renamed = tmp_path / 'geonrw_joint.pth'
+    authors_file(renamed, [bgr, bgr])
+    with pytest.warns(UserWarning, match='channel order are unknown'):
+        state_dicts, _ = read_decur_checkpoint(renamed)
+    assert list(state_dicts) == ['modality1', 'modality2']
 
 
 def test_vit_small_flat_file(hub: Path) -> None:

@@ -12,6 +12,7 @@ knows nothing of the weight enums.
 import json
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -480,7 +481,19 @@ def _read_content(
         meta = checkpoint.get('meta')
         if not (isinstance(meta, dict) and meta.get('format') == EXPORT_FORMAT):
             meta = found[0] if found and found[1] == 'joint' else None
-        names = _names(meta) or list(DEFAULT_MODALITY_NAMES)
+        names = _names(meta)
+        if not names:
+            warnings.warn(
+                f"{path} is a joint file in the DeCUR authors' layout but neither "
+                'named like a published file nor described by an export: its '
+                'modalities and channel order are unknown, so its encoders are '
+                f'named {DEFAULT_MODALITY_NAMES} and no band order is converted '
+                "(the authors' GeoNRW and SUN RGB-D files store B, G, R). Keep "
+                'the published file name, or load it through its weight enum.',
+                UserWarning,
+                stacklevel=3,
+            )
+            names = list(DEFAULT_MODALITY_NAMES)
         return split_joint_state_dict(checkpoint, names, str(path)), meta
     if _is_state_dict(checkpoint):
         if found and found[1] in _names(found[0]):
