@@ -148,7 +148,8 @@ def test_second_call_is_noop(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(demo_module, '_location', fail)
     assert make_ssl4eo_s12_demo(demo_root, num_locations=N, size=SIZE) == demo_root
-    with pytest.warns(UserWarning, match='overwrite=True'):
+    # other parameters: refused, nothing replaced, the flag named
+    with pytest.raises(FileExistsError, match=r'overwrite=True \(--overwrite\)'):
         make_ssl4eo_s12_demo(demo_root, num_locations=N + 1, size=SIZE)
 
 
@@ -285,5 +286,5 @@ def test_older_generator_is_not_taken_for_the_same_parameters(tmp_path: Path) ->
     assert marker['version'] == demo_module.GENERATOR_VERSION
     del marker['version']  # as written before the factors were labelled
     (root / DEMO_MARKER).write_text(json.dumps(marker))
-    with pytest.warns(UserWarning, match='overwrite=True'):
+    with pytest.raises(FileExistsError, match='overwrite=True'):
         make_ssl4eo_s12_demo(root, num_locations=1, size=12)

@@ -51,7 +51,6 @@ import json
 import os
 import shutil
 import tempfile
-import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -497,7 +496,8 @@ def make_ssl4eo_s12_demo(
 
     Raises:
         FileExistsError: If *root* exists, is not empty and is not a demo data
-            set (user data is never overwritten).
+            set (user data is never overwritten), or holds a demo data set of
+            other parameters and *overwrite* is False.
         ValueError: If *num_locations* or *size* is out of range.
 
     .. versionadded:: 0.1
@@ -523,9 +523,9 @@ def make_ssl4eo_s12_demo(
                 if found != params:
                     msg = (
                         f'{root} holds a demo data set made with {found}, not '
-                        f'{params}; pass overwrite=True to replace it'
+                        f'{params}; pass overwrite=True (--overwrite) to replace it'
                     )
-                    warnings.warn(msg, UserWarning, stacklevel=2)
+                    raise FileExistsError(msg)
                 return root
         elif not root.is_dir() or any(root.iterdir()):
             msg = (
