@@ -258,6 +258,22 @@ def test_transforms() -> None:
     assert dem.min() >= 0 and dem.max() <= 1
     with pytest.raises(ValueError, match='expected 2 inputs'):
         joint((s1,))
+    # a batch of one modality is never split into modalities
+    with pytest.raises(ValueError, match=r'one tensor of shape \(2, 2, 64, 64\)'):
+        joint(torch.stack([s1, s1]))
+    with pytest.raises(ValueError, match="none of the keys \\['image'\\]"):
+        joint({'image': s1})
+    # TorchGeo sample dicts: 'image' (or the modality's key) transformed,
+    # the rest passed through; batches too
+    sample = single({'image': s1, 'label': 3})
+    torch.testing.assert_close(sample['image'], out['s1'])
+    assert sample['label'] == 3
+    torch.testing.assert_close(single({'s1': s1})['s1'], out['s1'])
+    batch_out = single(torch.stack([s1, s1]))
+    assert batch_out.shape == (2, 2, 224, 224)
+    torch.testing.assert_close(batch_out[1], out['s1'])
+    with pytest.raises(ValueError, match="needs an 'image' or 's1' key"):
+        single({'mask': s1})
     with pytest.raises(ValueError, match="unknown modality 'sar'"):
         modality_transforms('sar')
 

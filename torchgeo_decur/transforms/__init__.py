@@ -12,7 +12,7 @@ from .augmentation import (
     simclr_augmentation,
     trifeature_augmentation,
 )
-from .evaluation import DeCURTransforms
+from .evaluation import DeCURTransforms, ModalityTransforms
 from .hha import (
     NYU_DEPTH_V2_INTRINSICS,
     convert_depth_folder,
@@ -38,6 +38,7 @@ __all__ = (
     'NYU_DEPTH_V2_INTRINSICS',
     'DeCURTransforms',
     'KeepBackground',
+    'ModalityTransforms',
     'MultiViewAugmentation',
     'PercentileStretch',
     'RandomBrightnessContrast',

@@ -18,7 +18,7 @@ from torchgeo.models import api as torchgeo_api
 from torchvision.models._api import Weights, WeightsEnum
 
 from ...modalities import get_modality, modality_transforms
-from ...transforms.evaluation import DeCURTransforms
+from ...transforms.evaluation import DeCURTransforms, ModalityTransforms
 from ...trust import load_file
 from .files import DABlocks, read_release
 from .table import BASE_URL, PUBLICATION, RELEASES, REPO, SHA256, Release, find_release
@@ -56,7 +56,7 @@ def _weights(release: Release, modality: str | None) -> Weights:
         )
     else:
         meta.update(modality=modality, joint=release.member, **described[modality])
-        transforms = modality_transforms(modality)
+        transforms = ModalityTransforms(modality, modality_transforms(modality))
     return Weights(url=BASE_URL + meta['file'], transforms=transforms, meta=meta)
 
 
