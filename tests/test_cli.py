@@ -97,6 +97,27 @@ def test_demo_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(SSL4EOS12Pair(root)) == 3
     assert main(argv) == 0  # second call: the data is there already
     assert str(root) in capsys.readouterr().out
+    # other parameters: refused, the flag named, nothing replaced
+    assert main(['demo-data', str(root), '--locations', '4', '--size', '32']) == 2
+    assert '--overwrite' in capsys.readouterr().err
+    assert len(SSL4EOS12Pair(root)) == 3
+    assert (
+        main(
+            ['demo-data', str(root), '--locations', '4', '--size', '32', '--overwrite']
+        )
+        == 0
+    )
+    assert len(SSL4EOS12Pair(root)) == 4
+
+
+def test_demo_data_defaults_are_the_demos() -> None:
+    """One default size: `demo-data`, the Python function and the demo agree."""
+    from torchgeo_decur.lab.demo import DEMO_SETTINGS
+
+    parser = build_parser()._subcommands_action._name_parser_map['demo-data']
+    defaults = {a.dest: a.default for a in parser._actions}
+    assert defaults['num_locations'] == DEMO_SETTINGS.locations == 450
+    assert defaults['size'] == DEMO_SETTINGS.size == 48
 
 
 def test_demo_data_refuses_foreign_folder(

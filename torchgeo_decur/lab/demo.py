@@ -69,7 +69,9 @@ from ..tasks import DeCURTask, MultimodalSSLTask, SSLTask
 from ..transforms import MultiViewAugmentation
 from .probe import extract_features, linear_probe
 from .world import (
+    DEMO_LOCATIONS,
     DEMO_MARKER,
+    DEMO_SIZE,
     FACTOR_SENSORS,
     FACTORS,
     GENERATOR_VERSION,
@@ -105,8 +107,8 @@ class DemoSettings:
     """
 
     #: Number of generated locations and their tile size (10 m pixels).
-    locations: int = 450
-    size: int = 48
+    locations: int = DEMO_LOCATIONS
+    size: int = DEMO_SIZE
     #: Seed of the data.
     data_seed: int = 0
     #: Share of the locations held out from pretraining to test the probes.

@@ -66,7 +66,9 @@ from ..modalities import S2_L1C_BANDS
 
 __all__ = (
     'CLASSES',
+    'DEMO_LOCATIONS',
     'DEMO_MARKER',
+    'DEMO_SIZE',
     'FACTORS',
     'FACTOR_SENSORS',
     'LABELS_FILE',
@@ -445,10 +447,17 @@ def _location(
     return weights.mean(axis=(1, 2)).astype(np.float32)
 
 
+#: Default number of locations and tile size of the demo data: those of
+#: ``make demo`` (:data:`torchgeo_decur.lab.demo.DEMO_SETTINGS`), so that
+#: ``torchgeo-decur demo-data``, the Python function and the demo write the
+#: same data.
+DEMO_LOCATIONS, DEMO_SIZE = 450, 48
+
+
 def make_ssl4eo_s12_demo(
     root: str | os.PathLike[str],
-    num_locations: int = 256,
-    size: int = 96,
+    num_locations: int = DEMO_LOCATIONS,
+    size: int = DEMO_SIZE,
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
@@ -476,18 +485,17 @@ def make_ssl4eo_s12_demo(
 
     The data set is written to a temporary folder next to *root* and moved
     into place when complete, with a marker file; a later call with the
-    marker present returns at once (with a warning if the marker records
-    other parameters or an older version of this generator, unless
-    *overwrite*). The demo's 450 locations of 48 px (27,000 files) take
-    about half a minute.
+    marker present returns at once (and refuses, unless *overwrite*, if the
+    marker records other parameters or an older version of this generator).
+    The defaults are the demo's: 450 locations of 48 px (27,000 files),
+    about half a minute to write.
 
     Args:
         root: Output folder; must not exist, be empty, or hold a demo data set
             written by this function.
-        num_locations: Number of locations.
-        size: Patch size in pixels (of the 10 m bands); smaller than the 264
-            of SSL4EO-S12 by default to keep the demo small (about 180 MB for
-            256 locations) and quick to write.
+        num_locations: Number of locations (the demo's 450).
+        size: Patch size in pixels of the 10 m bands (the demo's 48; smaller
+            than SSL4EO-S12's 264 to keep the demo small and quick to write).
         seed: Random seed; the same seed gives the same data.
         overwrite: Whether to replace a demo data set already in *root*.
 
