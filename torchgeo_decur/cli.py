@@ -25,11 +25,19 @@ from typing import Any
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentError, ArgumentParser
 
-__all__ = ('COMMANDS', 'RENAMED', 'build_parser', 'commands', 'main')
+__all__ = (
+    'COMMANDS',
+    'POSITIONALS',
+    'RENAMED',
+    'build_parser',
+    'commands',
+    'main',
+)
 
 #: The subcommands and the functions they run, as ``module:function``.
 COMMANDS = {
     'demo': 'torchgeo_decur.lab.demo:demo',
+    'config': 'torchgeo_decur.configs:config',
     'demo-data': 'torchgeo_decur.lab.world:make_ssl4eo_s12_demo',
     'export': 'torchgeo_decur.export:export_checkpoint',
     'explain': 'torchgeo_decur.explain:explain',
@@ -51,6 +59,11 @@ RENAMED = {
         '--downstream-arg': '--downstream_args+',
     },
 }
+
+
+#: Subcommands whose leading positional arguments stand for options, in order
+#: (``torchgeo-decur config path decur_s1s2``).
+POSITIONALS = {'config': ('--action', '--name')}
 
 
 def commands() -> dict[str, Callable[..., Any]]:
@@ -113,6 +126,12 @@ def _is_options_file(path: str) -> bool:
 def _rename(command: str, argv: list[str]) -> list[str]:
     """Rename the 0.1 arguments of one subcommand (see :data:`RENAMED`)."""
     renamed, out = RENAMED.get(command, {}), []
+    positional = list(POSITIONALS.get(command, ()))
+    leading = 0
+    while leading < len(argv) and positional and not argv[leading].startswith('-'):
+        out += [positional.pop(0), argv[leading]]
+        leading += 1
+    argv = argv[leading:]
     for i, token in enumerate(argv):
         option, eq, value = token.partition('=')
         new = renamed.get(option)
@@ -169,6 +188,8 @@ def legacy_arguments(
 def _report(command: str, result: Any, kwargs: dict[str, Any]) -> None:
     """Print what a subcommand did (the demo prints its own table)."""
     match command:
+        case 'config':
+            pass  # prints what it was asked for
         case 'demo-data':
             print(f'SSL4EO-S12-format demo data in {result}')
         case 'export':
