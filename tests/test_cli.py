@@ -61,6 +61,22 @@ def test_spellings_of_0_1(tmp_path: Path) -> None:
         '--out',
         'x',
     ]
+    # export --torchgeo: the per-modality files TorchGeo's tasks load
+    assert convert('export', 'run.ckpt', '--out', 'o', '--torchgeo') == [
+        '--checkpoint',
+        'run.ckpt',
+        '--out',
+        'o',
+        '--torchgeo_checkpoints=true',
+    ]
+    assert convert('config', 'write', 'decur_s1s2', '--out', 'x.yaml') == [
+        '--action',
+        'write',
+        '--name',
+        'decur_s1s2',
+        '--out',
+        'x.yaml',
+    ]
     assert convert('demo-data', 'root', '--locations', '3') == [
         '--root',
         'root',

@@ -51,7 +51,7 @@ COMMANDS = {
 RENAMED = {
     'demo': {'--output': '--out'},
     'demo-data': {'*': '--root', '--locations': '--num_locations'},
-    'export': {'*': '--checkpoint'},
+    'export': {'*': '--checkpoint', '--torchgeo': '--torchgeo_checkpoints'},
     'explain': {'--config': '--data_config'},
     'sweep-common': {
         '--config': '--pretrain',
