@@ -78,7 +78,8 @@ class TestCreateEncoders:
         monkeypatch.setattr(encoders_module, 'create_encoder', fake)
         create_encoders('resnet18', (2, 13), ('s1', 's2c'), weights=weights)
         assert calls == [
-            {'modality': m, 'deformable_attention': None} for m in expected
+            {'modality': m, 'deformable_attention': None, 'da_blocks': 'trained'}
+            for m in expected
         ]
 
     def test_joint_checkpoint(self, tmp_path: Path) -> None:

@@ -158,15 +158,13 @@ class DeCURWeightsEnum(WeightsEnum):
            Verified by hash and read safely; *da_blocks* added.
         """
         release, modality = cast(tuple[Release, str | None], find_release(self.url))
-        url, file = self.url, self.meta['file']
+        url, file, sha256 = self.url, self.meta['file'], self.meta['sha256']
         first = modality in (None, release.modalities[0])
         if da_blocks == 'trained' and release.deformable_attention and not first:
-            url, file, modality = (
-                BASE_URL + release.joint_file,
-                release.joint_file,
-                None,
-            )
-        path = cached_file(url, SHA256.get(file), progress, model_dir)
+            # the trained blocks are in the joint file only
+            file, modality = release.joint_file, None
+            url, sha256 = BASE_URL + file, SHA256.get(file)
+        path = cached_file(url, sha256, progress, model_dir)
         checkpoint = load_file(path, map_location=map_location)
         source = f'{self} ({file})'
         state_dicts = read_release(checkpoint, release, modality, source, da_blocks)
