@@ -1,7 +1,7 @@
 """Files from outside are data, never code: reading checkpoints safely.
 
 A ``.pth`` or ``.ckpt`` file is a pickle, and unpickling can call any
-function the file names (:func:`torch.load` with ``weights_only=False``).
+function the file names (a full :func:`pickle.load`).
 Every file this package reads from a user or a download goes through
 :func:`load_file`, which reads it with ``weights_only=True``: tensors,
 containers, numbers and strings, plus the short allow-list
@@ -12,7 +12,9 @@ before any of its code runs.
 
 A file you trust (you wrote it, or you know its source) that needs more can
 be read with ``trust_checkpoint=True`` (``--trust-checkpoint`` on the command
-line), which unpickles it in full: that runs whatever code the file carries.
+line), which allows every global the file names (still through torch's
+``weights_only`` reader, never the full unpickler): that imports and may call
+whatever code those globals are.
 The safe way to use such a file again is to read it once with trust and
 write plain state dicts (``torchgeo-decur export --trust-checkpoint``).
 
@@ -20,6 +22,7 @@ write plain state dicts (``torchgeo-decur export --trust-checkpoint``).
 """
 
 import argparse
+import importlib
 import os
 import pathlib
 import pickle
@@ -70,8 +73,8 @@ def load_file(
     Args:
         path: The file.
         map_location: Where to load the tensors.
-        trust: Unpickle in full (``weights_only=False``), which runs any code
-            the file carries; only for files you trust.
+        trust: Also allow every global the file names, which imports and
+            may call that code; only for files you trust.
 
     Returns:
         The loaded object.
@@ -90,7 +93,9 @@ def load_file(
             UserWarning,
             stacklevel=2,
         )
-        return torch.load(path, map_location=map_location, weights_only=False)
+        allowed = [*SAFE_TYPES, *_resolve(path, _unsafe_types(path))]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location=map_location, weights_only=True)
     with torch.serialization.safe_globals(list(SAFE_TYPES)):
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
@@ -129,6 +134,30 @@ def _reason(message: str) -> str:
         if 'WeightsUnpickler error' in line:
             return lines[i + 1]
     return lines[0] if lines else 'refused by the safe unpickler'
+
+
+def _resolve(path: Path, names: list[str]) -> list[Any]:
+    """Import the globals ``module.qualname`` a trusted file names.
+
+    Raises:
+        UntrustedFileError: If a global cannot be imported here.
+    """
+    found = []
+    for name in names:
+        parts = name.split('.')
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                obj = importlib.import_module('.'.join(parts[:i]))
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
+            except (ImportError, AttributeError):
+                continue
+            found.append(obj)
+            break
+        else:
+            msg = f'{path} needs {name}, which cannot be imported here'
+            raise UntrustedFileError(msg)
+    return found
 
 
 def _unsafe_types(path: Path) -> list[str]:

@@ -416,7 +416,7 @@ def pretrain(
     )
     trainer.fit(task, datamodule=demo_datamodule(seasons, settings))
     if checkpoint is not None:
-        trainer.save_checkpoint(checkpoint, weights_only=False)
+        trainer.save_checkpoint(checkpoint)
     return task
 
 
