@@ -69,6 +69,32 @@ class EncoderSettings(TypedDict, total=False):
     model_kwargs: dict[str, Any]
 
 
+def _check_arguments(
+    names: list[str],
+    encoders: dict[str, Any] | None,
+    optimizer: str,
+    lr_schedule: str,
+) -> None:
+    """Check the arguments of :class:`SSLTask` that name choices.
+
+    Raises:
+        ValueError: As :class:`SSLTask` documents.
+    """
+    if len(names) != 2 or len(set(names)) != 2:
+        msg = f'modalities must name two modalities, got {names}'
+        raise ValueError(msg)
+    unknown = sorted(set(encoders or {}) - set(names))
+    if unknown:
+        msg = f'encoders names {unknown}, which are not in modalities {names}'
+        raise ValueError(msg)
+    if optimizer not in OPTIMIZERS:
+        msg = f"optimizer must be 'lars' or 'adamw', got {optimizer!r}"
+        raise ValueError(msg)
+    if lr_schedule not in ('cosine', 'constant'):
+        msg = f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}"
+        raise ValueError(msg)
+
+
 class SSLTask(SkipReportMixin, BaseTask):
     """Base of the self-supervised tasks with one encoder per modality.
 
@@ -183,19 +209,7 @@ class SSLTask(SkipReportMixin, BaseTask):
                 unknown.
         """
         names = list(modalities)
-        if len(names) != 2 or len(set(names)) != 2:
-            msg = f'modalities must name two modalities, got {names}'
-            raise ValueError(msg)
-        unknown = sorted(set(encoders or {}) - set(names))
-        if unknown:
-            msg = f'encoders names {unknown}, which are not in modalities {names}'
-            raise ValueError(msg)
-        if optimizer not in OPTIMIZERS:
-            msg = f"optimizer must be 'lars' or 'adamw', got {optimizer!r}"
-            raise ValueError(msg)
-        if lr_schedule not in ('cosine', 'constant'):
-            msg = f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}"
-            raise ValueError(msg)
+        _check_arguments(names, encoders, optimizer, lr_schedule)
         self.finite = FiniteSteps(nonfinite_skips)
         given = encoders or {}
         self.weights = {
