@@ -108,4 +108,7 @@ def test_every_config_saves_atomically_and_resumes_last(path: Path) -> None:
     assert 'torchgeo_decur.checkpointing.AtomicCheckpointIO' in plugins
     callbacks = [c['class_path'] for c in trainer['callbacks']]
     assert 'torchgeo_decur.checkpointing.RunCheckpoint' in callbacks
+    for callback in trainer['callbacks']:  # last.ckpt: a link, not a 2nd copy
+        if callback['class_path'].endswith('RunCheckpoint'):
+            assert callback['init_args']['save_last'] == 'link'
     assert 'lightning.pytorch.callbacks.ModelCheckpoint' not in callbacks

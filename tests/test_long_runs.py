@@ -371,7 +371,7 @@ def test_ckpt_path_last_resumes_the_latest_run(demo: Path, tmp_path: Path) -> No
             enable_progress_bar=False,
             enable_model_summary=False,
             callbacks=[
-                RunCheckpoint(save_last=True, every_n_train_steps=1),
+                RunCheckpoint(save_last='link', every_n_train_steps=1),
                 *callbacks,
             ],
             plugins=[AtomicCheckpointIO()],
@@ -390,7 +390,7 @@ def test_ckpt_path_last_resumes_the_latest_run(demo: Path, tmp_path: Path) -> No
     resumed, trainer = run([], 'last')
     assert trainer.global_step == 6
     assert trainer.log_dir.endswith('version_1')  # its own folder: nothing lost
-    assert (killed / 'last.ckpt').is_file()
+    assert (killed / 'last.ckpt').is_file() and (killed / 'last.ckpt').is_symlink()
     expected = whole.state_dict()
     for key, value in resumed.state_dict().items():
         torch.testing.assert_close(value, expected[key], rtol=1e-5, atol=1e-6, msg=key)

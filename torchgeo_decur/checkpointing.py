@@ -25,6 +25,7 @@ checked with :func:`writable_folder` before the work starts.
 """
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 __all__ = (
     'AtomicCheckpointIO',
     'RunCheckpoint',
+    'link_to_checkpoint',
+    'live_checkpoint',
     'remove_orphans',
     'staged_files',
     'writable_folder',
@@ -170,7 +173,9 @@ def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
 
     .. versionadded:: 0.2
     """
-    orphans = sorted(p for p in Path(folder).glob(TEMPORARY) if p.is_file())
+    orphans = sorted(
+        p for p in Path(folder).glob(TEMPORARY) if p.is_file() or p.is_symlink()
+    )
     for path in orphans:
         path.unlink(missing_ok=True)
     return orphans
@@ -193,7 +198,14 @@ class RunCheckpoint(ModelCheckpoint):
           callbacks:
             - class_path: torchgeo_decur.checkpointing.RunCheckpoint
               init_args:
-                save_last: true
+                save_last: link
+
+    ``save_last: link`` (every packaged config) makes ``last.ckpt`` a
+    symbolic link to the newest checkpoint instead of a second copy of it
+    (2.8 GB at the paper's size). The link is replaced atomically, and a
+    ``last.ckpt`` left dangling by a job killed between Lightning's removal of
+    the previous checkpoint and its relinking resolves to the newest
+    checkpoint beside it.
 
     .. versionadded:: 0.2
     """
@@ -232,14 +244,95 @@ class RunCheckpoint(ModelCheckpoint):
             if trainer.is_global_zero and folder and '://' not in str(folder):
                 remove_orphans(folder)
 
+    @staticmethod
+    def _link_checkpoint(trainer: Trainer, filepath: str, linkpath: str) -> None:
+        """Point *linkpath* at *filepath* with a link renamed into place.
+
+        Lightning removes the old ``last.ckpt`` and then links the new one; a
+        kill in between would leave none. Here a relative link is made under a
+        temporary name beside it and renamed over it (a copy where the file
+        system has no symbolic links).
+
+        Args:
+            trainer: The trainer.
+            filepath: The checkpoint linked to.
+            linkpath: The link (``last.ckpt``).
+        """
+        if trainer.is_global_zero and '://' in str(linkpath):
+            ModelCheckpoint._link_checkpoint(trainer, filepath, linkpath)
+            return
+        same = os.path.abspath(filepath) == os.path.abspath(linkpath)
+        if trainer.is_global_zero and not same:
+            link_to_checkpoint(filepath, linkpath)
+        trainer.strategy.barrier()
+
     def _find_last_checkpoints(self, trainer: Trainer) -> set[str]:
         """This run's last checkpoints and those of the logger's other versions."""
         found = super()._find_last_checkpoints(trainer)
-        if self.dirpath is not None or not trainer.loggers:
-            return found
-        logger = trainer.loggers[0]
-        root = Path(logger.save_dir or trainer.default_root_dir) / str(logger.name)
-        runs = root.glob(
-            f'*/checkpoints/{self.CHECKPOINT_NAME_LAST}*{self.FILE_EXTENSION}'
-        )
-        return found | {os.path.normpath(p) for p in runs}
+        if self.dirpath is None and trainer.loggers:
+            logger = trainer.loggers[0]
+            root = Path(logger.save_dir or trainer.default_root_dir) / str(logger.name)
+            runs = root.glob(
+                f'*/checkpoints/{self.CHECKPOINT_NAME_LAST}*{self.FILE_EXTENSION}'
+            )
+            found |= {os.path.normpath(p) for p in runs}
+        resolved = (live_checkpoint(p) for p in found if '://' not in p)
+        remote = {p for p in found if '://' in p}
+        return remote | {p for p in resolved if p is not None}
+
+
+def link_to_checkpoint(
+    target: str | os.PathLike[str], link: str | os.PathLike[str]
+) -> None:
+    """Make *link* a relative symbolic link to *target*, replaced atomically.
+
+    Where the file system has no symbolic links, *link* becomes a copy,
+    written with :func:`staged_files`.
+
+    Args:
+        target: The checkpoint.
+        link: The link to create or replace (``last.ckpt``).
+
+    .. versionadded:: 0.2
+    """
+    path = Path(link)
+    relative = os.path.relpath(target, path.parent)
+    temporary = path.parent / f'.{path.name}.{os.getpid()}.link'
+    temporary.unlink(missing_ok=True)
+    try:
+        os.symlink(relative, temporary)
+    except OSError:
+        with staged_files([path]) as staged:
+            shutil.copyfile(target, staged[path])
+        return
+    os.replace(temporary, path)
+
+
+def live_checkpoint(path: str | os.PathLike[str]) -> str | None:
+    """A last checkpoint, or what stands in for it if its link dangles.
+
+    A ``last.ckpt`` link whose checkpoint was removed (the job was killed
+    between Lightning's removal of the previous checkpoint and the relinking)
+    stands for the newest other checkpoint in its folder: the one that save
+    had just written.
+
+    Args:
+        path: A ``last*.ckpt`` file or link.
+
+    Returns:
+        *path* if it can be read, the newest checkpoint beside a dangling
+        link, or None if there is none.
+
+    .. versionadded:: 0.2
+    """
+    file = Path(path)
+    if file.exists():
+        return os.path.normpath(file)
+    siblings = [
+        p
+        for p in file.parent.glob('*.ckpt')
+        if p.is_file() and not p.name.startswith('.') and p != file
+    ]
+    if not siblings:
+        return None
+    return os.path.normpath(max(siblings, key=lambda p: p.stat().st_mtime))

@@ -273,7 +273,7 @@ def test_every_method_has_a_config() -> None:
         )
         checkpoint = trainer['callbacks'][0]
         assert checkpoint['class_path'] == 'torchgeo_decur.checkpointing.RunCheckpoint'
-        assert checkpoint['init_args']['save_last'] is True
+        assert checkpoint['init_args']['save_last'] == 'link'
     assert {f'{m}_s1s2' for m in METHODS} == set(methods)
     assert all(methods[f'{m}_s1s2'] == m for m in METHODS)
 

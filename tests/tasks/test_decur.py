@@ -396,6 +396,10 @@ def test_paper_config_one_step_on_fixture(ssl4eo_root: Path, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = list(out.rglob('*.ckpt'))
     assert checkpoints, result.stderr[-3000:]
+    files = [p for p in out.rglob('*') if p.is_file() and not p.is_symlink()]
+    written = sum(p.stat().st_size for p in files)
+    assert written < 3e9, sorted(p.name for p in files)  # last.ckpt is a link
+    assert [p.name for p in checkpoints if p.is_symlink()] == ['last.ckpt']
     ckpt = torch.load(checkpoints[0], map_location='cpu', weights_only=False)
     assert ckpt['global_step'] == 1
     hp = ckpt['hyper_parameters']
