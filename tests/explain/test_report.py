@@ -1,5 +1,6 @@
 """The explainability report and ``torchgeo-decur explain``, end to end."""
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import torchgeo_decur.lab  # noqa: F401  (registers convnet_small with timm)
 from torchgeo_decur.cli import main as cli_main
 from torchgeo_decur.datamodules import SSL4EOS12PairDataModule
 from torchgeo_decur.explain import (
+    DEFAULT_SAMPLES,
     FIGURES,
     SUMMARY,
     alignment_figure,
@@ -162,18 +164,24 @@ def test_cli(
     assert json.loads((out / SUMMARY).read_text())['seed'] == 1
 
 
-def test_too_many_samples(setup: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.warns(UserWarning, match=f'100 samples requested.*hold {LOCATIONS}'):
+def test_too_many_samples(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the CPU's default sample count, more than the data hold
+    assert DEFAULT_SAMPLES['cpu'] == 64 > LOCATIONS
+    with pytest.warns(UserWarning, match=f'64 samples requested.*hold {LOCATIONS}'):
         summary = explain(
             setup['baseline'],
             setup['config'],
             tmp_path,
-            samples=100,
-            batch_size=8,
+            batch_size=4,
             ig_steps=1,
-            progress=False,
+            device='cpu',
         )
-    assert summary['samples'] == LOCATIONS and summary['samples_requested'] == 100
+    assert summary['samples'] == LOCATIONS and summary['samples_requested'] == 64
+    # the bar counts every image GradCAM (1 pass) and IG (ig_steps) run, per
+    # modality and group: 2 x 1 x 8 x (1 + 1), and it ends full
+    assert '32/32' in capsys.readouterr().err
     # a baseline has no common / unique split: one group of all dimensions
     assert summary['common_dim'] is None
     assert set(summary['spatial_saliency']) == {'measure', 'all'}
@@ -276,3 +284,21 @@ def test_figures_from_a_batch(setup: dict[str, Path]) -> None:
     assert len(numbers['overlap']['unique']) == 2
     fig, numbers = gradcam_figure(baseline, pairs.x1, pairs.x2, max_samples=1)
     assert set(numbers['overlap']) == {'all'}
+
+
+def test_explain_benchmark(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = Path(__file__).resolve().parents[2] / 'benchmarks' / 'explain.py'
+    spec = importlib.util.spec_from_file_location('benchmark_explain', path)
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    args = ['--checkpoint', str(setup['decur']), '--data-config', str(setup['config'])]
+    args += ['--samples', '4', '--device', 'cpu']
+    assert benchmark.main([*args, '--out', str(tmp_path / 'kept')]) == 0
+    out = capsys.readouterr().out
+    assert '"samples": 4' in out and 'PASS: no all-zero GradCAM map' in out
+    assert (tmp_path / 'kept' / SUMMARY).is_file()
+    assert benchmark.main([*args, '--limit', '0']) == 1  # nothing is that fast
+    assert 'FAIL: wall time' in capsys.readouterr().out

@@ -105,6 +105,30 @@ def test_gradcam_peak_in_region() -> None:
     assert torch.allclose(same, torch.ones(6)) and (apart < 0.1).all()
 
 
+def test_signed_gradcam_keeps_evidence_against_the_target() -> None:
+    # a projector that negates: every feature lowers its target, so GradCAM's
+    # ReLU leaves nothing and only the signed maps show where the encoder looks
+    torch.manual_seed(0)
+    encoder, x = QuadrantEncoder(), inputs()
+    negate = nn.Linear(4, 4, bias=False)
+    nn.init.constant_(negate.weight, 0.0)
+    with torch.no_grad():
+        negate.weight.fill_diagonal_(-1.0)
+    clipped = gradcam_maps(encoder, negate, x, GROUPS)
+    assert all((m == 0).all() for m in clipped.values())
+    signed = gradcam_maps(encoder, negate, x, GROUPS, relu=False)
+    m = signed['unique']
+    assert (m <= 0).all() and (m < 0).any()
+    for sample in m:  # the strongest evidence, against, in its quadrant
+        row, col = divmod(int(sample.argmin()), 32)
+        assert row >= 16 and col >= 16
+    positive = gradcam_maps(encoder, nn.Identity(), x, GROUPS, relu=False)
+    # the overlap counts where the maps look, whatever their sign
+    torch.testing.assert_close(
+        spatial_overlap(m, positive['unique']), torch.ones(6), atol=1e-4, rtol=0
+    )
+
+
 def test_integrated_gradients_rank_bands() -> None:
     torch.manual_seed(0)
     encoder = BandEncoder()
@@ -207,6 +231,13 @@ def test_plots() -> None:
         's2c unique',
     ]
     assert len(fig.axes) == 2 * 6 + 1  # and the colour bar
+    assert fig.axes[-1].get_ylabel() == 'GradCAM (scaled to max)'
+    signed = {'common': maps['common'] - 0.5, 'unique': torch.zeros(3, 32, 32)}
+    fig = plot_gradcam(x1, x2, signed, signed, ('s1', 's2c'), max_samples=2)
+    assert 'red raises, blue lowers' in fig.axes[-1].get_ylabel()
+    assert fig.axes[-1].get_ylim() == (-1.0, 1.0)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == ['zero'] * 4  # the all-zero unique maps, 2 rows x 2 modalities
     fig = plot_spatial_overlap(
         {'common': np.array([0.9, 0.8, np.nan]), 'unique': np.array([0.2, 0.3])},
         ('s1', 's2c'),

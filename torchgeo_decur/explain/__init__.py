@@ -18,8 +18,7 @@ of :class:`~torchgeo_decur.tasks.MultimodalSSLTask`):
 Each analysis is a function of tensors and modules, so it works on any
 encoder + projector pair; :func:`load_task` and :func:`load_pairs` give them
 from a checkpoint and a LightningCLI data config. Matplotlib figures are
-built without pyplot (no display needed). The t-SNE needs scikit-learn
-(``pip install 'torchgeo-decur[benchmark]'``).
+built without pyplot (no display needed). The t-SNE uses scikit-learn.
 
 .. versionadded:: 0.1
 """
@@ -36,7 +35,14 @@ from .loading import (
     load_task,
     prepare_pairs,
 )
-from .report import FIGURES, SUMMARY, alignment_figure, explain, gradcam_figure
+from .report import (
+    DEFAULT_SAMPLES,
+    FIGURES,
+    SUMMARY,
+    alignment_figure,
+    explain,
+    gradcam_figure,
+)
 from .saliency import (
     EmbeddingTarget,
     band_importance,
@@ -52,6 +58,7 @@ from .saliency import (
 from .tsne import DimensionTSNE, dimension_tsne, plot_tsne, standardize_dimensions
 
 __all__ = (
+    'DEFAULT_SAMPLES',
     'FIGURES',
     'SUMMARY',
     'DimensionTSNE',

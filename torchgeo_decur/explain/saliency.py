@@ -11,11 +11,19 @@ see the same normalisation.
 
 * :func:`gradcam_maps`: captum's :class:`~captum.attr.LayerGradCam` on the
   last convolutional stage of an encoder (:func:`gradcam_layer`), upsampled
-  bilinearly to the input size; :func:`plot_gradcam` overlays them on an RGB
-  rendering of the input (:func:`render_rgb`).
+  bilinearly to the input size, with GradCAM's ReLU or signed
+  (``relu=False``); :func:`plot_gradcam` overlays them on an RGB rendering
+  of the input (:func:`render_rgb`), signed maps in a diverging colour map.
+  The report shows signed maps: the sign of an embedding dimension is
+  arbitrary (a dimension and its negative are the same feature to the
+  loss), so evidence against the target is as informative as evidence for
+  it, and ReLU'd maps of a target that falls where features fire are all
+  zero (Selvaraju et al., 2017, keep only the positive part because a class
+  score has a meaningful sign; an embedding dimension has none).
 * :func:`spatial_overlap`: how much the two modalities' maps of a pair look at
-  the same places, the cosine similarity of the maps; histograms of it for
-  the common and the unique targets with :func:`plot_spatial_overlap`.
+  the same places, the cosine similarity of the maps (of their magnitudes for
+  signed maps); histograms of it for the common and the unique targets with
+  :func:`plot_spatial_overlap`.
 * :func:`band_importance`: captum's :class:`~captum.attr.IntegratedGradients`
   per input band, the mean absolute attribution over pixels and samples,
   normalised to sum 1; :func:`plot_band_importance`.
@@ -31,8 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
@@ -54,8 +63,11 @@ __all__ = (
     'spatial_overlap',
 )
 
-#: Colour map of the GradCAM overlays.
+#: Colour map of the GradCAM overlays (non-negative maps).
 CMAP = 'jet'
+
+#: Colour map of signed GradCAM maps: red raises the target, blue lowers it.
+SIGNED_CMAP = 'RdBu_r'
 
 
 @contextmanager
@@ -215,6 +227,7 @@ def gradcam_maps(
     groups: Mapping[str, slice],
     stats: tuple[Tensor, Tensor] | None = None,
     layer: nn.Module | None = None,
+    relu: bool = True,
 ) -> dict[str, Tensor]:
     """GradCAM maps of each group of embedding dimensions.
 
@@ -227,10 +240,12 @@ def gradcam_maps(
         stats: ``(mean, std)`` of the embedding dimensions; None computes
             them over *x* (:func:`embedding_statistics`).
         layer: The layer GradCAM looks at; None for :func:`gradcam_layer`.
+        relu: Whether to keep only the positive part (GradCAM's ReLU); False
+            for signed maps, negative where the features lower the target.
 
     Returns:
-        ``{group: (B, H, W)}`` non-negative maps (GradCAM with its ReLU),
-        upsampled bilinearly to the input size, on the device of *x*.
+        ``{group: (B, H, W)}`` maps, non-negative with *relu*, upsampled
+        bilinearly to the input size, on the device of *x*.
 
     Raises:
         ValueError: If the encoder is not convolutional, or the layer's
@@ -247,7 +262,7 @@ def gradcam_maps(
     with _evaluating(backbone, projector), torch.enable_grad():
         for group, dims in groups.items():
             target = EmbeddingTarget(backbone, projector, dims, mean, std)
-            attr = LayerGradCam(target, layer).attribute(x, relu_attributions=True)
+            attr = LayerGradCam(target, layer).attribute(x, relu_attributions=relu)
             if attr.ndim != 4:
                 msg = (
                     f'GradCAM needs a layer with (B, C, h, w) output, got '
@@ -257,21 +272,22 @@ def gradcam_maps(
             up = LayerAttribution.interpolate(
                 attr.detach(), tuple(x.shape[-2:]), interpolate_mode='bilinear'
             )
-            maps[group] = up[:, 0].clamp_min(0)
+            maps[group] = up[:, 0].clamp_min(0) if relu else up[:, 0]
     return maps
 
 
 def spatial_overlap(maps1: Tensor, maps2: Tensor, eps: float = 1e-12) -> Tensor:
     """Cosine similarity of the two modalities' saliency maps of each pair.
 
-    ``sum(a * b) / (||a|| ||b||)`` over the pixels of non-negative maps: 1
-    when they look at the same places in the same proportions, 0 when at
-    disjoint places; independent of each map's scale. Maps of different
-    sizes are compared at the size of *maps1* (bilinear).
+    ``sum(a * b) / (||a|| ||b||)`` over the pixels of the maps' magnitudes
+    (``a = |maps1|``, ``b = |maps2|``; signed maps count where they look,
+    whatever the direction): 1 when they look at the same places in the same
+    proportions, 0 when at disjoint places; independent of each map's scale.
+    Maps of different sizes are compared at the size of *maps1* (bilinear).
 
     Args:
-        maps1: Modality 1 maps ``(B, H, W)``, non-negative.
-        maps2: Modality 2 maps ``(B, H', W')``, non-negative.
+        maps1: Modality 1 maps ``(B, H, W)``.
+        maps2: Modality 2 maps ``(B, H', W')``.
         eps: Norms at or below it count as an empty map.
 
     Returns:
@@ -283,8 +299,8 @@ def spatial_overlap(maps1: Tensor, maps2: Tensor, eps: float = 1e-12) -> Tensor:
         maps2 = F.interpolate(
             maps2[:, None], size=maps1.shape[-2:], mode='bilinear', align_corners=False
         )[:, 0]
-    a = maps1.flatten(1).double()
-    b = maps2.flatten(1).double()
+    a = maps1.flatten(1).double().abs()
+    b = maps2.flatten(1).double().abs()
     norms = a.norm(dim=1) * b.norm(dim=1)
     cosine = (a * b).sum(dim=1) / norms.clamp_min(eps)
     empty = (a.norm(dim=1) <= eps) | (b.norm(dim=1) <= eps)
@@ -424,12 +440,17 @@ def plot_gradcam(
     sample_names: Sequence[str] | None = None,
     alpha: float = 0.45,
     title: str | None = None,
+    signed: bool | None = None,
 ) -> Figure:
     """GradCAM maps overlaid on the inputs, one row per sample.
 
-    Columns: modality 1's input, its maps (one per group), modality 2's
-    input, its maps. Each map is scaled to its maximum; an all-zero map
-    (no positive evidence) is marked 'empty'.
+    Columns: modality 1's input, its maps (one per group, over the input in
+    grey), modality 2's input, its maps. Each map is scaled to its largest
+    magnitude. Signed maps
+    (:func:`gradcam_maps` with ``relu=False``) are drawn in a diverging
+    colour map centred on zero, red where the features raise the target and
+    blue where they lower it; non-negative maps in ``jet`` from zero to the
+    maximum. An all-zero map is marked 'zero'.
 
     Args:
         x1: Modality 1 images ``(B, C1, H, W)``.
@@ -442,51 +463,43 @@ def plot_gradcam(
         sample_names: Label of each sample (e.g. its dataset index).
         alpha: Opacity of the maps.
         title: Title of the figure.
+        signed: Whether the maps are signed; None: if any value is negative.
 
     Returns:
         The figure.
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       Signed maps in a diverging colour map (*signed*).
     """
     rows = min(len(x1), max_samples)
     groups = list(maps1)
+    if signed is None:
+        signed = any(
+            bool((m[group][:rows] < 0).any()) for m in (maps1, maps2) for group in m
+        )
     per_modality = 1 + len(groups)
     cols = 2 * per_modality
     fig = Figure(
         figsize=(0.95 * cols + 0.7, 0.95 * rows + 0.55), dpi=200, layout='constrained'
     )
     axes = fig.subplots(rows, cols, squeeze=False)
-    cmap = mpl.colormaps[CMAP]
+    cmap = mpl.colormaps[SIGNED_CMAP if signed else CMAP]
+    low = -1.0 if signed else 0.0
     for m, (images, maps, modality) in enumerate(
         zip((x1, x2), (maps1, maps2), modalities, strict=True)
     ):
         name = _name(modality, f'modality {m + 1}')
+        base = m * per_modality
         for r in range(rows):
             rgb = render_rgb(images[r], modality)
-            base = m * per_modality
             axes[r, base].imshow(rgb, interpolation='nearest')
             for g, group in enumerate(groups):
-                heat = maps[group][r].detach().float().cpu().numpy()
-                top = heat.max()
-                heat = heat / top if top > 0 else heat
-                ax = axes[r, base + 1 + g]
-                ax.imshow(rgb, interpolation='nearest')
-                ax.imshow(heat, cmap=cmap, vmin=0, vmax=1, alpha=alpha)
-                if top <= 0:  # GradCAM's ReLU left nothing: say so
-                    ax.text(
-                        0.5,
-                        0.5,
-                        'empty',
-                        transform=ax.transAxes,
-                        ha='center',
-                        va='center',
-                        fontsize=7,
-                        color='white',
-                    )
-            if r == 0:
-                axes[0, base].set_title(f'{name} input', fontsize=7)
-                for g, group in enumerate(groups):
-                    axes[0, base + 1 + g].set_title(f'{name} {group}', fontsize=7)
+                _overlay(axes[r, base + 1 + g], rgb, maps[group][r], cmap, low, alpha)
+        axes[0, base].set_title(f'{name} input', fontsize=7)
+        for g, group in enumerate(groups):
+            axes[0, base + 1 + g].set_title(f'{name} {group}', fontsize=7)
     for r in range(rows):
         label = sample_names[r] if sample_names is not None else f'sample {r}'
         axes[r, 0].set_ylabel(label, fontsize=7)
@@ -494,16 +507,45 @@ def plot_gradcam(
         ax.set_xticks([])
         ax.set_yticks([])
     bar = fig.colorbar(
-        ScalarMappable(Normalize(0, 1), cmap=cmap),
+        ScalarMappable(Normalize(low, 1), cmap=cmap),
         ax=axes,
         shrink=0.8,
         aspect=30,
         pad=0.01,
     )
-    bar.set_label('GradCAM (scaled to max)', fontsize=7)
+    label = (
+        'GradCAM / max |GradCAM|\nred raises, blue lowers the target'
+        if signed
+        else 'GradCAM (scaled to max)'
+    )
+    bar.set_label(label, fontsize=7)
     bar.ax.tick_params(labelsize=6)
     fig.suptitle(title or 'GradCAM of the normalised embedding', fontsize=9)
     return fig
+
+
+def _overlay(
+    ax: Axes, rgb: np.ndarray, heat: Tensor, cmap: Colormap, low: float, alpha: float
+) -> None:
+    """One map over its image, scaled to its largest magnitude."""
+    values = heat.detach().float().cpu().numpy()
+    top = float(np.abs(values).max())
+    # the image in grey beneath, so that every colour is the map's
+    ax.imshow(rgb.mean(axis=-1), cmap='gray', vmin=0, vmax=1, interpolation='nearest')
+    ax.imshow(
+        values / top if top > 0 else values, cmap=cmap, vmin=low, vmax=1, alpha=alpha
+    )
+    if top <= 0:  # no evidence either way (GradCAM's ReLU left nothing): say so
+        ax.text(
+            0.5,
+            0.5,
+            'zero',
+            transform=ax.transAxes,
+            ha='center',
+            va='center',
+            fontsize=7,
+            color='white',
+        )
 
 
 def plot_spatial_overlap(
@@ -544,7 +586,9 @@ def plot_spatial_overlap(
         )
         ax.axvline(array.mean(), color=colour, linestyle='--', linewidth=1)
     ax.set_xlim(0, 1)
-    ax.set_xlabel(f'cosine similarity of {names[0]} and {names[1]} maps', fontsize=8)
+    ax.set_xlabel(
+        f'cosine similarity of |{names[0]}| and |{names[1]}| maps', fontsize=8
+    )
     ax.set_ylabel('number of pairs', fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, frameon=False)

@@ -4,7 +4,7 @@ Each embedding dimension of each modality is one point: its values over the
 same *N* samples, standardised (zero mean, unit variance over the samples).
 Dimensions that vary together over the data lie close; DeCUR's common
 dimensions of the two modalities should mix, its unique dimensions keep to
-their modality. Needs scikit-learn (``pip install 'torchgeo-decur[benchmark]'``).
+their modality, with scikit-learn's t-SNE.
 
 .. versionadded:: 0.1
 """
@@ -31,7 +31,10 @@ def _tsne_class() -> Any:
     try:
         from sklearn.manifold import TSNE
     except ImportError as err:  # pragma: no cover - depends on the install
-        msg = "the t-SNE needs scikit-learn: pip install 'torchgeo-decur[benchmark]'"
+        msg = (
+            'the t-SNE needs scikit-learn, a dependency of torchgeo-decur that '
+            'is missing here: pip install scikit-learn'
+        )
         raise ImportError(msg) from err
     return TSNE
 

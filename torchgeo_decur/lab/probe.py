@@ -11,7 +11,7 @@ features, and reports balanced accuracy on the test features. The same
 protocol scores every method of the Trifeature benchmark, the demo and the
 common-share sweep.
 
-Needs scikit-learn: ``pip install 'torchgeo-decur[benchmark]'``.
+Uses scikit-learn, a dependency of the package.
 
 .. versionadded:: 0.1
 """
@@ -41,7 +41,10 @@ def _sklearn() -> Any:
         from sklearn.metrics import balanced_accuracy_score, roc_auc_score
         from sklearn.preprocessing import StandardScaler
     except ImportError as err:  # pragma: no cover - depends on the install
-        msg = "linear probes need scikit-learn: pip install 'torchgeo-decur[benchmark]'"
+        msg = (
+            'linear probes need scikit-learn, a dependency of torchgeo-decur '
+            'that is missing here: pip install scikit-learn'
+        )
         raise ImportError(msg) from err
     return LogisticRegression, balanced_accuracy_score, StandardScaler, roc_auc_score
 
