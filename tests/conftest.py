@@ -52,6 +52,14 @@ def ssl4eo_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def ssl4eo_v11_root(tmp_path: Path) -> Path:
+    """SSL4EO-S12 v1.1 Zarr chunk files: 2 files of 3 locations, 32 px."""
+    from .datasets.v11_data import make_v11
+
+    return make_v11(tmp_path / 'ssl4eo-s12-v1.1', files=2, locations=3, size=32)
+
+
+@pytest.fixture
 def bigearthnet_root(tmp_path: Path) -> Path:
     """A writable copy of the BigEarthNet v1 (S1 + S2) fixture."""
     return copy_fixture('bigearthnet', tmp_path)

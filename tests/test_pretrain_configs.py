@@ -20,6 +20,8 @@ CONFIGS = {
     'decur_rgb_dem_rda': ('geonrw_root', ['--data.init_args.tile_size=50']),
     'decur_rgb_depth': ('sunrgbd_root', ['--data.init_args.size=48']),
     'decur_s1s2_rda': ('ssl4eo_root', []),
+    'decur_s1s2_v11': ('ssl4eo_v11_root', []),
+    'decur_s1s2a_v11': ('ssl4eo_v11_root', []),
 }
 
 

@@ -11,6 +11,7 @@ from .rgbd import (
     SUNRGBDPairDataModule,
 )
 from .ssl4eo_s12 import SSL4EOS12PairDataModule
+from .ssl4eo_s12_v11 import SSL4EOS12V11DataModule
 from .transfer import TransferDataModule
 
 __all__ = (
@@ -22,6 +23,7 @@ __all__ = (
     'NYUDepthV2PairDataModule',
     'PairedDataModule',
     'SSL4EOS12PairDataModule',
+    'SSL4EOS12V11DataModule',
     'SUNRGBDDataModule',
     'SUNRGBDPairDataModule',
     'TransferDataModule',

@@ -5,8 +5,10 @@ from .geonrw import GeoNRWCities, GeoNRWTiles
 from .multimodal import MultimodalDataset
 from .rgbd import SUNRGBD, NYUDepthV2, RGBDFolderDataset
 from .ssl4eo_s12 import SSL4EOS12Pair, band_resolution
+from .ssl4eo_s12_v11 import SSL4EOS12V11
 
 __all__ = (
+    'SSL4EOS12V11',
     'SUNRGBD',
     'BigEarthNetMM',
     'GeoNRWCities',

@@ -1,0 +1,204 @@
+"""SSL4EO-S12 v1.1 from its Zarr chunk files, on generated files."""
+
+import pickle
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchgeo.datasets import DatasetNotFoundError
+from zarr.storage import ZipStore
+
+from torchgeo_decur.datasets import SSL4EOS12V11
+from torchgeo_decur.datasets.ssl4eo_s12_v11 import S2_OFFSET, band_name
+
+from .v11_data import TIMES, make_v11, raw_values, write_file
+
+SIZE = 16
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_v11(tmp_path / 'v11', files=2, locations=3, size=SIZE)
+
+
+def which_time(view: torch.Tensor, modality: str, file: int, sample: int) -> int:
+    """The timestamp a view was read from, by its values in v1's units."""
+    for t in range(TIMES):
+        raw = raw_values(modality, file, sample, t, SIZE).astype(np.float32)
+        if np.array_equal(view.numpy(), raw):
+            return t
+    raise AssertionError(f'{modality} view of file {file} sample {sample} not found')
+
+
+def test_band_name() -> None:
+    assert [band_name(b) for b in ('vv', 'B01', 'B8A', 'B12', 'R')] == [
+        'VV',
+        'B1',
+        'B8A',
+        'B12',
+        'R',
+    ]
+
+
+def test_views_in_v1_units(root: Path) -> None:
+    data = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C'))
+    assert len(data) == 6 and data.modalities == ('s1', 's2c')
+    assert data.input_bands['image1'] == ('VV', 'VH')
+    assert data.input_bands['image2'][-4:] == ('B9', 'B10', 'B11', 'B12')
+    random.seed(0)
+    sample = data[4]  # file 2, location 1
+    assert sample['image1'].shape == (2, 2, SIZE, SIZE)
+    assert sample['image2'].shape == (2, 13, SIZE, SIZE)
+    assert sample['image2'].dtype == torch.float32
+    for v in range(2):  # the offset is gone: the stored values less 1000
+        which_time(sample['image2'][v], 'S2L1C', 2, 1)
+        which_time(sample['image1'][v], 'S1GRD', 2, 1)  # float16 dB as float32
+    stored = raw_values('S2L1C', 2, 1, 0, SIZE).astype(np.int32) + S2_OFFSET
+    assert stored.min() >= S2_OFFSET and float(sample['image2'].max()) < 3000
+    assert int(sample['skipped_samples']) == int(sample['skipped_seasons']) == 0
+    assert sample['bad_files'] == ''
+    # the four views are drawn independently, over all four timestamps
+    seen = set()
+    for seed in range(20):
+        random.seed(seed)
+        s = data[0]
+        seen.add(tuple(which_time(s['image2'][v], 'S2L1C', 1, 0) for v in range(2)))
+    assert len({t for pair in seen for t in pair}) == TIMES and len(seen) > 4
+
+
+def test_l2a_rgb_and_metadata(root: Path) -> None:
+    data = SSL4EOS12V11(root, split='train', modalities=('S2L2A', 'S2RGB'))
+    assert (
+        len(data.input_bands['image1']) == 12
+        and 'B10' not in data.input_bands['image1']
+    )
+    assert data.modalities == ('s2a', 'S2RGB')
+    sample = data[0]
+    assert sample['image2'].shape == (2, 3, SIZE, SIZE)
+    which_time(sample['image2'][0], 'S2RGB', 1, 0)  # bytes, no offset
+    meta = data.metadata(3)
+    assert meta['file'].endswith('000002.zarr.zip') and meta['sample_id'] == '0002000'
+    assert meta['crs'] == 32633 and len(meta['time']) == TIMES
+
+
+def test_clouds(tmp_path: Path) -> None:
+    ids = ['0000001', '0000002']
+    cloud = np.zeros((2, TIMES, SIZE, SIZE), np.uint8)
+    cloud[0, :3, : SIZE // 2] = 4  # location 0: half thick cloud but the last
+    cloud[1] = 6  # location 1: no data in every timestamp
+    name = 'ssl4eos12_train_seasonal_data_000001.zarr.zip'
+    for modality in ('S1GRD', 'S2L1C'):
+        write_file(tmp_path / 'train' / modality / name, modality, 1, ids, SIZE, cloud)
+    data = SSL4EOS12V11(tmp_path, modalities=('S1GRD', 'S2L1C'), max_cloud=0.2)
+    for seed in range(5):
+        random.seed(seed)
+        sample = data[0]
+        times = [which_time(sample[f'image{k}'][v], m, 1, 0) for k, m in
+                 ((1, 'S1GRD'), (2, 'S2L1C')) for v in range(2)]  # fmt: skip
+        assert times == [3, 3, 3, 3]  # only the clear one, for S1 too
+        assert int(sample['skipped_seasons']) == 3
+    sample = data[1]  # all no data: replaced by the other location
+    assert int(sample['skipped_samples']) >= 1
+    assert f'{name}[1] sample 0000002' in sample['bad_files']
+    ignoring = SSL4EOS12V11(tmp_path, modalities=('S1GRD', 'S2L1C'))
+    random.seed(1)
+    assert int(ignoring[0]['skipped_seasons']) == 0  # clouds are drawn
+    assert int(ignoring[1]['skipped_samples']) >= 1  # no data never is
+    masked = SSL4EOS12V11(tmp_path, modalities=('S1GRD', 'S2L1C'), return_mask=True)
+    sample = masked[0]
+    assert (
+        sample['mask2'].shape == (2, SIZE, SIZE)
+        and sample['mask2'].dtype == torch.uint8
+    )
+    assert 'mask1' not in sample  # Sentinel-1 has no cloud mask
+
+
+def corrupt_chunk(path: Path, member: str) -> None:
+    """Rewrite a zip with garbage in one chunk (a valid zip, a broken chunk)."""
+    with zipfile.ZipFile(path) as f:
+        members = {i.filename: f.read(i) for i in f.infolist()}
+    members[member] = b'not a compressed chunk' * 4
+    with zipfile.ZipFile(path, 'w') as f:
+        for filename, content in members.items():
+            f.writestr(filename, content)
+
+
+def test_bad_files_are_skipped_and_named(root: Path) -> None:
+    folder = root / 'train' / 'S2L1C'
+    truncated = folder / 'ssl4eos12_train_seasonal_data_000001.zarr.zip'
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    # a location that is not the same in every modality
+    other = folder / 'ssl4eos12_train_seasonal_data_000002.zarr.zip'
+    write_file(other, 'S2L1C', 2, ['0002000', '9999999', '0002002'], SIZE)
+    corrupt_chunk(root / 'train' / 'S1GRD' / other.name, 'bands/2.0.0.0.0')
+    data = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C'))
+    assert data.input_bands['image2'][0] == 'B1'  # from the readable file
+    sample = data[0]
+    assert int(sample['skipped_samples']) >= 1
+    assert f'{truncated}: not a readable Zarr zip store' in sample['bad_files']
+    sample = data[4]
+    assert 'not the same location in every modality' in sample['bad_files']
+    assert 'S1GRD 0002001, S2L1C 9999999' in sample['bad_files']
+    assert int(data[3]['skipped_samples']) == 0  # its neighbours are fine
+    random.seed(0)  # timestamp 0 of location 2's S1 is broken: when drawn,
+    samples = [data[5] for _ in range(10)]  # the location is replaced
+    broken = [s for s in samples if int(s['skipped_samples'])]
+    assert broken and all(f'{other.name}[2]: ' in s['bad_files'] for s in broken)
+
+
+def test_reads_only_the_chunks_it_needs(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C'))
+    read: list[str] = []
+    get = ZipStore.get
+
+    async def recording(
+        self: ZipStore, key: str, *args: object, **kw: object
+    ) -> object:
+        read.append(key)
+        return await get(self, key, *args, **kw)
+
+    monkeypatch.setattr(ZipStore, 'get', recording)
+    data._stores.clear()
+    data[4]
+    chunks = [k for k in read if k.startswith('bands/') and '/.z' not in k]
+    assert 1 <= len(chunks) <= 4  # two views of two modalities, of sample 1
+    assert all(k.startswith('bands/1.') for k in chunks)
+
+
+def test_pickles_without_open_files(root: Path) -> None:
+    data = SSL4EOS12V11(root)
+    data[0]
+    assert data._stores
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy._stores == {} and len(copy) == len(data)
+    assert copy[1]['image1'].shape == data[1]['image1'].shape
+
+
+def test_nothing_is_written(root: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in root.rglob('*')}
+    data = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C', 'S2L2A'))
+    for i in range(len(data)):
+        data[i]
+    assert {p: p.stat().st_mtime_ns for p in root.rglob('*')} == before
+
+
+def test_bad_arguments(root: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError):
+        SSL4EOS12V11(tmp_path / 'nowhere')
+    with pytest.raises(FileNotFoundError, match=r'modality folder not found: .*S2L2A'):
+        make_v11(tmp_path / 'part', modalities=('S1GRD',))
+        SSL4EOS12V11(tmp_path / 'part', modalities=('S1GRD', 'S2L2A'))
+    with pytest.raises(ValueError, match=r"folders of \['S1GRD'"):
+        SSL4EOS12V11(root, modalities=('S1GRD', 'DEM'))
+    with pytest.raises(ValueError, match='max_cloud'):
+        SSL4EOS12V11(root, max_cloud=1.5)
+    empty = tmp_path / 'empty'
+    (empty / 'train' / 'S1GRD').mkdir(parents=True)
+    (empty / 'train' / 'S2L1C').mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r'no \*\.zarr\.zip'):
+        SSL4EOS12V11(empty)
