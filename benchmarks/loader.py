@@ -17,7 +17,19 @@ locations:
   resampled to 264 px in the worker (bilinear), as a standalone user gets it;
 * ``seeded``: ``pair`` through :class:`SeededDataset`, which seeds the
   generators for each sample as the datamodule's workers do (reproducible,
-  resumable runs).
+  resumable runs);
+* ``v11-zarr``: ``SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C'),
+  finish='batch')[i]``, what the datamodule's workers do, on the same
+  locations written as SSL4EO-S12 v1.1 Zarr chunk files (every band at
+  264 px, Sentinel-2 int16 with the +1000 offset, Sentinel-1 float16, 64
+  locations x 4 timestamps per file, Blosc-LZ4 as xarray's zarr writer
+  compresses, one chunk per location and timestamp): two timestamps per
+  modality, all 13 bands at 264 px, as stored (the offset is removed on the
+  batch, on the device). Goal: at least 10x ``torchgeo`` and 60 pairs/s per
+  worker (issue 21);
+* ``v11-full``: the same in v1's units (float32, offset removed) in the
+  worker, as a standalone user of the dataset gets it (``pair-full``'s
+  counterpart).
 
 Both draw two distinct seasons per modality, so they read the same number of
 files, and both run from the page cache (one untimed warm-up pass each). The
@@ -25,6 +37,7 @@ ratio of the medians is the speed-up; the goal is at least 2x.
 
     .venv/bin/python benchmarks/loader.py                  # 64 locations, 5 passes
     .venv/bin/python benchmarks/loader.py --locations 128 --repeats 7
+    .venv/bin/python benchmarks/loader.py --no-v11       # the v1 readers only
 """
 
 import argparse
@@ -36,12 +49,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
+import zarr
+from numcodecs import Blosc
 from torchgeo.datasets import SSL4EOS12
+from zarr.storage import ZipStore
 
 from torchgeo_decur.datamodules.sampling import SeededDataset
-from torchgeo_decur.datasets import SSL4EOS12Pair
+from torchgeo_decur.datasets import SSL4EOS12V11, SSL4EOS12Pair
 from torchgeo_decur.datasets import ssl4eo_s12 as pair_module
+from torchgeo_decur.datasets import ssl4eo_s12_v11 as v11_module
+from torchgeo_decur.datasets.ssl4eo_s12_v11 import S2_OFFSET
 from torchgeo_decur.lab import make_ssl4eo_s12_demo
 
 
@@ -64,6 +83,74 @@ class _DistinctSeasons:
         return [seq[(start + i) % len(seq)] for i in range(k)]
 
 
+def _all_seasons(pair: SSL4EOS12Pair, key: str, index: int) -> np.ndarray:
+    """The four seasons of one modality of a v1 location, every band at 264 px."""
+    folder = Path(pair.root, pair.modalities[int(key[-1]) - 1], pair.ids[index])
+    views = []
+    for season in sorted(p for p in folder.iterdir() if p.is_dir())[:4]:
+        view = pair.read_season(key, season)
+        batch = pair.on_device({k: v[None] for k, v in view.items()})
+        views.append(batch[key][0].numpy())
+    return np.stack(views)
+
+
+def _write_v11_file(
+    path: Path, values: np.ndarray, bands: list[str], ids: list[str]
+) -> None:
+    """One v1.1 chunk file: ``bands``, ``band``, ``sample`` (and a cloud mask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = ZipStore(path, mode='w')
+    group = zarr.open_group(store=store, mode='w', zarr_format=2)
+    n, t, c, h, w = values.shape
+    compressor = Blosc(cname='lz4', clevel=5, shuffle=Blosc.SHUFFLE)
+    array = group.create_array(
+        'bands',
+        shape=values.shape,
+        dtype=values.dtype,
+        chunks=(1, 1, c, h, w),
+        compressors=compressor,
+        attributes={'_ARRAY_DIMENSIONS': ['sample', 'time', 'band', 'y', 'x']},
+    )
+    array[...] = values
+    for name, value in (('band', np.array(bands)), ('sample', np.array(ids))):
+        coord = group.create_array(name, shape=value.shape, dtype=value.dtype)
+        coord[...] = value
+    if values.dtype == np.int16:  # Sentinel-2: all clear
+        mask = group.create_array(
+            'cloud_mask',
+            shape=(n, t, h, w),
+            dtype=np.uint8,
+            chunks=(1, 1, h, w),
+            compressors=compressor,
+        )
+        mask[...] = 0
+    store.close()
+
+
+def write_v11(v1_root: Path, out: Path, per_file: int = 64) -> Path:
+    """The locations of a v1 tree as v1.1 Zarr chunk files (train split)."""
+    pair = SSL4EOS12Pair(v1_root, resample='batch')
+    s1_bands = ['vv', 'vh']
+    s2_bands = [f'B{b[1:].zfill(2)}' if b != 'B8A' else b for b in pair.bands2]
+    for f, start in enumerate(range(0, len(pair), per_file), 1):
+        indices = range(start, min(start + per_file, len(pair)))
+        ids = [f'{i:07d}' for i in indices]
+        name = f'ssl4eos12_train_seasonal_data_{f:06d}.zarr.zip'
+        s1 = np.stack([_all_seasons(pair, 'image1', i) for i in indices])
+        s2 = np.stack([_all_seasons(pair, 'image2', i) for i in indices])
+        s2 = (np.clip(s2, 0, 32767 - S2_OFFSET) + S2_OFFSET).astype(np.int16)
+        _write_v11_file(
+            out / 'train' / 'S1GRD' / name, s1.astype(np.float16), s1_bands, ids
+        )
+        _write_v11_file(out / 'train' / 'S2L1C' / name, s2, s2_bands, ids)
+    return out
+
+
+def _bytes_per_location(root: Path, pattern: str, locations: int) -> float:
+    """Bytes on disk per location of the files under *root* matching *pattern*."""
+    return sum(p.stat().st_size for p in root.rglob(pattern)) / locations
+
+
 def time_pass(fn: Callable[[int], object], n: int) -> float:
     """Seconds per sample of one pass over locations 0..n-1."""
     start = time.perf_counter()
@@ -78,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--root', type=Path, default=None, help='data folder')
     parser.add_argument('--min-speedup', type=float, default=2.0)
+    parser.add_argument('--min-v11-speedup', type=float, default=10.0)
+    parser.add_argument('--min-v11-rate', type=float, default=60.0, help='pairs/s')
+    parser.add_argument('--no-v11', dest='v11', action='store_false')
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # one DataLoader worker's share
@@ -92,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     import torchgeo.datasets.ssl4eo as tg_module
 
     tg_module.random = distinct  # type: ignore[assignment]
+    v11_module.random = distinct  # type: ignore[assignment]
 
     s1 = SSL4EOS12(root, split='s1', seasons=2, checksum=False)
     s2 = SSL4EOS12(root, split='s2c', seasons=2, checksum=False)
@@ -123,6 +214,29 @@ def main(argv: list[str] | None = None) -> int:
         'pair-full': pair_full.__getitem__,
         'seeded': seeded_sample,
     }
+    if args.v11:
+        root11 = root.parent / 'ssl4eo-s12-v1.1'
+        print(f'writing them as v1.1 Zarr chunk files in {root11} ...')
+        write_v11(root, root11)
+        v11 = SSL4EOS12V11(root11, modalities=('S1GRD', 'S2L1C'), finish='batch')
+        v11_full = SSL4EOS12V11(root11, modalities=('S1GRD', 'S2L1C'))
+        for name, ds in (('v11-zarr', v11), ('v11-full', v11_full)):
+            sample = ds[0]
+            print(
+                f'{name} sample: image1 {tuple(sample["image1"].shape)} '
+                f'{sample["image1"].dtype}, image2 {tuple(sample["image2"].shape)} '
+                f'{sample["image2"].dtype}'
+            )
+        readers['v11-zarr'] = v11.__getitem__
+        readers['v11-full'] = v11_full.__getitem__
+        n_loc = args.locations
+        print(
+            f'bytes per location: v1 GeoTIFF s1+s2c '
+            f'{_bytes_per_location(root, "*.tif", n_loc) / 2**20:.2f} MiB (4 seasons), '
+            f'v1.1 Zarr S1GRD+S2L1C '
+            f'{_bytes_per_location(root11, "*.zarr.zip", n_loc) / 2**20:.2f} MiB '
+            '(4 timestamps)'
+        )
     n = args.locations
     for fn in readers.values():  # warm the page cache
         time_pass(fn, n)
@@ -149,6 +263,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f'speed-up pair-full vs torchgeo: {full:.2f}x (for information)')
     overhead = medians['seeded'] / medians['pair']
     print(f'seeded (datamodule workers) / pair: {overhead:.3f} (for information)')
+    if args.v11:
+        ratio = medians['torchgeo'] / medians['v11-zarr']
+        rate = 1 / medians['v11-zarr']
+        fast = ratio >= args.min_v11_speedup
+        quick = rate >= args.min_v11_rate
+        print(
+            f'speed-up v11-zarr vs torchgeo (v1 GeoTIFF): {ratio:.2f}x  '
+            f'[{"PASS" if fast else "FAIL"}: >= {args.min_v11_speedup}x]'
+        )
+        print(
+            f'v11-zarr per worker: {rate:.1f} pairs/s  '
+            f'[{"PASS" if quick else "FAIL"}: >= {args.min_v11_rate}]'
+        )
+        ok = ok and fast and quick
     tmp.cleanup()
     return 0 if ok else 1
 

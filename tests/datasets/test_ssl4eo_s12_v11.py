@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import zarr
 from torchgeo.datasets import DatasetNotFoundError
 from zarr.storage import ZipStore
 
 from torchgeo_decur.datasets import SSL4EOS12V11
 from torchgeo_decur.datasets.ssl4eo_s12_v11 import S2_OFFSET, band_name
+from torchgeo_decur.datasets.zarr_zip import ZarrZipFile
 
 from .v11_data import TIMES, make_v11, raw_values, write_file
 
@@ -91,7 +93,8 @@ def test_clouds(tmp_path: Path) -> None:
     cloud[1] = 6  # location 1: no data in every timestamp
     name = 'ssl4eos12_train_seasonal_data_000001.zarr.zip'
     for modality in ('S1GRD', 'S2L1C'):
-        write_file(tmp_path / 'train' / modality / name, modality, 1, ids, SIZE, cloud)
+        path = tmp_path / 'train' / modality / name
+        write_file(path, modality, 1, ids, SIZE, cloud, no_data=(1,))
     data = SSL4EOS12V11(tmp_path, modalities=('S1GRD', 'S2L1C'), max_cloud=0.2)
     for seed in range(5):
         random.seed(seed)
@@ -107,6 +110,7 @@ def test_clouds(tmp_path: Path) -> None:
     random.seed(1)
     assert int(ignoring[0]['skipped_seasons']) == 0  # clouds are drawn
     assert int(ignoring[1]['skipped_samples']) >= 1  # no data never is
+    assert 'sample 0000002: no data' in ignoring[1]['bad_files']
     masked = SSL4EOS12V11(tmp_path, modalities=('S1GRD', 'S2L1C'), return_mask=True)
     sample = masked[0]
     assert (
@@ -154,20 +158,58 @@ def test_reads_only_the_chunks_it_needs(
 ) -> None:
     data = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C'))
     read: list[str] = []
-    get = ZipStore.get
+    original = zipfile.ZipFile.read
 
-    async def recording(
-        self: ZipStore, key: str, *args: object, **kw: object
-    ) -> object:
-        read.append(key)
-        return await get(self, key, *args, **kw)
+    def recording(self: zipfile.ZipFile, name: str, *args: object) -> bytes:
+        read.append(name)
+        return original(self, name, *args)
 
-    monkeypatch.setattr(ZipStore, 'get', recording)
-    data._stores.clear()
-    data[4]
+    monkeypatch.setattr(zipfile.ZipFile, 'read', recording)
+    data[4]  # file 2, location 1: two views of two modalities
     chunks = [k for k in read if k.startswith('bands/') and '/.z' not in k]
-    assert 1 <= len(chunks) <= 4  # two views of two modalities, of sample 1
-    assert all(k.startswith('bands/1.') for k in chunks)
+    assert len(chunks) == 4 and all(k.startswith('bands/1.') for k in chunks)
+
+
+def test_other_chunkings_are_read_through_zarr(tmp_path: Path) -> None:
+    """Chunks spanning locations (not v1.1's layout) give the same values."""
+    store = ZipStore(tmp_path / 'other.zarr.zip', mode='w')
+    group = zarr.open_group(store=store, mode='w', zarr_format=2)
+    values = np.arange(3 * 4 * 2 * 5 * 5, dtype=np.int16).reshape(3, 4, 2, 5, 5)
+    array = group.create_array(
+        'bands', shape=values.shape, dtype=values.dtype, chunks=(2, 2, 2, 5, 5)
+    )
+    array[...] = values
+    store.close()
+    file = ZarrZipFile(tmp_path / 'other.zarr.zip')
+    np.testing.assert_array_equal(file.location('bands', 2, [3, 0]), values[2, [3, 0]])
+    with pytest.raises(TypeError, match='not picklable'):
+        pickle.dumps(file)
+    with pytest.raises(KeyError, match="has no 'cloud_mask'"):
+        file['cloud_mask']
+
+
+def test_on_device_equals_the_sample_path(root: Path) -> None:
+    stored = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L2A'), finish='batch')
+    direct = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L2A'))
+    random.seed(3)
+    raw = stored[2]
+    assert raw['image1'].dtype == torch.float16 and raw['image2'].dtype == torch.int16
+    random.seed(3)
+    expected = direct[2]
+    batch = stored.on_device(
+        {k: v[None] for k, v in raw.items() if k.startswith('image')}
+    )
+    for key in ('image1', 'image2'):
+        torch.testing.assert_close(batch[key][0], expected[key], rtol=0, atol=0)
+    holes = raw['image1'][None].float().clone()  # S1 no-data pixels: the median
+    holes[0, 0, 0, :2] = float('nan')
+    filled = stored.on_device({'image1': holes, 'image2': raw['image2'][None]})
+    assert torch.isfinite(filled['image1']).all()
+    band = holes[0, 0, 0]
+    median = torch.nanmedian(band.flatten())
+    assert torch.equal(filled['image1'][0, 0, 0, :2], median.expand(2, SIZE))
+    with pytest.raises(ValueError, match='finish'):
+        SSL4EOS12V11(root, finish='worker')  # type: ignore[arg-type]
 
 
 def test_pickles_without_open_files(root: Path) -> None:

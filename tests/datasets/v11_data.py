@@ -94,6 +94,7 @@ def write_file(
     sample_ids: list[str],
     size: int,
     cloud: np.ndarray | None = None,
+    no_data: tuple[int, ...] = (),
 ) -> None:
     """One modality's ``*.zarr.zip`` of *sample_ids*.
 
@@ -104,6 +105,8 @@ def write_file(
         sample_ids: Location ids, 7 digits.
         size: Tile size.
         cloud: ``cloud_mask`` (sample, time, y, x) for Sentinel-2; zeros if None.
+        no_data: Locations stored as no data in every timestamp (Sentinel-2:
+            0 before the offset, Sentinel-1: NaN).
     """
     n, bands = len(sample_ids), BANDS[modality]
     values = np.stack(
@@ -112,6 +115,8 @@ def write_file(
             for s in range(n)
         ]
     )
+    for k in no_data:
+        values[k] = np.nan if modality == 'S1GRD' else 0
     if modality in ('S2L1C', 'S2L2A'):
         values = values + np.int16(S2_OFFSET)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,7 @@ class SSL4EOS12V11DataModule(PairedDataModule):
             ValueError: If *modalities* are not two v1.1 folders with a
                 registered preprocessing, or another argument is invalid.
         """
+        kwargs.setdefault('finish', 'batch')
         names = [V11_MODALITIES.get(m) for m in modalities]
         if len(names) != 2 or None in names:
             usable = [m for m, n in V11_MODALITIES.items() if n is not None]

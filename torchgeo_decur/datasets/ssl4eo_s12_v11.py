@@ -34,16 +34,16 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-import zarr
 from numpy.typing import NDArray
+from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError
-from zarr.storage import ZipStore
 
 from .multimodal import MultimodalDataset
+from .zarr_zip import ZarrZipFile
 
 __all__ = ('CLOUD_CLASSES', 'S2_OFFSET', 'SSL4EOS12V11', 'V11_MODALITIES', 'band_name')
 
@@ -93,32 +93,75 @@ def band_name(name: str) -> str:
     return f'B{match.group(1)}' if match else name.upper()
 
 
+#: What the numpy dtype kinds of :attr:`SSL4EOS12V11.dtype_kinds` mean.
+_KIND_NAMES = {'f': 'floating point', 'u': 'unsigned integer', 'i': 'integer'}
+
+
+def _has_data(view: NDArray[Any], modality: str) -> bool:
+    """Whether a stored view holds any data (S2: a value above the offset)."""
+    if modality in ('S2L1C', 'S2L2A'):
+        return bool(view.max() > S2_OFFSET)
+    if modality == 'S1GRD':
+        return bool((np.isfinite(view) & (view != 0)).any())
+    return bool(view.any())
+
+
+def to_v1_units(views: NDArray[Any], modality: str) -> NDArray[np.float32]:
+    """Stored v1.1 views in the v1 reader's units, float32.
+
+    Sentinel-2: the offset of 1000 removed, values below it (no data,
+    negative L2A reflectance) clipped to 0, as v1's unsigned files hold
+    them; Sentinel-1 dB with non-finite pixels filled with the band's median
+    (v1's reader fills thin no-data borders the same way); RGB bytes as
+    they are.
+
+    Args:
+        views: ``(V, C, H, W)`` as stored.
+        modality: v1.1's modality folder.
+
+    Returns:
+        ``(V, C, H, W)`` float32.
+
+    .. versionadded:: 0.2
+    """
+    if modality in ('S2L1C', 'S2L2A'):
+        image = np.subtract(views, S2_OFFSET, dtype=np.float32)
+        return np.maximum(image, 0, out=image)
+    image = views.astype(np.float32)
+    if modality == 'S1GRD':
+        for view in image:
+            _fill_nonfinite(view)
+    return image
+
+
+def _fill_nonfinite(view: NDArray[np.float32]) -> None:
+    """Fill a Sentinel-1 view's non-finite pixels in place.
+
+    With each band's median (thin no-data borders, as v1's reader); a view
+    without a finite pixel becomes all zero, which reads as no data.
+    """
+    finite = np.isfinite(view)
+    if finite.all():
+        return
+    if not finite.any():
+        view[...] = 0
+        return
+    medians = np.nanmedian(np.where(finite, view, np.nan), axis=(1, 2))
+    view[...] = np.where(finite, view, medians[:, None, None])
+
+
+def _fill_nonfinite_batch(x: Tensor) -> Tensor:
+    """:func:`_fill_nonfinite` of every image and band of a batch ``(..., H, W)``."""
+    finite = torch.isfinite(x)
+    if bool(finite.all()):
+        return x
+    flat = torch.where(finite, x, torch.nan).flatten(-2)
+    medians = torch.nanmedian(flat, dim=-1).values.nan_to_num(0.0)
+    return torch.where(finite, x, medians[..., None, None])
+
+
 class _BadLocation(Exception):
     """No usable timestamp of a modality of a location."""
-
-
-class _OpenFile:
-    """A zarr group whose arrays are opened once.
-
-    zarr reads an array's metadata again at every ``group[name]``.
-    """
-
-    def __init__(self, group: Any, path: Path) -> None:
-        self.path = path
-        self._group = group
-        self._names = set(group.array_keys())
-        self._arrays: dict[str, Any] = {}
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._names
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self._arrays:
-            if name not in self._names:
-                msg = f'{self.path} has no {name!r} array'
-                raise KeyError(msg)
-            self._arrays[name] = self._group[name]
-        return self._arrays[name]
 
 
 class SSL4EOS12V11(MultimodalDataset):
@@ -184,6 +227,7 @@ class SSL4EOS12V11(MultimodalDataset):
         max_cloud: float | None = None,
         return_mask: bool = False,
         return_metadata: bool = False,
+        finish: Literal['sample', 'batch'] = 'sample',
         max_location_attempts: int = 10,
     ) -> None:
         """Initialize a new SSL4EOS12V11 instance.
@@ -206,6 +250,11 @@ class SSL4EOS12V11(MultimodalDataset):
             return_metadata: Whether samples hold ``location`` (``'<file>:<sample
                 id>'`` of the location read) and ``center`` (latitude,
                 longitude); :meth:`metadata` gives the rest.
+            finish: Where the stored values are turned into v1's units: in
+                every sample (``'sample'``), or on the batch by
+                :meth:`on_device` (``'batch'``: the workers hand over the
+                int16 / float16 values as stored, half the bytes, and the
+                conversion runs on the device).
             max_location_attempts: Locations tried for one sample before giving
                 up with a :class:`RuntimeError`.
 
@@ -229,6 +278,10 @@ class SSL4EOS12V11(MultimodalDataset):
         if max_location_attempts < 1:
             msg = f'max_location_attempts must be >= 1, got {max_location_attempts}'
             raise ValueError(msg)
+        if finish not in ('sample', 'batch'):
+            msg = f"finish must be 'sample' or 'batch', got {finish!r}"
+            raise ValueError(msg)
+        self.finish = finish
         self.root = os.fspath(root)
         self.split = split
         self.folders = tuple(modalities)
@@ -320,19 +373,7 @@ class SSL4EOS12V11(MultimodalDataset):
         if name in stores:
             stores.move_to_end(name)
             return stores[name]
-        path = Path(self.root, self.split, modality, name)
-        try:
-            group = _OpenFile(
-                zarr.open_group(
-                    store=ZipStore(path, mode='r', read_only=True),
-                    mode='r',
-                    zarr_format=2,
-                ),
-                path,
-            )
-        except Exception as err:  # zipfile, JSON and zarr errors alike
-            msg = f'{path}: not a readable Zarr zip store ({err})'
-            raise OSError(msg) from err
+        group = ZarrZipFile(Path(self.root, self.split, modality, name))
         stores[name] = group
         if len(stores) > _OPEN_FILES:
             stores.popitem(last=False)
@@ -416,7 +457,7 @@ class SSL4EOS12V11(MultimodalDataset):
 
     def _read_location(
         self,
-        groups: list[_OpenFile],
+        groups: list[ZarrZipFile],
         name: str,
         i: int,
         bad: list[str],
@@ -428,7 +469,7 @@ class SSL4EOS12V11(MultimodalDataset):
             _BadLocation: If the location differs between modalities, or a
                 modality has no usable timestamp.
         """
-        ids = [str(g['sample'][i]) for g in groups]
+        ids = [str(g.column('sample')[i]) for g in groups]
         if len(set(ids)) > 1:
             where = ', '.join(
                 f'{m} {s}' for m, s in zip(self.folders, ids, strict=True)
@@ -441,21 +482,23 @@ class SSL4EOS12V11(MultimodalDataset):
         sample: dict[str, Any] = {}
         for key, modality, group in zip(self.keys, self.folders, groups, strict=True):
             draws = [random.choice(usable) for _ in range(2)]
-            views = []
-            for t in draws:
-                image = self._read(group, modality, i, t)
-                if image is None:  # all no data: another usable timestamp
-                    replaced[0] += 1
-                    others = [u for u in usable if u != t] or usable
-                    image = self._read(group, modality, i, random.choice(others))
-                if image is None:
+            views = self._read(group, modality, i, draws)  # both views at once
+            for v, t in enumerate(draws):
+                if _has_data(views[v], modality):
+                    continue
+                replaced[0] += 1  # all no data: another usable timestamp
+                others = [u for u in usable if u != t] or usable
+                draws[v] = random.choice(others)
+                views[v] = self._read(group, modality, i, draws[v : v + 1])[0]
+                if not _has_data(views[v], modality):
                     bad.append(f'{name}[{i}] {modality} sample {ids[0]}: no data')
                     raise _BadLocation
-                views.append(image)
-            sample[key] = torch.from_numpy(np.stack(views))
+            if self.finish == 'sample':
+                views = to_v1_units(views, modality)
+            sample[key] = torch.from_numpy(np.ascontiguousarray(views))
             if self.return_mask and 'cloud_mask' in group:
-                masks = [np.asarray(group['cloud_mask'][i, t]) for t in draws]
-                sample[f'mask{key[5:]}'] = torch.from_numpy(np.stack(masks))
+                masks = group.location('cloud_mask', i, draws)
+                sample[f'mask{key[5:]}'] = torch.from_numpy(masks)
         return sample
 
     def _usable_times(
@@ -477,13 +520,15 @@ class SSL4EOS12V11(MultimodalDataset):
         """
         times = groups[0]['bands'].shape[1]
         usable = list(range(times))
+        if self.max_cloud is None:  # no data is found in the images read
+            return usable
         for group in groups:
             if 'cloud_mask' not in group:
                 continue
-            mask = np.asarray(group['cloud_mask'][i])  # (time, y, x), small
+            mask = group.location('cloud_mask', i, usable)  # (time, y, x), small
             no_data = (mask == 6).mean(axis=(1, 2))
             cloudy = np.isin(mask, _CLOUDY).mean(axis=(1, 2))
-            limit = 1.0 if self.max_cloud is None else self.max_cloud
+            limit = self.max_cloud
             keep = [t for t in usable if no_data[t] < 1 and cloudy[t] <= limit]
             replaced[0] += len(usable) - len(keep)
             usable = keep
@@ -496,29 +541,49 @@ class SSL4EOS12V11(MultimodalDataset):
         return usable
 
     def _read(
-        self, group: Any, modality: str, i: int, t: int
-    ) -> NDArray[np.float32] | None:
-        """One timestamp of one location in v1's units; None if all no data."""
-        raw = np.asarray(group['bands'][i, t])  # only this chunk is read
+        self, group: ZarrZipFile, modality: str, i: int, times: list[int]
+    ) -> NDArray[Any]:
+        """Timestamps of one location as stored, ``(T, C, H, W)``.
+
+        Only the chunks of those timestamps are read.
+
+        Raises:
+            TypeError: If the stored dtype is not the modality's (names the
+                file).
+        """
+        raw = group.location('bands', i, times)
         kind = self.dtype_kinds[modality]
         if raw.dtype.kind != kind and not (kind == 'i' and raw.dtype.kind == 'u'):
             msg = (
-                f'{self.root}/{self.split}/{modality}: bands are {raw.dtype}, '
-                f'expected {self.dtype_kinds[modality]!r} numbers'
+                f'{group.path}: bands are {raw.dtype}, expected '
+                f'{_KIND_NAMES[kind]} numbers for {modality}'
             )
             raise TypeError(msg)
-        image = raw.astype(np.float32)
-        if modality.startswith('S2') and modality != 'S2RGB':
-            image = np.clip(image - S2_OFFSET, 0, None)
-            return image if image.any() else None
-        if modality == 'S1GRD':
-            finite = np.isfinite(image)
-            if not finite.any():
-                return None
-            if not finite.all():  # thin no-data borders: the band's median
-                medians = np.nanmedian(np.where(finite, image, np.nan), axis=(1, 2))
-                image = np.where(finite, image, medians[:, None, None])
-        return image
+        return raw
+
+    def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Turn a batch of stored values into v1's units, on its device.
+
+        Does nothing unless ``finish='batch'``; then as :func:`to_v1_units`
+        does per sample.
+
+        Args:
+            batch: A collated batch.
+
+        Returns:
+            The batch with float32 images in v1's units.
+        """
+        if self.finish == 'sample':
+            return batch
+        out = dict(batch)
+        for key, modality in zip(self.keys, self.folders, strict=True):
+            x = out[key].float()
+            if modality in ('S2L1C', 'S2L2A'):
+                x = (x - S2_OFFSET).clamp_min_(0)
+            elif modality == 'S1GRD':
+                x = _fill_nonfinite_batch(x)
+            out[key] = x
+        return out
 
     def _short_metadata(self, index: int) -> dict[str, Any]:
         """What a sample holds with *return_metadata*."""
