@@ -45,7 +45,14 @@ from torchgeo.datasets import DatasetNotFoundError
 from .multimodal import MultimodalDataset
 from .zarr_zip import ZarrZipFile
 
-__all__ = ('CLOUD_CLASSES', 'S2_OFFSET', 'SSL4EOS12V11', 'V11_MODALITIES', 'band_name')
+__all__ = (
+    'CLOUD_CLASSES',
+    'S2_OFFSET',
+    'SSL4EOS12V11',
+    'V11_MODALITIES',
+    'band_name',
+    'to_v1_units',
+)
 
 #: The offset v1.1's Zarr files add to Sentinel-2 digital numbers.
 S2_OFFSET = 1000
@@ -151,7 +158,7 @@ def _fill_nonfinite(view: NDArray[np.float32]) -> None:
 
 
 def _fill_nonfinite_batch(x: Tensor) -> Tensor:
-    """:func:`_fill_nonfinite` of every image and band of a batch ``(..., H, W)``."""
+    """The Sentinel-1 fill of every image and band of a batch ``(..., H, W)``."""
     finite = torch.isfinite(x)
     if bool(finite.all()):
         return x
@@ -168,9 +175,9 @@ class SSL4EOS12V11(MultimodalDataset):
     """Co-located SSL4EO-S12 v1.1 modalities from the Zarr chunk files, for DeCUR.
 
     A sample holds two views per modality, each a timestamp drawn at random
-    (independently for each view, as :class:`SSL4EOS12Pair` draws v1's
-    seasons, with Python's :mod:`random`, which the datamodule seeds per
-    sample)::
+    (independently for each view, as
+    :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` draws v1's seasons, with
+    Python's :mod:`random`, which the datamodule seeds per sample)::
 
         {'image1': Tensor[2, 2, 264, 264],    # S1GRD vv, vh (dB), views a, b
          'image2': Tensor[2, 13, 264, 264]}   # S2L1C digital numbers
@@ -564,8 +571,9 @@ class SSL4EOS12V11(MultimodalDataset):
     def on_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Turn a batch of stored values into v1's units, on its device.
 
-        Does nothing unless ``finish='batch'``; then as :func:`to_v1_units`
-        does per sample.
+        Does nothing unless ``finish='batch'``; then as
+        :func:`~torchgeo_decur.datasets.ssl4eo_s12_v11.to_v1_units` does per
+        sample.
 
         Args:
             batch: A collated batch.
