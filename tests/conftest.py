@@ -60,6 +60,14 @@ def ssl4eo_v11_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def ssl4eo_v11_shards_root(tmp_path: Path) -> Path:
+    """SSL4EO-S12 v1.1 WebDataset shards: 2 shards of 3 locations, 32 px."""
+    from .datasets.v11_data import make_v11_shards
+
+    return make_v11_shards(tmp_path / 'shards', shards=2, locations=3, size=32)
+
+
+@pytest.fixture
 def bigearthnet_root(tmp_path: Path) -> Path:
     """A writable copy of the BigEarthNet v1 (S1 + S2) fixture."""
     return copy_fixture('bigearthnet', tmp_path)

@@ -9,7 +9,10 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
 
-from torchgeo_decur.datamodules import SSL4EOS12V11DataModule
+from torchgeo_decur.datamodules import (
+    SSL4EOS12V11DataModule,
+    SSL4EOS12V11ShardsDataModule,
+)
 from torchgeo_decur.tasks import DeCURTask
 
 from ..datasets.v11_data import make_v11
@@ -136,3 +139,36 @@ def test_two_processes_two_workers_read_every_location_once(tmp_path: Path) -> N
     trainer.fit(DeCURTask(**TINY), datamodule=datamodule)
     counts = Counter(p.read_text() for p in seen.iterdir())
     assert len(counts) == 8 and set(counts.values()) == {1}, counts
+
+
+def test_streamed_epochs(ssl4eo_v11_shards_root: Path) -> None:
+    datamodule = SSL4EOS12V11ShardsDataModule(
+        root=str(ssl4eo_v11_shards_root),
+        modalities=['S1GRD', 'S2L2A'],
+        batch_size=2,
+        seed=3,
+        return_metadata=True,
+    )
+    datamodule.setup('fit')
+    loader = datamodule.train_dataloader()
+    epochs = [[loc for batch in loader for loc in batch['location']] for _ in range(2)]
+    for locations in epochs:  # every location once (3 batches of 2)
+        assert len(locations) == 6 and len(set(locations)) == 6
+    assert epochs[0] != epochs[1]  # a new shard order
+    batch = datamodule.on_after_batch_transfer(next(iter(loader)), 0)
+    assert batch['image2'].shape == (2, 2, 12, 32, 32)
+    assert batch['image2'].dtype == torch.float32
+    state = datamodule.state_dict()
+    assert state['seed'] == 3
+    again = SSL4EOS12V11ShardsDataModule(
+        root=str(ssl4eo_v11_shards_root),
+        modalities=['S1GRD', 'S2L2A'],
+        batch_size=2,
+        return_metadata=True,
+    )
+    again.load_state_dict({'seed': 3, 'epoch': 1})
+    again.setup('fit')
+    resumed = [loc for b in again.train_dataloader() for loc in b['location']]
+    assert resumed == epochs[1]  # the resumed epoch streams as it did
+    with pytest.raises(ValueError, match='modalities must be two of'):
+        SSL4EOS12V11ShardsDataModule(modalities=['S1GRD', 'NDVI'])

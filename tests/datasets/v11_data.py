@@ -9,12 +9,15 @@ an S2L2A and an S1GRD file): zip files of Zarr format 2 stores with
 timestamps chunked separately.
 """
 
+import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.storage import ZipStore
+from zarr.storage import LocalStore, ZipStore
 
 from torchgeo_decur.datasets.ssl4eo_s12_v11 import S2_OFFSET
 
@@ -50,6 +53,7 @@ BANDS = {
         'B12',
     ],
     'S2RGB': ['R', 'G', 'B'],
+    'DEM': ['DEM'],
 }
 TIMES = 4
 
@@ -84,6 +88,8 @@ def raw_values(
         return (base + g.normal(0, 3, (bands, size, size))).astype(np.float16)
     if modality == 'S2RGB':
         return g.integers(0, 255, (bands, size, size), dtype=np.uint8)
+    if modality == 'DEM':
+        return g.normal(400, 50, (bands, size, size)).astype(np.float32)
     return g.integers(0, 3000, (bands, size, size)).astype(np.int16)
 
 
@@ -181,4 +187,69 @@ def make_v11(
         name = f'ssl4eos12_{split}_seasonal_data_{f:06d}.zarr.zip'
         for modality in modalities:
             write_file(root / split / modality / name, modality, f, ids, size)
+    return root
+
+
+def _location_store(
+    path: Path, modality: str, file: int, sample: int, size: int, cloud: np.ndarray
+) -> None:
+    """One location's consolidated store, as a WebDataset shard member holds it."""
+    times = 1 if modality == 'DEM' else TIMES
+    values = np.stack(
+        [raw_values(modality, file, sample, t, size) for t in range(times)]
+    )
+    folder = path.with_suffix('.dir')
+    store = LocalStore(folder)
+    group = zarr.open_group(store=store, mode='w', zarr_format=2)
+    _array(group, 'bands', values, ['time', 'band', 'y', 'x'],
+           chunks=(1, *values.shape[1:]))  # fmt: skip
+    _array(group, 'band', np.array(BANDS[modality]), ['band'])
+    _array(group, 'center_lat', np.array(10.0 * file + sample), [])
+    _array(group, 'center_lon', np.array(-5.0 * sample), [])
+    _array(group, 'time', np.arange(times, dtype=np.int64) * 10**15, ['time'])
+    if modality in ('S2L1C', 'S2L2A', 'S2RGB'):
+        _array(group, 'cloud_mask', cloud.astype(np.uint8), ['time', 'y', 'x'],
+               chunks=(1, size, size))  # fmt: skip
+    zarr.consolidate_metadata(store, zarr_format=2)
+    with zipfile.ZipFile(path, 'w') as archive:  # as the maintainers' zips
+        for file in sorted(folder.rglob('*')):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder).as_posix())
+    shutil.rmtree(folder)
+
+
+def make_v11_shards(
+    root: Path,
+    split: str = 'train',
+    shards: int = 2,
+    locations: int = 3,
+    size: int = 16,
+    modalities: tuple[str, ...] = ('S1GRD', 'S2L1C', 'S2L2A', 'DEM'),
+    clouds: dict[tuple[int, int], np.ndarray] | None = None,
+) -> Path:
+    """WebDataset shards of the locations :func:`make_v11` writes.
+
+    Shard *f*, member *s* holds the location of chunk file *f*, sample *s*
+    (the same values; Sentinel-2 without the offset), named
+    ``<sample id>.zarr.zip``.
+
+    Returns:
+        *root*.
+    """
+    tmp = root / '.members'
+    tmp.mkdir(parents=True, exist_ok=True)
+    for f in range(1, shards + 1):
+        name = f'ssl4eos12_shard_{f:06d}.tar'
+        for modality in modalities:
+            folder = root / split / modality
+            folder.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(folder / name, 'w') as tar:
+                for s in range(locations):
+                    key = f'{f * 1000 + s:07d}'
+                    cloud = (clouds or {}).get((f, s), np.zeros((TIMES, size, size)))
+                    member = tmp / f'{key}.zarr.zip'
+                    _location_store(member, modality, f, s, size, cloud)
+                    tar.add(member, arcname=member.name)
+                    member.unlink()
+    tmp.rmdir()
     return root

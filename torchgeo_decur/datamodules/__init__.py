@@ -11,7 +11,7 @@ from .rgbd import (
     SUNRGBDPairDataModule,
 )
 from .ssl4eo_s12 import SSL4EOS12PairDataModule
-from .ssl4eo_s12_v11 import SSL4EOS12V11DataModule
+from .ssl4eo_s12_v11 import SSL4EOS12V11DataModule, SSL4EOS12V11ShardsDataModule
 from .transfer import TransferDataModule
 
 __all__ = (
@@ -24,6 +24,7 @@ __all__ = (
     'PairedDataModule',
     'SSL4EOS12PairDataModule',
     'SSL4EOS12V11DataModule',
+    'SSL4EOS12V11ShardsDataModule',
     'SUNRGBDDataModule',
     'SUNRGBDPairDataModule',
     'TransferDataModule',

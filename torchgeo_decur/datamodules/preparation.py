@@ -94,7 +94,7 @@ class ModalityPreprocessing(nn.Module):
             self.dataset, input_bands = None, source
         else:
             self.dataset = multimodal_dataset(source)
-            input_bands = self.dataset.input_bands if self.dataset else {}
+            input_bands = self.dataset.input_bands if self.dataset is not None else {}
         self.input_bands = {k: tuple(v) for k, v in input_bands.items()}
         if self.dataset is not None:
             self._check_zero_fill(max_zero_filled)

@@ -1,13 +1,17 @@
-"""Datamodule of co-located SSL4EO-S12 v1.1 modalities (Zarr chunk files)."""
+"""Datamodules of co-located SSL4EO-S12 v1.1 modalities (Zarr files, shards)."""
 
 from collections.abc import Sequence
 from typing import Any
 
-from ..datasets import SSL4EOS12V11
-from ..datasets.ssl4eo_s12_v11 import V11_MODALITIES
-from .paired import PairedDataModule
+from torch.utils.data import DataLoader
 
-__all__ = ('SSL4EOS12V11DataModule',)
+from ..datasets import SSL4EOS12V11, SSL4EOS12V11Shards
+from ..datasets.ssl4eo_s12_v11 import V11_MODALITIES
+from ..datasets.ssl4eo_s12_v11_shards import SHARD_MODALITIES
+from .paired import PairedDataModule
+from .preparation import ModalityPreprocessing
+
+__all__ = ('SSL4EOS12V11DataModule', 'SSL4EOS12V11ShardsDataModule')
 
 
 class SSL4EOS12V11DataModule(PairedDataModule):
@@ -87,3 +91,163 @@ class SSL4EOS12V11DataModule(PairedDataModule):
         )
         # the dataset's modalities are v1.1's folder names
         self.kwargs['modalities'] = tuple(modalities)
+
+
+class _EpochLoader(DataLoader):  # type: ignore[type-arg]
+    """A loader of a streamed dataset that starts a new epoch at each pass.
+
+    Lightning sets the epoch of a loader's sampler, which a streamed dataset
+    has none of; this loader counts its passes instead.
+    """
+
+    def __init__(
+        self, dataset: SSL4EOS12V11Shards, first_epoch: int, **kwargs: Any
+    ) -> None:
+        super().__init__(dataset, **kwargs)
+        self.epoch = first_epoch
+
+    def __iter__(self) -> Any:
+        self.dataset.set_epoch(self.epoch)  # type: ignore[attr-defined]
+        self.epoch += 1
+        return super().__iter__()
+
+
+class SSL4EOS12V11ShardsDataModule(PairedDataModule):
+    """LightningDataModule streaming SSL4EO-S12 v1.1's WebDataset shards.
+
+    As :class:`SSL4EOS12V11DataModule`, over
+    :class:`~torchgeo_decur.datasets.SSL4EOS12V11Shards`: the shards of
+    ``root`` (a folder or an fsspec URL such as Hugging Face's
+    ``https://huggingface.co/datasets/<repo>/resolve/main``) are dealt out
+    to every DataLoader worker of every process, and every epoch reads each
+    location once. The shard order and the timestamp draws follow ``(seed,
+    epoch)``; the augmentation is not seeded per sample, and a resumed run
+    starts its epoch over (the Zarr datamodule resumes mid-epoch exactly).
+    Validation streams the *val_split* shards when given.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        patch_size: int = 224,
+        root: str = 'data',
+        modalities: Sequence[str] = ('S1GRD', 'S2L1C'),
+        split: str = 'train',
+        shards: str | Sequence[str] | None = None,
+        val_split: str | None = None,
+        val_shards: str | Sequence[str] | None = None,
+        max_cloud: float | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Initialize a new SSL4EOS12V11ShardsDataModule instance.
+
+        Args:
+            batch_size: Size of each mini-batch (per process).
+            num_workers: Number of workers for parallel data loading.
+            patch_size: Size of the augmented patches (random resized crops).
+            root: Folder or fsspec URL of the shards.
+            modalities: The two modality folders of ``image1`` and ``image2``
+                (``S1GRD``, ``S2L1C``, ``S2L2A``, ``DEM``).
+            split: The split streamed for training.
+            shards: The training shard names (a list, or a pattern with a
+                brace range); None lists the folder.
+            val_split: The split streamed for validation; None for none.
+            val_shards: Its shard names; None lists the folder.
+            max_cloud: Largest share of cloud, cloud shadow and no-data pixels
+                of a drawn Sentinel-2 timestamp; None ignores the cloud mask.
+            seed: Seed of the shard order and timestamp draws; None draws one.
+            **kwargs: Additional keyword arguments passed to
+                :class:`~torchgeo_decur.datasets.SSL4EOS12V11Shards`.
+
+        Raises:
+            ValueError: If *modalities* are not two shard folders with a
+                registered preprocessing.
+        """
+        names = [SHARD_MODALITIES.get(m) for m in modalities]
+        if len(names) != 2 or None in names:
+            usable = [m for m, n in SHARD_MODALITIES.items() if n is not None]
+            msg = f'modalities must be two of {usable}, got {list(modalities)}'
+            raise ValueError(msg)
+        kwargs.setdefault('finish', 'batch')
+        super().__init__(
+            SSL4EOS12V11Shards,
+            [str(n) for n in names],
+            batch_size,
+            num_workers,
+            patch_size,
+            0.0,
+            seed,
+            root=root,
+            max_cloud=max_cloud,
+            **kwargs,
+        )
+        self.kwargs['modalities'] = tuple(modalities)
+        self.split, self.shards = split, shards
+        self.val_split, self.val_shards = val_split, val_shards
+        self.epoch = 0
+
+    def setup(self, stage: str) -> None:
+        """Open the training (and validation) shards.
+
+        Args:
+            stage: Either 'fit', 'validate', 'test', or 'predict'.
+        """
+        if stage not in ('fit', 'validate'):
+            return
+        self.dataset = SSL4EOS12V11Shards(
+            split=self.split, shards=self.shards, seed=self.seed, **self.kwargs
+        )
+        self.train_dataset = self.dataset
+        self.preprocess = ModalityPreprocessing(
+            self.modality_of, self.dataset, standardize=False
+        )
+        self.val_dataset = None
+        if self.val_split is not None:
+            self.val_dataset = SSL4EOS12V11Shards(
+                split=self.val_split, shards=self.val_shards, seed=self.seed,
+                **self.kwargs,
+            )  # fmt: skip
+
+    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
+        """A loader of the streamed shards of *split* ('train' or 'val').
+
+        Args:
+            split: Either 'train' or 'val'.
+
+        Returns:
+            The data loader.
+        """
+        dataset = self._valid_attribute(f'{split}_dataset')
+        return _EpochLoader(
+            dataset,
+            self.epoch if split == 'train' else 0,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=split == 'train',  # DeCUR normalises along the batch
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The seed and the epoch the training stream reached.
+
+        Returns:
+            ``{'seed': int, 'epoch': int}``.
+        """
+        loader = (
+            getattr(self.trainer, 'train_dataloader', None) if self.trainer else None
+        )
+        epoch = loader.epoch if isinstance(loader, _EpochLoader) else self.epoch
+        return {'seed': self.seed, 'epoch': epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue a checkpoint's run: its seed, from the start of its epoch.
+
+        Args:
+            state_dict: A :meth:`state_dict`.
+        """
+        self.seed = int(state_dict['seed'])
+        self.epoch = int(state_dict.get('epoch', 0))

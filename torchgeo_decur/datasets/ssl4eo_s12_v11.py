@@ -51,6 +51,8 @@ __all__ = (
     'SSL4EOS12V11',
     'V11_MODALITIES',
     'band_name',
+    'finish_batch',
+    'has_data',
     'to_v1_units',
 )
 
@@ -104,16 +106,30 @@ def band_name(name: str) -> str:
 _KIND_NAMES = {'f': 'floating point', 'u': 'unsigned integer', 'i': 'integer'}
 
 
-def _has_data(view: NDArray[Any], modality: str) -> bool:
-    """Whether a stored view holds any data (S2: a value above the offset)."""
+def has_data(view: NDArray[Any], modality: str, offset: int = S2_OFFSET) -> bool:
+    """Whether a stored view holds any data.
+
+    Args:
+        view: ``(C, H, W)`` as stored.
+        modality: v1.1's modality folder.
+        offset: The offset of the Sentinel-2 values as stored.
+
+    Returns:
+        False for an all no-data view: Sentinel-2 without a value above
+        *offset*, Sentinel-1 without a finite non-zero pixel, others all zero.
+
+    .. versionadded:: 0.2
+    """
     if modality in ('S2L1C', 'S2L2A'):
-        return bool(view.max() > S2_OFFSET)
+        return bool(view.max() > offset)
     if modality == 'S1GRD':
         return bool((np.isfinite(view) & (view != 0)).any())
     return bool(view.any())
 
 
-def to_v1_units(views: NDArray[Any], modality: str) -> NDArray[np.float32]:
+def to_v1_units(
+    views: NDArray[Any], modality: str, offset: int = S2_OFFSET
+) -> NDArray[np.float32]:
     """Stored v1.1 views in the v1 reader's units, float32.
 
     Sentinel-2: the offset of 1000 removed, values below it (no data,
@@ -125,6 +141,8 @@ def to_v1_units(views: NDArray[Any], modality: str) -> NDArray[np.float32]:
     Args:
         views: ``(V, C, H, W)`` as stored.
         modality: v1.1's modality folder.
+        offset: The offset of the Sentinel-2 values as stored (1000 in the
+            Zarr chunk files, 0 in the WebDataset shards).
 
     Returns:
         ``(V, C, H, W)`` float32.
@@ -132,7 +150,7 @@ def to_v1_units(views: NDArray[Any], modality: str) -> NDArray[np.float32]:
     .. versionadded:: 0.2
     """
     if modality in ('S2L1C', 'S2L2A'):
-        image = np.subtract(views, S2_OFFSET, dtype=np.float32)
+        image = np.subtract(views, offset, dtype=np.float32)
         return np.maximum(image, 0, out=image)
     image = views.astype(np.float32)
     if modality == 'S1GRD':
@@ -155,6 +173,34 @@ def _fill_nonfinite(view: NDArray[np.float32]) -> None:
         return
     medians = np.nanmedian(np.where(finite, view, np.nan), axis=(1, 2))
     view[...] = np.where(finite, view, medians[:, None, None])
+
+
+def finish_batch(
+    batch: dict[str, Any], folders: dict[str, str], offset: int = S2_OFFSET
+) -> dict[str, Any]:
+    """A collated batch of stored v1.1 values in v1's units, on its device.
+
+    What :func:`to_v1_units` does per sample, on whole batches.
+
+    Args:
+        batch: The batch.
+        folders: v1.1's modality folder of each image key.
+        offset: The offset of the stored Sentinel-2 values.
+
+    Returns:
+        A new batch with float32 images.
+
+    .. versionadded:: 0.2
+    """
+    out = dict(batch)
+    for key, modality in folders.items():
+        x = out[key].float()
+        if modality in ('S2L1C', 'S2L2A'):
+            x = (x - offset).clamp_min_(0)
+        elif modality == 'S1GRD':
+            x = _fill_nonfinite_batch(x)
+        out[key] = x
+    return out
 
 
 def _fill_nonfinite_batch(x: Tensor) -> Tensor:
@@ -216,6 +262,9 @@ class SSL4EOS12V11(MultimodalDataset):
 
     .. versionadded:: 0.2
     """
+
+    #: The offset of the stored Sentinel-2 values.
+    s2_offset = S2_OFFSET
 
     #: numpy dtype kinds of each modality's ``bands``.
     dtype_kinds: ClassVar[dict[str, str]] = {
@@ -491,17 +540,17 @@ class SSL4EOS12V11(MultimodalDataset):
             draws = [random.choice(usable) for _ in range(2)]
             views = self._read(group, modality, i, draws)  # both views at once
             for v, t in enumerate(draws):
-                if _has_data(views[v], modality):
+                if has_data(views[v], modality, self.s2_offset):
                     continue
                 replaced[0] += 1  # all no data: another usable timestamp
                 others = [u for u in usable if u != t] or usable
                 draws[v] = random.choice(others)
                 views[v] = self._read(group, modality, i, draws[v : v + 1])[0]
-                if not _has_data(views[v], modality):
+                if not has_data(views[v], modality, self.s2_offset):
                     bad.append(f'{name}[{i}] {modality} sample {ids[0]}: no data')
                     raise _BadLocation
             if self.finish == 'sample':
-                views = to_v1_units(views, modality)
+                views = to_v1_units(views, modality, self.s2_offset)
             sample[key] = torch.from_numpy(np.ascontiguousarray(views))
             if self.return_mask and 'cloud_mask' in group:
                 masks = group.location('cloud_mask', i, draws)
@@ -583,15 +632,8 @@ class SSL4EOS12V11(MultimodalDataset):
         """
         if self.finish == 'sample':
             return batch
-        out = dict(batch)
-        for key, modality in zip(self.keys, self.folders, strict=True):
-            x = out[key].float()
-            if modality in ('S2L1C', 'S2L2A'):
-                x = (x - S2_OFFSET).clamp_min_(0)
-            elif modality == 'S1GRD':
-                x = _fill_nonfinite_batch(x)
-            out[key] = x
-        return out
+        keys = dict(zip(self.keys, self.folders, strict=True))
+        return finish_batch(batch, keys, self.s2_offset)
 
     def _short_metadata(self, index: int) -> dict[str, Any]:
         """What a sample holds with *return_metadata*."""

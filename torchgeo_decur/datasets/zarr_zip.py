@@ -15,6 +15,7 @@ order, filters) is read through zarr.
 .. versionadded:: 0.2
 """
 
+import io
 import json
 import os
 import zipfile
@@ -25,9 +26,21 @@ import numcodecs
 import numpy as np
 import zarr
 from numpy.typing import NDArray
-from zarr.storage import ZipStore
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import MemoryStore, ZipStore
 
 __all__ = ('ZarrZipFile',)
+
+
+def _memory_store(archive: zipfile.ZipFile) -> MemoryStore:
+    """A read-only zarr store of the members of an in-memory zip file."""
+    buffer = default_buffer_prototype().buffer
+    members = {
+        name: buffer.from_bytes(archive.read(name))
+        for name in archive.namelist()
+        if not name.endswith('/')
+    }
+    return MemoryStore(members, read_only=True)
 
 
 class ZarrZipFile:
@@ -36,11 +49,15 @@ class ZarrZipFile:
     .. versionadded:: 0.2
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], content: bytes | None = None
+    ) -> None:
         """Open a store.
 
         Args:
-            path: The ``*.zarr.zip`` file.
+            path: The ``*.zarr.zip`` file, or the name of *content*.
+            content: The zip file's bytes (e.g. a member of a tar shard);
+                None reads *path*.
 
         Raises:
             OSError: If it is not a readable zip file of a Zarr format 2
@@ -48,18 +65,19 @@ class ZarrZipFile:
         """
         self.path = Path(path)
         try:
-            self.group = zarr.open_group(
-                store=ZipStore(self.path, mode='r', read_only=True),
-                mode='r',
-                zarr_format=2,
-            )
-            self._zip = zipfile.ZipFile(self.path)
+            if content is None:
+                self._zip = zipfile.ZipFile(self.path)
+                store: Any = ZipStore(self.path, mode='r', read_only=True)
+            else:
+                self._zip = zipfile.ZipFile(io.BytesIO(content))
+                store = _memory_store(self._zip)
+            self.group = zarr.open_group(store=store, mode='r', zarr_format=2)
             self._names = set(self.group.array_keys())
         except Exception as err:  # zipfile, JSON and zarr errors alike
             msg = f'{self.path}: not a readable Zarr zip store ({err})'
             raise OSError(msg) from err
         self._arrays: dict[str, Any] = {}
-        self._layouts: dict[str, dict[str, Any] | None] = {}
+        self._layouts: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._columns: dict[str, NDArray[Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -101,28 +119,32 @@ class ZarrZipFile:
             self._columns[name] = np.asarray(self[name][...])
         return self._columns[name]
 
-    def _layout(self, name: str) -> dict[str, Any] | None:
-        """How to read a chunk of *name* directly, None if it cannot be."""
-        if name not in self._layouts:
-            self._layouts[name] = None
+    def _layout(self, name: str, lead: int) -> dict[str, Any] | None:
+        """How to read a chunk of *name* directly, None if it cannot be.
+
+        Direct reads need one chunk per index of the *lead* first dimensions,
+        each chunk whole in the others.
+        """
+        if (name, lead) not in self._layouts:
+            self._layouts[name, lead] = None
             meta = json.loads(self._zip.read(f'{name}/.zarray'))
             shape, chunks = meta['shape'], meta['chunks']
             if (
-                len(shape) >= 2
-                and chunks[:2] == [1, 1]
-                and chunks[2:] == shape[2:]
+                len(shape) > lead
+                and chunks[:lead] == [1] * lead
+                and chunks[lead:] == shape[lead:]
                 and meta.get('order', 'C') == 'C'
                 and not meta.get('filters')
             ):
                 compressor = meta.get('compressor')
-                self._layouts[name] = {
-                    'shape': tuple(chunks[2:]),
+                self._layouts[name, lead] = {
+                    'shape': tuple(chunks[lead:]),
                     'dtype': np.dtype(meta['dtype']),
                     'codec': numcodecs.get_codec(compressor) if compressor else None,
                     'fill': meta.get('fill_value'),
                     'sep': meta.get('dimension_separator', '.'),
                 }
-        return self._layouts[name]
+        return self._layouts[name, lead]
 
     def location(self, name: str, index: int, times: list[int]) -> NDArray[Any]:
         """Some timestamps of one location of a ``(sample, time, ...)`` array.
@@ -135,27 +157,45 @@ class ZarrZipFile:
         Returns:
             ``(len(times), ...)``, in the array's dtype.
         """
-        layout = self._layout(name)
+        layout = self._layout(name, 2)
         if layout is None:
             selection = (index, times, *[slice(None)] * (self[name].ndim - 2))
             return np.asarray(self[name].get_orthogonal_selection(selection))
         out = np.empty((len(times), *layout['shape']), layout['dtype'])
         for k, t in enumerate(times):
-            self._chunk(name, layout, index, t, out[k])
+            self._chunk(name, layout, (index, t), out[k])
+        return out
+
+    def timestamps(self, name: str, times: list[int]) -> NDArray[Any]:
+        """Some timestamps of a ``(time, ...)`` array (one location's file).
+
+        Args:
+            name: The array (e.g. ``'bands'``).
+            times: The timestamps (first dimension).
+
+        Returns:
+            ``(len(times), ...)``, in the array's dtype.
+        """
+        layout = self._layout(name, 1)
+        if layout is None:
+            selection = (times, *[slice(None)] * (self[name].ndim - 1))
+            return np.asarray(self[name].get_orthogonal_selection(selection))
+        out = np.empty((len(times), *layout['shape']), layout['dtype'])
+        for k, t in enumerate(times):
+            self._chunk(name, layout, (t,), out[k])
         return out
 
     def _chunk(
         self,
         name: str,
         layout: dict[str, Any],
-        index: int,
-        time: int,
+        lead: tuple[int, ...],
         out: NDArray[Any],
     ) -> None:
         """Decode one chunk into *out*; the fill value where it was never written."""
         sep = layout['sep']
-        rest = ''.join(f'{sep}0' for _ in layout['shape'])
-        key = f'{name}/{index}{sep}{time}{rest}'
+        indices = [*lead, *[0] * len(layout['shape'])]
+        key = f'{name}/' + sep.join(str(i) for i in indices)
         try:
             data = self._zip.read(key)  # checks the member's CRC-32
         except KeyError:
