@@ -5,6 +5,7 @@ import random
 import zipfile
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pytest
 import torch
@@ -244,3 +245,30 @@ def test_bad_arguments(root: Path, tmp_path: Path) -> None:
     (empty / 'train' / 'S2L1C').mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r'no \*\.zarr\.zip'):
         SSL4EOS12V11(empty)
+
+
+def test_reads_from_an_fsspec_url(root: Path) -> None:
+    """Any fsspec file system with random access (here in memory; HTTP servers
+    that answer range requests, as Hugging Face's, work the same way)."""
+    memory = fsspec.filesystem('memory')
+    for path in [*root.glob('train/S1GRD/*'), *root.glob('train/S2L1C/*')]:
+        memory.pipe(
+            f'/v11-url-test/{path.relative_to(root).as_posix()}', path.read_bytes()
+        )
+    try:
+        remote = SSL4EOS12V11('memory://v11-url-test', modalities=('S1GRD', 'S2L1C'))
+        local = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C'))
+        assert len(remote) == len(local) == 6
+        for index in (0, 4):
+            random.seed(index)
+            a = remote[index]
+            random.seed(index)
+            b = local[index]
+            for key in ('image1', 'image2'):
+                assert torch.equal(a[key], b[key])
+        with pytest.raises(
+            FileNotFoundError, match=r'memory://v11-url-test/train/S2L2A'
+        ):
+            SSL4EOS12V11('memory://v11-url-test', modalities=('S1GRD', 'S2L2A'))
+    finally:
+        memory.rm('/v11-url-test', recursive=True)

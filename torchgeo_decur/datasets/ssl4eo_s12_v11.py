@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import fsspec
 import numpy as np
 import torch
 from numpy.typing import NDArray
@@ -338,7 +339,9 @@ class SSL4EOS12V11(MultimodalDataset):
             msg = f"finish must be 'sample' or 'batch', got {finish!r}"
             raise ValueError(msg)
         self.finish = finish
-        self.root = os.fspath(root)
+        self.root = (
+            os.fspath(root).rstrip('/') if '://' in str(root) else os.fspath(root)
+        )
         self.split = split
         self.folders = tuple(modalities)
         #: Registered modality names of ``image1``, ``image2``, ...
@@ -350,10 +353,10 @@ class SSL4EOS12V11(MultimodalDataset):
         self.return_metadata = return_metadata
         self.max_location_attempts = max_location_attempts
         self._stores: dict[str, OrderedDict[str, Any]] = {}
-        folder = Path(self.root, split)
-        if not folder.is_dir():
+        fs, folder = fsspec.core.url_to_fs(f'{self.root}/{split}')
+        if not fs.isdir(folder):
             raise DatasetNotFoundError(self)
-        self.files = self._list_files(folder)
+        self.files = self._list_files(fs, folder)
         #: ``(file name, sample index)`` of every location.
         self.locations = self._index()
         #: Bands of each key in channel order (the files' own, renamed).
@@ -402,20 +405,31 @@ class SSL4EOS12V11(MultimodalDataset):
         msg = f'no readable {modality} file: ' + '; '.join(problems[:3])
         raise OSError(msg)
 
-    def _list_files(self, folder: Path) -> list[str]:
+    def _list_files(self, fs: Any, folder: str) -> list[str]:
         """The ``*.zarr.zip`` names every modality folder holds."""
         found: list[set[str]] = []
         for modality in self.folders:
-            path = folder / modality
-            if not path.is_dir():
-                msg = f'modality folder not found: {path}'
+            path = f'{folder}/{modality}'
+            if not fs.isdir(path):
+                msg = f'modality folder not found: {self._where(modality)}'
                 raise FileNotFoundError(msg)
-            found.append({p.name for p in path.glob('*.zarr.zip')})
+            found.append({os.path.basename(p) for p in fs.glob(f'{path}/*.zarr.zip')})
         common = sorted(set.intersection(*found))
         if not common:
-            msg = f'no *.zarr.zip in all of {[str(folder / m) for m in self.folders]}'
+            where = [self._where(m) for m in self.folders]
+            msg = f'no *.zarr.zip in all of {where}'
             raise FileNotFoundError(msg)
         return common
+
+    def _where(self, modality: str, name: str | None = None) -> str:
+        """The path or URL of a modality folder, or of one of its files."""
+        if '://' in self.root:
+            return '/'.join(
+                [self.root, self.split, modality, *([name] if name else [])]
+            )
+        return os.fspath(
+            Path(self.root, self.split, modality, *([name] if name else []))
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without open stores (each DataLoader worker opens its own)."""
@@ -429,7 +443,7 @@ class SSL4EOS12V11(MultimodalDataset):
         if name in stores:
             stores.move_to_end(name)
             return stores[name]
-        group = ZarrZipFile(Path(self.root, self.split, modality, name))
+        group = ZarrZipFile(self._where(modality, name))
         stores[name] = group
         if len(stores) > _OPEN_FILES:
             stores.popitem(last=False)

@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numcodecs
 import numpy as np
 import zarr
@@ -55,7 +56,8 @@ class ZarrZipFile:
         """Open a store.
 
         Args:
-            path: The ``*.zarr.zip`` file, or the name of *content*.
+            path: The ``*.zarr.zip`` file (a path or an fsspec URL, read
+                with range requests), or the name of *content*.
             content: The zip file's bytes (e.g. a member of a tar shard);
                 None reads *path*.
 
@@ -63,11 +65,15 @@ class ZarrZipFile:
             OSError: If it is not a readable zip file of a Zarr format 2
                 store (the message names the file).
         """
-        self.path = Path(path)
+        url = '://' in str(path)
+        self.path: Path | str = str(path) if url else Path(path)
         try:
-            if content is None:
+            if content is None and url:
+                self._zip = zipfile.ZipFile(fsspec.open(str(path), 'rb').open())
+                store: Any = f'zip::{path}'
+            elif content is None:
                 self._zip = zipfile.ZipFile(self.path)
-                store: Any = ZipStore(self.path, mode='r', read_only=True)
+                store = ZipStore(self.path, mode='r', read_only=True)
             else:
                 self._zip = zipfile.ZipFile(io.BytesIO(content))
                 store = _memory_store(self._zip)
