@@ -41,12 +41,15 @@ ratio of the medians is the speed-up; the goal is at least 2x.
 """
 
 import argparse
+import io
 import itertools
 import statistics
 import sys
+import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +60,11 @@ from torchgeo.datasets import SSL4EOS12
 from zarr.storage import ZipStore
 
 from torchgeo_decur.datamodules.sampling import SeededDataset
-from torchgeo_decur.datasets import SSL4EOS12V11, SSL4EOS12Pair
+from torchgeo_decur.datasets import SSL4EOS12V11, SSL4EOS12Pair, SSL4EOS12V11Shards
 from torchgeo_decur.datasets import ssl4eo_s12 as pair_module
 from torchgeo_decur.datasets import ssl4eo_s12_v11 as v11_module
 from torchgeo_decur.datasets.ssl4eo_s12_v11 import S2_OFFSET
+from torchgeo_decur.datasets.zarr_zip import ZarrZipFile
 from torchgeo_decur.lab import make_ssl4eo_s12_demo
 
 
@@ -143,6 +147,55 @@ def write_v11(v1_root: Path, out: Path, per_file: int = 64) -> Path:
             out / 'train' / 'S1GRD' / name, s1.astype(np.float16), s1_bands, ids
         )
         _write_v11_file(out / 'train' / 'S2L1C' / name, s2, s2_bands, ids)
+    return out
+
+
+def _member(values: np.ndarray, bands: list[str], mask: np.ndarray | None) -> bytes:
+    """One location's zip store as a shard member: ``bands`` (time, band, y, x)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as archive:
+        store = zarr.storage.MemoryStore()
+        group = zarr.open_group(store=store, mode='w', zarr_format=2)
+        compressor = Blosc(cname='lz4', clevel=5, shuffle=Blosc.SHUFFLE)
+        array = group.create_array(
+            'bands', shape=values.shape, dtype=values.dtype,
+            chunks=(1, *values.shape[1:]), compressors=compressor,
+        )  # fmt: skip
+        array[...] = values
+        band = group.create_array('band', shape=(len(bands),), dtype='<U3')
+        band[...] = np.array(bands)
+        if mask is not None:
+            cloud = group.create_array(
+                'cloud_mask', shape=mask.shape, dtype=np.uint8,
+                chunks=(1, *mask.shape[1:]), compressors=compressor,
+            )  # fmt: skip
+            cloud[...] = mask
+        for key, value in store._store_dict.items():
+            archive.writestr(key, value.to_bytes())
+    return buffer.getvalue()
+
+
+def write_v11_shards(v11_root: Path, out: Path) -> Path:
+    """The v1.1 chunk files as WebDataset shards (one per file, no offset)."""
+    for modality in ('S1GRD', 'S2L1C'):
+        folder = v11_root / 'train' / modality
+        for f, path in enumerate(sorted(folder.glob('*.zarr.zip')), 1):
+            file = ZarrZipFile(path)
+            ids = file.column('sample').astype(str)
+            bands = [str(b) for b in file.column('band')]
+            shard = out / 'train' / modality / f'ssl4eos12_shard_{f:06d}.tar'
+            shard.parent.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(shard, 'w') as tar:
+                for i, key in enumerate(ids):
+                    values = file.location('bands', i, [0, 1, 2, 3])
+                    mask = None
+                    if modality == 'S2L1C':
+                        values = (values - S2_OFFSET).astype(np.int16)
+                        mask = file.location('cloud_mask', i, [0, 1, 2, 3])
+                    content = _member(values, bands, mask)
+                    info = tarfile.TarInfo(f'{key}.zarr.zip')
+                    info.size = len(content)
+                    tar.addfile(info, io.BytesIO(content))
     return out
 
 
@@ -229,12 +282,24 @@ def main(argv: list[str] | None = None) -> int:
             )
         readers['v11-zarr'] = v11.__getitem__
         readers['v11-full'] = v11_full.__getitem__
+        shards_root = write_v11_shards(root11, root.parent / 'ssl4eo-s12-v1.1-shards')
+        shards = SSL4EOS12V11Shards(str(shards_root), finish='batch')
+        stream: dict[str, Iterator[object]] = {}
+
+        def shard_sample(i: int) -> object:  # one pass over the stream = n calls
+            if i == 0 or 'it' not in stream:
+                stream['it'] = iter(shards)
+            return next(stream['it'])
+
+        readers['v11-shards'] = shard_sample
         n_loc = args.locations
         print(
             f'bytes per location: v1 GeoTIFF s1+s2c '
             f'{_bytes_per_location(root, "*.tif", n_loc) / 2**20:.2f} MiB (4 seasons), '
             f'v1.1 Zarr S1GRD+S2L1C '
-            f'{_bytes_per_location(root11, "*.zarr.zip", n_loc) / 2**20:.2f} MiB '
+            f'{_bytes_per_location(root11, "*.zarr.zip", n_loc) / 2**20:.2f} MiB, '
+            'shards '
+            f'{_bytes_per_location(shards_root, "*.tar", n_loc) / 2**20:.2f} MiB '
             '(4 timestamps)'
         )
     n = args.locations
@@ -275,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f'v11-zarr per worker: {rate:.1f} pairs/s  '
             f'[{"PASS" if quick else "FAIL"}: >= {args.min_v11_rate}]'
+        )
+        streamed = medians['torchgeo'] / medians['v11-shards']
+        print(
+            f'v11-shards: {streamed:.2f}x torchgeo, {1 / medians["v11-shards"]:.1f} '
+            'pairs/s per worker (for information)'
         )
         ok = ok and fast and quick
     tmp.cleanup()

@@ -35,6 +35,7 @@ import fsspec
 import numpy as np
 import torch
 import torch.distributed as dist
+from numpy.typing import NDArray
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .multimodal import MultimodalDataset
@@ -399,16 +400,9 @@ class SSL4EOS12V11Shards(MultimodalDataset, IterableDataset):  # type: ignore[mi
         for key, modality, store in zip(self.keys, self.folders, stores, strict=True):
             times = store['bands'].shape[0]
             own = [t for t in usable if t < times] or list(range(times))
-            stored = store.timestamps('bands', own)  # the member is in memory
-            candidates = [
-                k for k, view in enumerate(stored) if has_data(view, modality, 0)
-            ]
-            skipped[1] += len(own) - len(candidates)
-            if not candidates:
-                msg = f'{modality}: no timestamp with data'
-                raise ValueError(msg)
-            picks = [rng.choice(candidates) for _ in range(2)]
-            views, draws = stored[picks], [own[k] for k in picks]
+            picked = [self._draw(store, modality, own, rng, skipped) for _ in range(2)]
+            draws = [t for t, _ in picked]
+            views = np.stack([view for _, view in picked])
             if self.finish == 'sample':
                 views = to_v1_units(views, modality, self.s2_offset)
             sample[key] = torch.from_numpy(np.ascontiguousarray(views))
@@ -424,6 +418,32 @@ class SSL4EOS12V11Shards(MultimodalDataset, IterableDataset):  # type: ignore[mi
             ]
             sample['center'] = torch.tensor(center, dtype=torch.float64)
         return sample
+
+    @staticmethod
+    def _draw(
+        store: ZarrZipFile,
+        modality: str,
+        times: list[int],
+        rng: random.Random,
+        skipped: list[int],
+    ) -> tuple[int, NDArray[Any]]:
+        """A timestamp with data and its view, drawn from *times*.
+
+        Only the timestamps tried are decoded.
+
+        Raises:
+            ValueError: If none has data.
+        """
+        left = list(times)
+        while left:
+            t = rng.choice(left)
+            view = store.timestamps('bands', [t])[0]
+            if has_data(view, modality, 0):
+                return t, view
+            left.remove(t)
+            skipped[1] += 1
+        msg = f'{modality}: no timestamp with data'
+        raise ValueError(msg)
 
     def _usable(self, stores: list[ZarrZipFile], skipped: list[int]) -> list[int]:
         """Timestamps within *max_cloud* in every Sentinel-2 modality.

@@ -65,26 +65,50 @@ class ZarrZipFile:
             OSError: If it is not a readable zip file of a Zarr format 2
                 store (the message names the file).
         """
-        url = '://' in str(path)
-        self.path: Path | str = str(path) if url else Path(path)
+        url = '://' in str(path) and content is None
+        self.path: Path | str = str(path) if url or content is not None else Path(path)
+        self._in_memory = content is not None
         try:
             if content is None and url:
                 self._zip = zipfile.ZipFile(fsspec.open(str(path), 'rb').open())
-                store: Any = f'zip::{path}'
             elif content is None:
                 self._zip = zipfile.ZipFile(self.path)
-                store = ZipStore(self.path, mode='r', read_only=True)
             else:
                 self._zip = zipfile.ZipFile(io.BytesIO(content))
-                store = _memory_store(self._zip)
-            self.group = zarr.open_group(store=store, mode='r', zarr_format=2)
-            self._names = set(self.group.array_keys())
-        except Exception as err:  # zipfile, JSON and zarr errors alike
+            members = self._zip.namelist()
+        except Exception as err:  # zipfile errors, a truncated file
             msg = f'{self.path}: not a readable Zarr zip store ({err})'
             raise OSError(msg) from err
+        if '.zgroup' not in members:
+            msg = f'{self.path}: not a readable Zarr zip store (no .zgroup)'
+            raise OSError(msg)
+        self._names = {m[: -len('/.zarray')] for m in members if m.endswith('/.zarray')}
+        self._group: Any = None
         self._arrays: dict[str, Any] = {}
         self._layouts: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._columns: dict[str, NDArray[Any]] = {}
+
+    @property
+    def group(self) -> Any:
+        """The zarr group, opened when first needed (chunk reads do not).
+
+        Raises:
+            OSError: If zarr cannot open it (names the file).
+        """
+        if self._group is None:
+            path = self.path
+            try:
+                if self._in_memory:
+                    store: Any = _memory_store(self._zip)
+                elif isinstance(path, str):
+                    store = f'zip::{path}'
+                else:
+                    store = ZipStore(path, mode='r', read_only=True)
+                self._group = zarr.open_group(store=store, mode='r', zarr_format=2)
+            except Exception as err:
+                msg = f'{path}: not a readable Zarr zip store ({err})'
+                raise OSError(msg) from err
+        return self._group
 
     def __getstate__(self) -> dict[str, Any]:
         """Refuse to be pickled: each process opens its own files.
