@@ -564,10 +564,9 @@ def explain(
             :class:`~torchgeo_decur.tasks.MultimodalSSLTask`.
         data_config: LightningCLI YAML whose ``data:`` section gives the pairs.
         out: Output folder, created if needed.
-        samples: Number of pairs (all of them, with a warning, if the data
-            hold fewer); None for ``DEFAULT_SAMPLES`` of the device: 256 on a
-            GPU, 64 on the CPU (1.5 minutes for a ResNet-18 pair on 48 px
-            demo tiles on 2 cores; 256 take 3 times as long).
+        samples: Number of pairs (all, with a warning, if the data hold
+            fewer); None for the device's ``DEFAULT_SAMPLES``: 256 on a GPU,
+            64 on the CPU.
         compare: A second checkpoint for the alignment histogram (e.g. the
             cross-modal Barlow Twins baseline), of the same modalities.
         overwrite: Whether to replace an earlier report in *out*.
@@ -597,8 +596,8 @@ def explain(
     folder, config = Path(out), Path(data_config)
     _check_arguments(folder, config, overwrite, batch_size, ig_steps)
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    if samples is None:
-        samples = DEFAULT_SAMPLES.get(device.type, DEFAULT_SAMPLES['cpu'])
+    default = DEFAULT_SAMPLES.get(device.type, DEFAULT_SAMPLES['cpu'])
+    samples = default if samples is None else samples
     task, other = _load_tasks(checkpoint, compare, device, trust_checkpoint)
     layers = _layers(task)
     pairs = load_pairs(config, task, samples, batch_size, seed, device)
