@@ -27,6 +27,7 @@ the machine instead of the algorithms. ``--threads 0`` keeps torch's default.
 """
 
 import argparse
+import itertools
 import resource
 import statistics
 import subprocess
@@ -85,6 +86,71 @@ class PlainDeCURLoss(nn.Module):
         off_diag2 = off_diagonal(c2).pow_(2).sum()
         loss2 = on_diag2 + self.lambd * off_diag2
         return loss1 + loss2 + loss_c + loss_u
+
+
+class PlainManyDeCURLoss(nn.Module):
+    """The plain K x K computation for M modalities: every matrix built."""
+
+    def __init__(self, k: int, common_dim: int, lambd: float = LAMBD) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(k, affine=False)
+        self.common_dim = common_dim
+        self.lambd = lambd
+
+    def _bt(self, c: Tensor, target: float) -> Tensor:
+        on = torch.diagonal(c).add(-target).pow(2).sum()
+        return on + self.lambd * off_diagonal(c).pow(2).sum()
+
+    def forward(self, *zs: Tensor) -> Tensor:
+        n, kc, m = zs[0].shape[0], self.common_dim, len(zs) // 2
+        a = [self.bn(z) for z in zs]
+        loss = zs[0].new_zeros(())
+        for i in range(m):
+            loss = loss + self._bt(a[2 * i].T @ a[2 * i + 1] / n, 1.0)
+        for i, j in itertools.combinations(range(m), 2):
+            c = a[2 * i].T @ a[2 * j] / n
+            loss = loss + self._bt(c[:kc, :kc], 1.0) + self._bt(c[kc:, kc:], 0.0)
+        return loss
+
+
+def modality_sweep(args: argparse.Namespace) -> bool:
+    """DeCURLoss for M = 2, 3, ... modalities against the plain computation.
+
+    Returns:
+        Whether every value agrees within *rtol*.
+    """
+    ok, base = True, None
+    print(f'\nM modalities (2M embeddings), forward + backward, N={args.n} K={args.k}')
+    for m in args.modalities:
+        g = torch.Generator().manual_seed(args.seed)
+        shared = torch.randn(args.n, args.k, generator=g)
+        zs = [
+            (shared + torch.randn(args.n, args.k, generator=g))
+            .to(args.device)
+            .requires_grad_()
+            for _ in range(2 * m)
+        ]
+        fast = DeCURLoss(common_dim=args.common_dim).to(args.device)
+        plain = PlainManyDeCURLoss(args.k, args.common_dim).to(args.device)
+        values = {'fast': step(fast, zs).item(), 'plain': step(plain, zs).item()}
+        times = timeit(
+            {'fast': partial(step, fast, zs), 'plain': partial(step, plain, zs)},
+            args.repeats,
+            1,
+            args.device,
+        )
+        med = {v: statistics.median(t) for v, t in times.items()}
+        base = base or med['fast']
+        rel = abs(values['fast'] - values['plain']) / abs(values['plain'])
+        ok = ok and rel < args.rtol
+        terms = m + m * (m - 1) // 2
+        print(
+            f'M={m}: terms {terms}; fast {med["fast"] * 1e3:.1f} ms '
+            f'({med["fast"] / base:.2f}x M=2), plain {med["plain"] * 1e3:.1f} ms, '
+            f'speed-up {med["plain"] / med["fast"]:.1f}x, rel. diff {rel:.1e}  '
+            f'[{verdict(rel < args.rtol)}]'
+        )
+    return ok
 
 
 def make_inputs(args: argparse.Namespace) -> list[Tensor]:
@@ -234,6 +300,13 @@ def main() -> int:
             "timings; 0: torch's default)"
         ),
     )
+    parser.add_argument(
+        '--modalities',
+        type=int,
+        nargs='*',
+        default=[],
+        help='also time M = these numbers of modalities (e.g. 2 3 4)',
+    )
     parser.add_argument('--rtol', type=float, default=1e-4)
     parser.add_argument('--min-speedup', type=float, default=15.0)
     parser.add_argument(
@@ -299,6 +372,8 @@ def main() -> int:
     )
 
     ok = ok_value and ok_time and ok_mem
+    if args.modalities:
+        ok = modality_sweep(args) and ok
     print(f'RESULT: {verdict(ok)}')
     return 0 if ok else 1
 

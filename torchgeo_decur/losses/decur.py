@@ -1,5 +1,7 @@
 """DeCUR loss: decoupling common and unique representations."""
 
+import itertools
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -198,6 +200,9 @@ class DeCURLoss(nn.Module):
     """
 
     terms: dict[str, Tensor]
+    #: Weights of the pairs' cross-modal terms (class default: objects
+    #: pickled before 0.2 have no instance attribute).
+    pair_weights: list[float] | None = None
 
     def __init__(
         self,
@@ -212,6 +217,7 @@ class DeCURLoss(nn.Module):
         gather_distributed: bool = False,
         eps: float = 1e-5,
         weighting: Literal['paper', 'official'] = 'paper',
+        pair_weights: Sequence[float] | None = None,
     ) -> None:
         """Initialize a new DeCURLoss instance.
 
@@ -240,7 +246,11 @@ class DeCURLoss(nn.Module):
             eps: Value added to the variance for numerical stability, as in
                 ``nn.BatchNorm1d``.
             weighting: ``'paper'`` for Eq. 6 (plain sum) or ``'official'`` for
-                the weighting of the authors' code (see above).
+                the weighting of the authors' code (see above; two modalities
+                only).
+            pair_weights: Weight of each pair's cross-modal terms, in the
+                order of ``itertools.combinations(range(M), 2)`` ((1, 2),
+                (1, 3), ..., (2, 3), ...); None weighs every pair 1.
 
         Raises:
             ValueError: If *common_dim* < 1, a lambda or *eps* is negative,
@@ -282,6 +292,10 @@ class DeCURLoss(nn.Module):
         self.gather_distributed = gather_distributed
         self.eps = eps
         self.weighting = weighting
+        if pair_weights is not None and any(w < 0 for w in pair_weights):
+            msg = f'pair_weights must be >= 0, got {list(pair_weights)}'
+            raise ValueError(msg)
+        self.pair_weights = None if pair_weights is None else list(pair_weights)
         self.terms = {}
 
     def extra_repr(self) -> str:
@@ -381,23 +395,75 @@ class DeCURLoss(nn.Module):
         stats_u = (diag[unique], _gram_off(diag[unique], *grams_u))
         return stats_c, stats_u, [g1, g2]
 
-    def forward(self, z1_a: Tensor, z1_b: Tensor, z2_a: Tensor, z2_b: Tensor) -> Tensor:
-        """Compute the DeCUR loss.
+    def forward(self, *zs: Tensor, present: Tensor | None = None) -> Tensor:
+        """Compute the DeCUR loss of M >= 2 modalities with two views each.
+
+        ``loss(z1_a, z1_b, z2_a, z2_b)`` is the paper's two-modality loss
+        (Eq. 6). With M modalities,
+
+        ``L = sum_m L_BT(z_m^a, z_m^b) + sum_{i<j} w_ij [L_common(z_i^a, z_j^a)
+        + L_unique(z_i^a, z_j^a)]``,
+
+        each term as above (the common and unique blocks of the pair's
+        cross-correlation; *intra* and *decouple* apply to every term), with
+        the weights *pair_weights* (1 by default).
+
+        With *present* (``(M, N)`` booleans: which locations have which
+        modality), every term trains on the locations that have both of its
+        modalities (an intra-modal term: the locations with its modality),
+        with the batch statistics of those locations only, so each term
+        equals its value on that complete sub-batch; a term with fewer than
+        two such locations is zero.
 
         Args:
-            z1_a: Modality 1, view a embeddings (N, K).
-            z1_b: Modality 1, view b embeddings (N, K).
-            z2_a: Modality 2, view a embeddings (N, K).
-            z2_b: Modality 2, view b embeddings (N, K).
+            *zs: The 2M embeddings ``(N, K)``, in the order m1 view a, m1 view
+                b, m2 view a, m2 view b, ...
+            present: Optional ``(M, N)`` boolean mask of the locations that
+                have each modality; None when every location has every one.
 
         Returns:
             The total loss, a float32 scalar, combined as *weighting* says.
 
         Raises:
-            ValueError: If an input is not 2D, the shapes differ, the (global)
-                batch size is below 2 or *common_dim* is not in [1, K].
+            ValueError: If fewer than 4 or an odd number of embeddings are
+                given, an input is not 2D, the shapes differ, the (global)
+                batch size is below 2, *common_dim* is not in [1, K],
+                *present* has the wrong shape, *pair_weights* does not have
+                one weight per pair, or ``weighting='official'`` is used with
+                more than two modalities.
         """
-        self._check_inputs({'z1_a': z1_a, 'z1_b': z1_b, 'z2_a': z2_a, 'z2_b': z2_b})
+        if len(zs) < 4 or len(zs) % 2:
+            msg = (
+                'DeCURLoss takes two views per modality for M >= 2 modalities '
+                f'(m1 a, m1 b, m2 a, m2 b, ...), got {len(zs)} embeddings'
+            )
+            raise ValueError(msg)
+        m = len(zs) // 2
+        names = [f'z{i + 1}_{v}' for i in range(m) for v in 'ab']
+        self._check_inputs(dict(zip(names, zs, strict=True)))
+        pairs = m * (m - 1) // 2
+        if self.pair_weights is not None and len(self.pair_weights) != pairs:
+            msg = (
+                f'pair_weights has {len(self.pair_weights)} weights, {m} modalities '
+                f'have {pairs} pairs'
+            )
+            raise ValueError(msg)
+        if self.weighting == 'official' and m != 2:
+            msg = (
+                "weighting='official' (the authors' code) is defined for two "
+                f"modalities only, got {m}; use weighting='paper'"
+            )
+            raise ValueError(msg)
+        if m == 2 and present is None and not self.pair_weights:
+            return self._two(*zs)
+        return self._many(list(zs), present)
+
+    def _two(self, z1_a: Tensor, z1_b: Tensor, z2_a: Tensor, z2_b: Tensor) -> Tensor:
+        """The two-modality loss on complete batches (Gram matrices shared).
+
+        Raises:
+            ValueError: If the batch is below 2 or *common_dim* is not in [1, K].
+        """
         k = z1_a.shape[1]
         kc = self.common_dim if self.decouple else k
         if not 1 <= kc <= k:
@@ -452,3 +518,117 @@ class DeCURLoss(nn.Module):
             'unique_diag': unique_diag.detach(),
         }
         return loss
+
+    def _present(self, present: Tensor | None, m: int, n: int, like: Tensor) -> Tensor:
+        """The ``(M, N)`` mask of the locations that have each modality.
+
+        Raises:
+            ValueError: If *present* has another shape.
+        """
+        if present is None:
+            return torch.ones(m, n, dtype=torch.bool, device=like.device)
+        if tuple(present.shape) != (m, n):
+            msg = (
+                f'present must have shape (M, N) = ({m}, {n}) (modalities, '
+                f'locations), got {tuple(present.shape)}'
+            )
+            raise ValueError(msg)
+        return present.to(device=like.device, dtype=torch.bool)
+
+    def _gather_mask(self, mask: Tensor) -> Tensor:
+        """The masks of all ranks, concatenated along the batch as the embeddings."""
+        if not (
+            self.gather_distributed
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
+            return mask
+        parts = [torch.empty_like(mask) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, mask.contiguous())
+        return torch.cat(parts, dim=1)
+
+    def _normalised(self, z: Tensor, rows: Tensor) -> Tensor | None:
+        """*z* on the locations *rows*, normalised along them; None below 2."""
+        if int(rows.sum()) < 2:
+            return None
+        return F.batch_norm(z[rows], None, None, training=True, eps=self.eps)
+
+    def _many(self, zs: list[Tensor], present: Tensor | None) -> Tensor:
+        """The loss of M modalities, or of a batch with missing modalities.
+
+        Raises:
+            ValueError: If *common_dim* is not in [1, K] or the global batch
+                is below 2.
+        """
+        m, (n_local, k) = len(zs) // 2, zs[0].shape
+        kc = self.common_dim if self.decouple else k
+        if not 1 <= kc <= k:
+            msg = f'common_dim must be in [1, {k}] (the embedding size), got {kc}'
+            raise ValueError(msg)
+        mask = self._present(present, m, n_local, zs[0])
+        with torch.autocast(device_type=zs[0].device.type, enabled=False):
+            zs = self._gather([z.float() for z in zs])
+            mask = self._gather_mask(mask)
+            n = zs[0].shape[0]
+            if n < 2:
+                msg = f'batch size must be >= 2 to normalise along it, got {n}'
+                raise ValueError(msg)
+            zero = zs[0].new_zeros(())
+            intra = [zero] * m
+            if self.intra:
+                intra = [self._intra_term(zs, mask, i) for i in range(m)]
+            common, unique, diags = self._cross_terms(zs, mask, kc)
+            if self.weighting == 'official':
+                cross = (common + unique) / 2
+                loss = (intra[0] + intra[1] + cross) / 3 if self.intra else cross
+            else:
+                loss = common + unique + sum(intra, zero)
+        mean = [torch.stack(d).mean() if d else zero for d in diags]
+        self.terms = {
+            'common': common.detach(),
+            'unique': unique.detach(),
+            **{f'intra{i + 1}': t.detach() for i, t in enumerate(intra)},
+            'common_diag': mean[0].detach(),
+            'unique_diag': mean[1].detach(),
+        }
+        return loss
+
+    def _cross_terms(
+        self, zs: list[Tensor], mask: Tensor, kc: int
+    ) -> tuple[Tensor, Tensor, tuple[list[Tensor], list[Tensor]]]:
+        """The weighted common and unique terms summed over the pairs.
+
+        Returns:
+            ``(common, unique, (common diagonals, unique diagonals))``, the
+            diagonals' means per pair that has at least two locations.
+        """
+        m = len(zs) // 2
+        zero = zs[0].new_zeros(())
+        common, unique = zero, zero
+        diags: tuple[list[Tensor], list[Tensor]] = ([], [])
+        weights = self.pair_weights or [1.0] * (m * (m - 1) // 2)
+        pairs = itertools.combinations(range(m), 2)
+        for w, (i, j) in zip(weights, pairs, strict=True):
+            rows = mask[i] & mask[j]
+            a_i = self._normalised(zs[2 * i], rows)
+            a_j = self._normalised(zs[2 * j], rows)
+            if a_i is None or a_j is None:
+                continue
+            (diag_c, off_c), stats_u, _ = self._cross_stats(a_i, a_j, kc)
+            common = common + w * barlow_twins_term(diag_c, off_c, self.lambd_common)
+            diags[0].append(diag_c.mean())
+            if stats_u:
+                diag_u, off_u = stats_u
+                unique = unique + w * (diag_u.pow(2).sum() + self.lambd_unique * off_u)
+                diags[1].append(diag_u.mean())
+        return common, unique, diags
+
+    def _intra_term(self, zs: list[Tensor], mask: Tensor, i: int) -> Tensor:
+        """Modality *i*'s Barlow Twins term on the locations that have it."""
+        a = self._normalised(zs[2 * i], mask[i])
+        b = self._normalised(zs[2 * i + 1], mask[i])
+        if a is None or b is None:
+            return zs[0].new_zeros(())
+        lambd = {0: self.lambd_intra1, 1: self.lambd_intra2}.get(i, self.lambd)
+        return barlow_twins_term(*correlation_stats(a, b), lambd)
