@@ -357,7 +357,7 @@ class DeCURLoss(nn.Module):
 
     @staticmethod
     def _cross_stats(
-        a1: Tensor, a2: Tensor, kc: int
+        a1: Tensor, a2: Tensor, kc: int, grams: tuple[Tensor, Tensor] | None = None
     ) -> tuple[
         tuple[Tensor, Tensor], tuple[Tensor, Tensor] | tuple[()], list[Tensor | None]
     ]:
@@ -367,6 +367,8 @@ class DeCURLoss(nn.Module):
             a1: Normalised embeddings of modality 1 (N, K).
             a2: Normalised embeddings of modality 2 (N, K).
             kc: Number of common dimensions.
+            grams: ``a1 @ a1.T`` and ``a2 @ a2.T`` where they were computed
+                already.
 
         Returns:
             ``(diag, off)`` of the common block, of the unique block (empty
@@ -380,7 +382,7 @@ class DeCURLoss(nn.Module):
             stats_u = _matrix_stats(c[unique, unique]) if kc < k else ()
             return _matrix_stats(c[common, common]), stats_u, [None, None]
         diag = (a1 * a2).sum(dim=0) / n
-        g1, g2 = _gram(a1), _gram(a2)
+        g1, g2 = grams if grams is not None else (_gram(a1), _gram(a2))
         if kc == k:
             return (diag, _gram_off(diag, g1, g2)), (), [g1, g2]
         # Gram of the narrower block; the wider one by difference
@@ -575,10 +577,11 @@ class DeCURLoss(nn.Module):
                 msg = f'batch size must be >= 2 to normalise along it, got {n}'
                 raise ValueError(msg)
             zero = zs[0].new_zeros(())
+            full = self._complete_views(zs, mask)
             intra = [zero] * m
             if self.intra:
-                intra = [self._intra_term(zs, mask, i) for i in range(m)]
-            common, unique, diags = self._cross_terms(zs, mask, kc)
+                intra = [self._intra_term(zs, mask, i, full) for i in range(m)]
+            common, unique, diags = self._cross_terms(zs, mask, kc, full)
             if self.weighting == 'official':
                 cross = (common + unique) / 2
                 loss = (intra[0] + intra[1] + cross) / 3 if self.intra else cross
@@ -594,8 +597,29 @@ class DeCURLoss(nn.Module):
         }
         return loss
 
+    def _complete_views(
+        self, zs: list[Tensor], mask: Tensor
+    ) -> dict[int, tuple[Tensor, Tensor | None]]:
+        """View a of each modality that every location has, normalised once.
+
+        Returns:
+            ``{modality: (normalised view a, its Gram matrix or None)}``; the
+            Gram matrix (N < K only) is shared by that modality's terms.
+        """
+        n, k = zs[0].shape
+        out: dict[int, tuple[Tensor, Tensor | None]] = {}
+        for i in range(len(zs) // 2):
+            if bool(mask[i].all()):
+                a = F.batch_norm(zs[2 * i], None, None, training=True, eps=self.eps)
+                out[i] = (a, _gram(a) if n < k else None)
+        return out
+
     def _cross_terms(
-        self, zs: list[Tensor], mask: Tensor, kc: int
+        self,
+        zs: list[Tensor],
+        mask: Tensor,
+        kc: int,
+        full: dict[int, tuple[Tensor, Tensor | None]],
     ) -> tuple[Tensor, Tensor, tuple[list[Tensor], list[Tensor]]]:
         """The weighted common and unique terms summed over the pairs.
 
@@ -610,12 +634,17 @@ class DeCURLoss(nn.Module):
         weights = self.pair_weights or [1.0] * (m * (m - 1) // 2)
         pairs = itertools.combinations(range(m), 2)
         for w, (i, j) in zip(weights, pairs, strict=True):
-            rows = mask[i] & mask[j]
-            a_i = self._normalised(zs[2 * i], rows)
-            a_j = self._normalised(zs[2 * j], rows)
+            grams = None
+            if i in full and j in full:  # every location: shared statistics
+                (a_i, g_i), (a_j, g_j) = full[i], full[j]
+                grams = (g_i, g_j) if g_i is not None and g_j is not None else None
+            else:
+                rows = mask[i] & mask[j]
+                a_i = self._normalised(zs[2 * i], rows)
+                a_j = self._normalised(zs[2 * j], rows)
             if a_i is None or a_j is None:
                 continue
-            (diag_c, off_c), stats_u, _ = self._cross_stats(a_i, a_j, kc)
+            (diag_c, off_c), stats_u, _ = self._cross_stats(a_i, a_j, kc, grams)
             common = common + w * barlow_twins_term(diag_c, off_c, self.lambd_common)
             diags[0].append(diag_c.mean())
             if stats_u:
@@ -624,11 +653,17 @@ class DeCURLoss(nn.Module):
                 diags[1].append(diag_u.mean())
         return common, unique, diags
 
-    def _intra_term(self, zs: list[Tensor], mask: Tensor, i: int) -> Tensor:
+    def _intra_term(
+        self,
+        zs: list[Tensor],
+        mask: Tensor,
+        i: int,
+        full: dict[int, tuple[Tensor, Tensor | None]],
+    ) -> Tensor:
         """Modality *i*'s Barlow Twins term on the locations that have it."""
-        a = self._normalised(zs[2 * i], mask[i])
+        a, gram = full[i] if i in full else (self._normalised(zs[2 * i], mask[i]), None)
         b = self._normalised(zs[2 * i + 1], mask[i])
         if a is None or b is None:
             return zs[0].new_zeros(())
         lambd = {0: self.lambd_intra1, 1: self.lambd_intra2}.get(i, self.lambd)
-        return barlow_twins_term(*correlation_stats(a, b), lambd)
+        return barlow_twins_term(*correlation_stats(a, b, gram), lambd)
