@@ -596,8 +596,7 @@ def explain(
     folder, config = Path(out), Path(data_config)
     _check_arguments(folder, config, overwrite, batch_size, ig_steps)
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    default = DEFAULT_SAMPLES.get(device.type, DEFAULT_SAMPLES['cpu'])
-    samples = default if samples is None else samples
+    samples = DEFAULT_SAMPLES.get(device.type, 64) if samples is None else samples
     task, other = _load_tasks(checkpoint, compare, device, trust_checkpoint)
     layers = _layers(task)
     pairs = load_pairs(config, task, samples, batch_size, seed, device)
