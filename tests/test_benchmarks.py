@@ -128,3 +128,12 @@ def test_trifeature_other_methods(trifeature: ModuleType, tmp_path: Path) -> Non
     assert trifeature.main(args) == 0
     with (tmp_path / 'trifeature.csv').open() as f:
         assert [r['method'] for r in csv.DictReader(f)] == others
+
+
+def test_monitor_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    monitors = _load('monitors')
+    args = ['--n', '16', '--k', '64', '--repeats', '2', '--every', '2']
+    status = monitors.main([*args, '--max-overhead', '100'])
+    out = capsys.readouterr().out
+    assert status == 0 and 'amortised at every=2' in out and 'PASS' in out
+    assert monitors.main([*args, '--max-overhead', '0']) == 1  # nothing is free

@@ -52,12 +52,16 @@ def reference(
     c_c = c[:kc, :kc]
     c_u = c[kc:, kc:]
     out = {'common': bt(c_c, lc), 'common_diag': torch.diagonal(c_c).mean()}
+    out['offdiag'] = off_diagonal(c_c).pow(2).sum()
     if kc < k:
         on_diag_u = torch.diagonal(c_u).pow(2).sum()
         out['unique'] = on_diag_u + lu * off_diagonal(c_u).pow(2).sum()
         out['unique_diag'] = torch.diagonal(c_u).mean()
+        out['unique_absdiag'] = torch.diagonal(c_u).abs().mean()
+        out['offdiag'] = out['offdiag'] + off_diagonal(c_u).pow(2).sum()
     else:
         out['unique'] = out['unique_diag'] = torch.zeros(())
+        out['unique_absdiag'] = torch.zeros(())
     if intra:
         out['intra1'] = bt(bn(z1_a).T @ bn(z1_b) / n, l1)
         out['intra2'] = bt(bn(z2_a).T @ bn(z2_b) / n, l2)
@@ -102,7 +106,13 @@ def test_matches_reference(n: int, k: int, kc: int) -> None:
     assert loss.dtype == torch.float32
     assert loss.dim() == 0
     assert_close(loss, expected['total'])
-    assert set(loss_fn.terms) == {*TERMS, 'common_diag', 'unique_diag'}
+    assert set(loss_fn.terms) == {
+        *TERMS,
+        'common_diag',
+        'unique_diag',
+        'unique_absdiag',
+        'offdiag',
+    }
     for key, value in loss_fn.terms.items():
         assert not value.requires_grad
         assert_close(value, expected[key])

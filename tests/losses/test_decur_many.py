@@ -124,6 +124,8 @@ def test_terms_of_many_modalities() -> None:
         'intra3',
         'common_diag',
         'unique_diag',
+        'unique_absdiag',
+        'offdiag',
     }
     assert 0 < float(fn.terms['common_diag']) <= 1
 

@@ -182,9 +182,12 @@ class DeCURLoss(nn.Module):
 
     After each call, ``terms`` holds the detached terms for logging:
     ``'common'``, ``'unique'``, ``'intra1'``, ``'intra2'`` (zero where a term is
-    switched off) and ``'common_diag'`` / ``'unique_diag'``, the mean
+    switched off), ``'common_diag'`` / ``'unique_diag'``, the mean
     on-diagonal cross-modal correlation of the common and of the unique
-    dimensions (zero when there is no unique dimension).
+    dimensions (zero when there is no unique dimension), ``'unique_absdiag'``,
+    the mean of its absolute value, and ``'offdiag'``, the cross-modal
+    off-diagonal energy (collapse monitors: a stuck common diagonal or a
+    growing off-diagonal energy shows a run that stopped learning).
 
     [0] Wang, Y. et al., 2024. Decoupling Common and Unique Representations for
     Multimodal Self-supervised Learning. ECCV. https://arxiv.org/abs/2309.05300
@@ -492,11 +495,13 @@ class DeCURLoss(nn.Module):
 
             zero = a1.new_zeros(())
             loss_common = barlow_twins_term(diag_c, off_c, self.lambd_common)
-            loss_unique = unique_diag = zero
+            loss_unique = unique_diag = unique_absdiag = zero
+            offdiag = off_c
             if unique:
                 diag_u, off_u = unique
                 loss_unique = diag_u.pow(2).sum() + self.lambd_unique * off_u
-                unique_diag = diag_u.mean()
+                unique_diag, unique_absdiag = diag_u.mean(), diag_u.abs().mean()
+                offdiag = off_c + off_u
             loss_intra1 = loss_intra2 = zero
             if self.intra:
                 (d11, off11), (d22, off22) = intra_stats
@@ -518,6 +523,8 @@ class DeCURLoss(nn.Module):
             'intra2': loss_intra2.detach(),
             'common_diag': diag_c.detach().mean(),
             'unique_diag': unique_diag.detach(),
+            'unique_absdiag': unique_absdiag.detach(),
+            'offdiag': offdiag.detach(),
         }
         return loss
 
@@ -581,19 +588,23 @@ class DeCURLoss(nn.Module):
             intra = [zero] * m
             if self.intra:
                 intra = [self._intra_term(zs, mask, i, full) for i in range(m)]
-            common, unique, diags = self._cross_terms(zs, mask, kc, full)
+            common, unique, diags, offdiag = self._cross_terms(zs, mask, kc, full)
             if self.weighting == 'official':
                 cross = (common + unique) / 2
                 loss = (intra[0] + intra[1] + cross) / 3 if self.intra else cross
             else:
                 loss = common + unique + sum(intra, zero)
-        mean = [torch.stack(d).mean() if d else zero for d in diags]
+        mean = [torch.stack(d).mean() if d else zero for d in diags[:2]]
         self.terms = {
             'common': common.detach(),
             'unique': unique.detach(),
             **{f'intra{i + 1}': t.detach() for i, t in enumerate(intra)},
             'common_diag': mean[0].detach(),
             'unique_diag': mean[1].detach(),
+            'unique_absdiag': (
+                torch.stack(diags[2]).mean() if diags[2] else zero
+            ).detach(),
+            'offdiag': offdiag.detach(),
         }
         return loss
 
@@ -620,17 +631,18 @@ class DeCURLoss(nn.Module):
         mask: Tensor,
         kc: int,
         full: dict[int, tuple[Tensor, Tensor | None]],
-    ) -> tuple[Tensor, Tensor, tuple[list[Tensor], list[Tensor]]]:
+    ) -> tuple[Tensor, Tensor, tuple[list[Tensor], list[Tensor], list[Tensor]], Tensor]:
         """The weighted common and unique terms summed over the pairs.
 
         Returns:
-            ``(common, unique, (common diagonals, unique diagonals))``, the
-            diagonals' means per pair that has at least two locations.
+            ``(common, unique, diagonals, offdiag)``: the diagonals' means per
+            pair that has at least two locations (common, unique, absolute
+            unique), and the pairs' summed off-diagonal energy.
         """
         m = len(zs) // 2
         zero = zs[0].new_zeros(())
-        common, unique = zero, zero
-        diags: tuple[list[Tensor], list[Tensor]] = ([], [])
+        common, unique, offdiag = zero, zero, zero
+        diags: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
         weights = self.pair_weights or [1.0] * (m * (m - 1) // 2)
         pairs = itertools.combinations(range(m), 2)
         for w, (i, j) in zip(weights, pairs, strict=True):
@@ -647,11 +659,14 @@ class DeCURLoss(nn.Module):
             (diag_c, off_c), stats_u, _ = self._cross_stats(a_i, a_j, kc, grams)
             common = common + w * barlow_twins_term(diag_c, off_c, self.lambd_common)
             diags[0].append(diag_c.mean())
+            offdiag = offdiag + off_c
             if stats_u:
                 diag_u, off_u = stats_u
                 unique = unique + w * (diag_u.pow(2).sum() + self.lambd_unique * off_u)
                 diags[1].append(diag_u.mean())
-        return common, unique, diags
+                diags[2].append(diag_u.abs().mean())
+                offdiag = offdiag + off_u
+        return common, unique, diags, offdiag
 
     def _intra_term(
         self,

@@ -42,6 +42,7 @@ from ..modalities import in_channels_for, modality_record
 from ..models import create_modality_encoder, create_projector
 from ..models.deformable import DeformableResNet
 from ..models.weights.files import encoder_records
+from ..monitors import CollapseMonitor
 from ._skips import SkipReportMixin
 
 __all__ = ('OPTIMIZERS', 'EncoderSettings', 'SSLTask')
@@ -146,6 +147,7 @@ class SSLTask(SkipReportMixin, BaseTask):
         lr_schedule: Literal['cosine', 'constant'] = 'cosine',
         gather_distributed: bool = True,
         nonfinite_skips: int = 0,
+        monitor_every: int = 50,
     ) -> None:
         """Initialize a new SSLTask instance.
 
@@ -201,6 +203,9 @@ class SSLTask(SkipReportMixin, BaseTask):
                 to skip (no update) before the run stops with
                 :class:`~torchgeo_decur.guards.NonFiniteError`; 0 stops at the
                 first (:mod:`torchgeo_decur.guards`).
+            monitor_every: Steps between the effective ranks of the collapse
+                monitors (:mod:`torchgeo_decur.monitors`, logged in training
+                with each modality's embedding std); 0 leaves the ranks out.
 
         Raises:
             ValueError: If *modalities* does not name two distinct modalities,
@@ -211,6 +216,8 @@ class SSLTask(SkipReportMixin, BaseTask):
         names = list(modalities)
         _check_arguments(names, encoders, optimizer, lr_schedule)
         self.finite = FiniteSteps(nonfinite_skips)
+        self.monitor = CollapseMonitor(every=monitor_every)
+        self._captured: dict[str, Tensor] | None = None
         given = encoders or {}
         self.weights = {
             name: given.get(name, {}).get('weights', default)
@@ -286,6 +293,9 @@ class SSLTask(SkipReportMixin, BaseTask):
             Embeddings of shape ``(B, K)``.
         """
         out: Tensor = self.projectors[modality](self.encoders[modality](x))
+        captured = getattr(self, '_captured', None)
+        if captured is not None:  # the collapse monitors' view of the step
+            captured.setdefault(modality, out)
         return out
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
@@ -394,12 +404,22 @@ class SSLTask(SkipReportMixin, BaseTask):
         .. versionadded:: 0.2
         """
         views = self.views(batch)
-        loss, terms = self.compute_loss(views)
+        monitor = getattr(self, 'monitor', None) if stage == 'train' else None
+        self._captured = {} if monitor is not None else None
+        try:
+            loss, terms = self.compute_loss(views)
+            if monitor is not None and self._captured:
+                terms = {**terms, **monitor(self._captured, self.global_step)}
+        finally:
+            self._captured = None
         size = next(iter(views.values())).shape[0]
         sync = stage != 'train'
         self.log(f'{stage}_loss', loss, batch_size=size, sync_dist=sync, prog_bar=True)
         for name, value in terms.items():
-            self.log(f'{stage}_{name}', value, batch_size=size, sync_dist=sync)
+            bar = name == 'common_diag'
+            self.log(
+                f'{stage}_{name}', value, batch_size=size, sync_dist=sync, prog_bar=bar
+            )
         return loss, terms
 
     def training_step(
