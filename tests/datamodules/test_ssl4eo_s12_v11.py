@@ -15,7 +15,7 @@ from torchgeo_decur.datamodules import (
 )
 from torchgeo_decur.tasks import DeCURTask
 
-from ..datasets.v11_data import make_v11
+from ..datasets.v11_data import make_v11, make_v11_shards
 
 pytestmark = pytest.mark.filterwarnings(
     'ignore:The .*dataloader.* does not have many workers'
@@ -172,3 +172,33 @@ def test_streamed_epochs(ssl4eo_v11_shards_root: Path) -> None:
     assert resumed == epochs[1]  # the resumed epoch streams as it did
     with pytest.raises(ValueError, match='modalities must be two of'):
         SSL4EOS12V11ShardsDataModule(modalities=['S1GRD', 'NDVI'])
+
+
+@pytest.mark.slow
+def test_streamed_shards_under_ddp_read_every_location_once(tmp_path: Path) -> None:
+    """2 processes x 2 workers over 4 shards: every location once per epoch."""
+    root = make_v11_shards(tmp_path / 'shards', shards=4, locations=2, size=16,
+                           modalities=('S1GRD', 'S2L1C'))  # fmt: skip
+    seen = tmp_path / 'seen'
+    seen.mkdir()
+    datamodule = SSL4EOS12V11ShardsDataModule(
+        root=str(root),
+        batch_size=2,
+        num_workers=2,
+        patch_size=16,
+        return_metadata=True,
+        transforms=Recorder(seen),
+    )
+    trainer = Trainer(
+        max_epochs=1,
+        accelerator='cpu',
+        devices=2,
+        strategy='ddp_spawn',
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(DeCURTask(**TINY), datamodule=datamodule)
+    counts = Counter(p.read_text() for p in seen.iterdir())
+    assert len(counts) == 8 and set(counts.values()) == {1}, counts
