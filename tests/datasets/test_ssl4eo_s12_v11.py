@@ -131,7 +131,9 @@ def corrupt_chunk(path: Path, member: str) -> None:
             f.writestr(filename, content)
 
 
-def test_bad_files_are_skipped_and_named(root: Path) -> None:
+def test_bad_files_are_skipped_and_named(tmp_path: Path) -> None:
+    # a third, sound file: replacements have good locations to land on
+    root = make_v11(tmp_path / 'v11', files=3, locations=3, size=SIZE)
     folder = root / 'train' / 'S2L1C'
     truncated = folder / 'ssl4eos12_train_seasonal_data_000001.zarr.zip'
     truncated.write_bytes(truncated.read_bytes()[:300])

@@ -38,23 +38,10 @@ BANDS = {
         'B11',
         'B12',
     ],
-    'S2L2A': [
-        'B01',
-        'B02',
-        'B03',
-        'B04',
-        'B05',
-        'B06',
-        'B07',
-        'B08',
-        'B8A',
-        'B09',
-        'B11',
-        'B12',
-    ],
     'S2RGB': ['R', 'G', 'B'],
     'DEM': ['DEM'],
 }
+BANDS['S2L2A'] = [b for b in BANDS['S2L1C'] if b != 'B10']  # L2A has no cirrus
 TIMES = 4
 
 

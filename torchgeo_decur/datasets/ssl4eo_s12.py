@@ -24,6 +24,7 @@ from torchgeo.datasets import (
 
 from ..modalities import get_modality
 from .multimodal import MultimodalDataset
+from .skipping import fallback_index
 
 __all__ = ('SSL4EOS12Pair', 'band_resolution')
 
@@ -741,19 +742,8 @@ class SSL4EOS12Pair(MultimodalDataset):
         return msg + '; bad files:\n' + '\n'.join(bad[-10:])
 
     def _fallback(self, index: int, attempt: int) -> int:
-        """The location tried at an attempt: *index* first, then fixed draws.
-
-        Args:
-            index: The requested location.
-            attempt: 0 for the first try.
-
-        Returns:
-            The location index, a function of *index* and *attempt* only.
-        """
-        if attempt == 0 or len(self) == 1:
-            return index
-        draw = int(np.random.default_rng([index, attempt]).integers(len(self) - 1))
-        return draw + (draw >= index)  # never the requested location again
+        """The location tried at an attempt (:func:`fallback_index`)."""
+        return fallback_index(index, attempt, len(self))
 
     def _load_location(
         self, index: int, bad: list[str], replaced: list[int]

@@ -44,14 +44,18 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError
 
 from .multimodal import MultimodalDataset
+from .skipping import fallback_index
 from .zarr_zip import ZarrZipFile
 
 __all__ = (
+    'CLOUDY_CLASSES',
     'CLOUD_CLASSES',
     'S2_OFFSET',
     'SSL4EOS12V11',
     'V11_MODALITIES',
     'band_name',
+    'check_reader_arguments',
+    'clear_timestamps',
     'finish_batch',
     'has_data',
     'to_v1_units',
@@ -73,7 +77,7 @@ CLOUD_CLASSES = {
 
 #: Classes that count against a timestamp with ``max_cloud``: clouds,
 #: their shadows and no data.
-_CLOUDY = (3, 4, 5, 6)
+CLOUDY_CLASSES = (3, 4, 5, 6)
 
 #: v1.1's modality folders and the registered modality each one feeds
 #: (``None``: read, but no registered preprocessing).
@@ -107,6 +111,67 @@ def band_name(name: str) -> str:
 _KIND_NAMES = {'f': 'floating point', 'u': 'unsigned integer', 'i': 'integer'}
 
 
+def check_reader_arguments(
+    modalities: Sequence[str],
+    known: Sequence[str],
+    max_cloud: float | None,
+    finish: str,
+    kind: str = 'v1.1',
+) -> None:
+    """Check the arguments both v1.1 readers share.
+
+    Args:
+        modalities: The modality folders asked for.
+        known: The folders the format has.
+        max_cloud: The cloud share limit, or None.
+        finish: ``'sample'`` or ``'batch'``.
+        kind: What the folders are called in the error (``'v1.1'``,
+            ``'shard'``).
+
+    Raises:
+        ValueError: Naming the argument and the value.
+
+    .. versionadded:: 0.2
+    """
+    unknown = [m for m in modalities if m not in known]
+    if unknown or not modalities or len(set(modalities)) != len(modalities):
+        msg = (
+            f'modalities must be distinct {kind} folders of {list(known)}, '
+            f'got {list(modalities)}'
+        )
+        raise ValueError(msg)
+    if max_cloud is not None and not 0 <= max_cloud <= 1:
+        msg = f'max_cloud must be in [0, 1] or None, got {max_cloud}'
+        raise ValueError(msg)
+    if finish not in ('sample', 'batch'):
+        msg = f"finish must be 'sample' or 'batch', got {finish!r}"
+        raise ValueError(msg)
+
+
+def clear_timestamps(
+    mask: NDArray[Any], times: list[int], max_cloud: float
+) -> list[int]:
+    """The timestamps whose cloud mask is not all no data and clear enough.
+
+    Args:
+        mask: ``cloud_mask`` of *times*, ``(len(times), H, W)``.
+        times: The timestamps of *mask*.
+        max_cloud: Largest share of :data:`CLOUDY_CLASSES` pixels kept.
+
+    Returns:
+        The kept timestamps, in order.
+
+    .. versionadded:: 0.2
+    """
+    no_data = (mask == 6).mean(axis=(1, 2))
+    cloudy = np.isin(mask, CLOUDY_CLASSES).mean(axis=(1, 2))
+    return [
+        t
+        for t, empty, share in zip(times, no_data, cloudy, strict=True)
+        if empty < 1 and share <= max_cloud
+    ]
+
+
 def has_data(view: NDArray[Any], modality: str, offset: int = S2_OFFSET) -> bool:
     """Whether a stored view holds any data.
 
@@ -136,8 +201,9 @@ def to_v1_units(
     Sentinel-2: the offset of 1000 removed, values below it (no data,
     negative L2A reflectance) clipped to 0, as v1's unsigned files hold
     them; Sentinel-1 dB with non-finite pixels filled with the band's median
-    (v1's reader fills thin no-data borders the same way); RGB bytes as
-    they are.
+    (v1's reader fills thin no-data borders the same way; an all no-data
+    band becomes 0); RGB bytes as they are. The same code as the batch's
+    (:func:`finish_batch`).
 
     Args:
         views: ``(V, C, H, W)`` as stored.
@@ -150,30 +216,8 @@ def to_v1_units(
 
     .. versionadded:: 0.2
     """
-    if modality in ('S2L1C', 'S2L2A'):
-        image = np.subtract(views, offset, dtype=np.float32)
-        return np.maximum(image, 0, out=image)
-    image = views.astype(np.float32)
-    if modality == 'S1GRD':
-        for view in image:
-            _fill_nonfinite(view)
-    return image
-
-
-def _fill_nonfinite(view: NDArray[np.float32]) -> None:
-    """Fill a Sentinel-1 view's non-finite pixels in place.
-
-    With each band's median (thin no-data borders, as v1's reader); a view
-    without a finite pixel becomes all zero, which reads as no data.
-    """
-    finite = np.isfinite(view)
-    if finite.all():
-        return
-    if not finite.any():
-        view[...] = 0
-        return
-    medians = np.nanmedian(np.where(finite, view, np.nan), axis=(1, 2))
-    view[...] = np.where(finite, view, medians[:, None, None])
+    batch = finish_batch({'v': torch.from_numpy(views)}, {'v': modality}, offset)
+    return batch['v'].numpy()
 
 
 def finish_batch(
@@ -181,7 +225,8 @@ def finish_batch(
 ) -> dict[str, Any]:
     """A collated batch of stored v1.1 values in v1's units, on its device.
 
-    What :func:`to_v1_units` does per sample, on whole batches.
+    What :func:`to_v1_units` does per sample, on whole batches (the lower
+    median of an even number of pixels, as :func:`torch.nanmedian`).
 
     Args:
         batch: The batch.
@@ -322,21 +367,9 @@ class SSL4EOS12V11(MultimodalDataset):
             ValueError: If a modality, *max_cloud* or *max_location_attempts*
                 is invalid.
         """
-        unknown = [m for m in modalities if m not in V11_MODALITIES]
-        if unknown or len(modalities) < 1 or len(set(modalities)) != len(modalities):
-            msg = (
-                f'modalities must be distinct v1.1 folders of {list(V11_MODALITIES)}, '
-                f'got {list(modalities)}'
-            )
-            raise ValueError(msg)
-        if max_cloud is not None and not 0 <= max_cloud <= 1:
-            msg = f'max_cloud must be in [0, 1] or None, got {max_cloud}'
-            raise ValueError(msg)
+        check_reader_arguments(modalities, list(V11_MODALITIES), max_cloud, finish)
         if max_location_attempts < 1:
             msg = f'max_location_attempts must be >= 1, got {max_location_attempts}'
-            raise ValueError(msg)
-        if finish not in ('sample', 'batch'):
-            msg = f"finish must be 'sample' or 'batch', got {finish!r}"
             raise ValueError(msg)
         self.finish = finish
         self.root = (
@@ -499,10 +532,8 @@ class SSL4EOS12V11(MultimodalDataset):
         return sample
 
     def _fallback(self, index: int, attempt: int) -> int:
-        """The location tried at an attempt: *index* first, then fixed draws."""
-        if attempt == 0:
-            return index
-        return random.Random(index * 1_000_003 + attempt).randrange(len(self))
+        """The location tried at an attempt (:func:`fallback_index`)."""
+        return fallback_index(index, attempt, len(self))
 
     def _load_location(
         self, index: int, bad: list[str], replaced: list[int]
@@ -596,10 +627,7 @@ class SSL4EOS12V11(MultimodalDataset):
             if 'cloud_mask' not in group:
                 continue
             mask = group.location('cloud_mask', i, usable)  # (time, y, x), small
-            no_data = (mask == 6).mean(axis=(1, 2))
-            cloudy = np.isin(mask, _CLOUDY).mean(axis=(1, 2))
-            limit = self.max_cloud
-            keep = [t for t in usable if no_data[t] < 1 and cloudy[t] <= limit]
+            keep = clear_timestamps(mask, usable, self.max_cloud)
             replaced[0] += len(usable) - len(keep)
             usable = keep
         if not usable:

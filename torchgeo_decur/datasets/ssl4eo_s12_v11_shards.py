@@ -40,8 +40,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .multimodal import MultimodalDataset
 from .ssl4eo_s12_v11 import (
-    CLOUD_CLASSES,
     band_name,
+    check_reader_arguments,
+    clear_timestamps,
     finish_batch,
     has_data,
     to_v1_units,
@@ -61,9 +62,6 @@ SHARD_MODALITIES: dict[str, str | None] = {
     'NDVI': None,
     'LULC': None,
 }
-
-#: Mask classes that count against a timestamp with ``max_cloud``.
-_CLOUDY = tuple(k for k, v in CLOUD_CLASSES.items() if 'cloud' in v or v == 'no data')
 
 #: A numeric brace range of a shard pattern, ``{000001..000477}``.
 _RANGE = re.compile(r'\{(\d+)\.\.(\d+)\}')
@@ -177,19 +175,9 @@ class SSL4EOS12V11Shards(MultimodalDataset, IterableDataset):  # type: ignore[mi
             ValueError: If a modality or another argument is invalid.
             FileNotFoundError: If no shard is found (names where it looked).
         """
-        unknown = [m for m in modalities if m not in SHARD_MODALITIES]
-        if unknown or not modalities or len(set(modalities)) != len(modalities):
-            msg = (
-                f'modalities must be distinct shard folders of '
-                f'{list(SHARD_MODALITIES)}, got {list(modalities)}'
-            )
-            raise ValueError(msg)
-        if max_cloud is not None and not 0 <= max_cloud <= 1:
-            msg = f'max_cloud must be in [0, 1] or None, got {max_cloud}'
-            raise ValueError(msg)
-        if finish not in ('sample', 'batch'):
-            msg = f"finish must be 'sample' or 'batch', got {finish!r}"
-            raise ValueError(msg)
+        check_reader_arguments(
+            modalities, list(SHARD_MODALITIES), max_cloud, finish, 'shard'
+        )
         self.root = str(root).rstrip('/')
         self.split = split
         self.folders = tuple(modalities)
@@ -459,10 +447,7 @@ class SSL4EOS12V11Shards(MultimodalDataset, IterableDataset):  # type: ignore[mi
             if 'cloud_mask' not in store:
                 continue
             mask = store.timestamps('cloud_mask', usable)
-            cloudy = np.isin(mask, _CLOUDY).mean(axis=(1, 2))
-            keep = [
-                t for t, c in zip(usable, cloudy, strict=True) if c <= self.max_cloud
-            ]
+            keep = clear_timestamps(mask, usable, self.max_cloud)
             skipped[1] += len(usable) - len(keep)
             usable = keep
         if not usable:
