@@ -39,7 +39,9 @@ def test_thermal_pair_trains_with_torchgeo_fit(tmp_path: Path) -> None:
     assert ckpt['global_step'] == 1
     hp = ckpt['hyper_parameters']
     # channel counts taken from the registered modalities, and recorded
-    assert (hp['in_channels1'], hp['in_channels2']) == (3, 1)
+    channels = [e['in_channels'] for e in hp['encoders'].values()]
+    assert channels == [3, 1]
+    assert hp['model1'] is None  # the example uses no deprecated alias
     thermal = ckpt['torchgeo_decur']['modalities'][1]
     assert thermal['name'] == 'thermal' and thermal['bands'] == ['LWIR']
     assert ckpt['state_dict']['encoders.thermal.conv1.weight'].shape[1] == 1

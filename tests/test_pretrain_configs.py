@@ -23,6 +23,7 @@ CONFIGS = {
     'decur_s1s2_v11': ('ssl4eo_v11_root', []),
     'decur_s1s2a_v11': ('ssl4eo_v11_root', []),
     'decur_s1s2a_v11_shards': ('ssl4eo_v11_shards_root', []),
+    'decur_s1s2adem_v11_shards': ('ssl4eo_v11_shards_root', []),
 }
 
 

@@ -99,7 +99,7 @@ def test_one_image_per_modality_gives_two_views_standardised_last() -> None:
 
 
 def test_generic_datamodule_errors() -> None:
-    with pytest.raises(ValueError, match='two modalities'):
+    with pytest.raises(ValueError, match='two or more modalities'):
         PairedDataModule(PermutedPair, ('rgb',))
     with pytest.raises(ValueError, match="unknown modality 'lidar'"):
         PairedDataModule(PermutedPair, ('rgb', 'lidar'))

@@ -265,7 +265,7 @@ def test_every_method_has_a_config() -> None:
         assert config['data']['class_path'] == (
             'torchgeo_decur.datamodules.SSL4EOS12PairDataModule'
         )
-        assert init['model1'] == init['model2'] == 'resnet50'
+        assert [e['model'] for e in init['encoders'].values()] == ['resnet50'] * 2
         assert init['modalities'] == ['s1', 's2c']
         trainer = config['trainer']
         assert trainer['plugins'][0]['class_path'] == (

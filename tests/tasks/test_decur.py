@@ -128,7 +128,11 @@ def test_paper_defaults() -> None:
     parser = ArgumentParser()
     parser.add_class_arguments(DeCURTask, 'model')
     defaults = vars(parser.get_defaults()['model'])
-    assert defaults['model1'] == defaults['model2'] == 'resnet50'
+    # model1/model2 are deprecated aliases: None, and the encoder is ResNet-50
+    assert defaults['model1'] is defaults['model2'] is None
+    assert defaults['encoders'] is None
+    task = DeCURTask(projector_dims=[64, 64])
+    assert [e['model'] for e in task.hparams['encoders'].values()] == ['resnet50'] * 2
     assert list(defaults['projector_dims']) == [8192, 8192, 8192]
     assert defaults['common_share'] == 0.875
     assert defaults['lambd'] == 0.0051
@@ -140,7 +144,8 @@ def test_paper_defaults() -> None:
 
 def test_in_channels_from_modalities() -> None:
     task = DeCURTask(**{**TINY, 'in_channels1': None, 'in_channels2': None})
-    assert (task.hparams['in_channels1'], task.hparams['in_channels2']) == (2, 3)
+    channels = [e['in_channels'] for e in task.hparams['encoders'].values()]
+    assert channels == [2, 3]
     # an unregistered name is refused even with its channel count (a typo
     # trained and exported encoders without bands); registered, it is recorded
     with pytest.raises(ValueError, match="'thermal' is not registered"):
@@ -215,9 +220,10 @@ def test_in_channels_must_match_data() -> None:
         'image1': torch.randn(2, 2, 2, 32, 32),
         'image2': torch.randn(2, 2, 4, 32, 32),
     }
-    with pytest.raises(
-        ValueError, match=r'image2 \(rgb\) has 4 channels but in_channels2=3'
-    ):
+    message = (
+        r"image2 \(rgb\) has 4 channels but its encoder takes 3 \(encoders\['rgb'\]"
+    )
+    with pytest.raises(ValueError, match=message):
         task.training_step(batch, 0)
     with pytest.raises(KeyError, match='image1'):
         task.training_step({'image2': batch['image2']}, 0)

@@ -72,8 +72,9 @@ class PairedDataModule(NonGeoDataModule):
     #: Seed of the train/validation split.
     split_seed = 0
 
-    #: Batch keys of modality 1 and modality 2.
-    keys = ('image1', 'image2')
+    #: Batch keys of the modalities: ``image1``, ``image2``, ... (set per
+    #: instance from *modalities*).
+    keys: tuple[str, ...] = ('image1', 'image2')
 
     def __init__(
         self,
@@ -90,7 +91,8 @@ class PairedDataModule(NonGeoDataModule):
 
         Args:
             dataset_class: Class of the dataset; instantiated with *kwargs*.
-            modalities: Registered modality names of ``image1`` and ``image2``.
+            modalities: Registered modality names of ``image1``, ``image2``,
+                ... (two or more; the dataset gives one key per modality).
             batch_size: Size of each mini-batch (per process).
             num_workers: Number of workers for parallel data loading.
             patch_size: Size of the augmented patches (random resized crops).
@@ -103,8 +105,8 @@ class PairedDataModule(NonGeoDataModule):
 
         Raises:
             ValueError: If *val_fraction* is not in ``[0, 1)``, *batch_size* is
-                smaller than 2, or *modalities* does not name two registered
-                modalities.
+                smaller than 2, or *modalities* does not name two or more
+                registered modalities.
         """
         if not 0 <= val_fraction < 1:
             msg = f'val_fraction must be in [0, 1), got {val_fraction}'
@@ -115,11 +117,12 @@ class PairedDataModule(NonGeoDataModule):
                 f'got {batch_size}'
             )
             raise ValueError(msg)
-        if len(modalities) != 2:
-            msg = f'modalities must name two modalities, got {list(modalities)}'
+        if len(modalities) < 2:
+            msg = f'modalities must name two or more modalities, got {list(modalities)}'
             raise ValueError(msg)
         super().__init__(dataset_class, batch_size, num_workers, **kwargs)
         self.modalities = tuple(modalities)
+        self.keys = tuple(f'image{i}' for i in range(1, len(modalities) + 1))
         self.patch_size = patch_size
         self.val_fraction = val_fraction
         if seed is None:

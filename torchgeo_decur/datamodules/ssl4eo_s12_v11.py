@@ -53,8 +53,8 @@ class SSL4EOS12V11DataModule(PairedDataModule):
             val_fraction: Fraction of the locations of *split* held out for
                 validation, in ``[0, 1)``; 0 disables validation.
             root: Root directory of SSL4EO-S12 v1.1 (with ``train`` and ``val``).
-            modalities: The two modality folders of ``image1`` and ``image2``:
-                ``S1GRD``, ``S2L1C`` or ``S2L2A``.
+            modalities: The modality folders of ``image1``, ``image2``, ...
+                (two or more of ``S1GRD``, ``S2L1C``, ``S2L2A``).
             split: The v1.1 split folder read (``'train'`` or ``'val'``).
             max_cloud: Largest share of cloud, cloud shadow and no-data pixels
                 of a drawn Sentinel-2 timestamp; None ignores the cloud mask.
@@ -64,16 +64,16 @@ class SSL4EOS12V11DataModule(PairedDataModule):
                 :class:`~torchgeo_decur.datasets.SSL4EOS12V11`.
 
         Raises:
-            ValueError: If *modalities* are not two v1.1 folders with a
-                registered preprocessing, or another argument is invalid.
+            ValueError: If *modalities* are not two or more v1.1 folders with
+                a registered preprocessing, or another argument is invalid.
         """
         kwargs.setdefault('finish', 'batch')
         names = [V11_MODALITIES.get(m) for m in modalities]
-        if len(names) != 2 or None in names:
+        if len(names) < 2 or None in names:
             usable = [m for m, n in V11_MODALITIES.items() if n is not None]
             msg = (
-                f'modalities must be two of the v1.1 folders {usable}, got '
-                f'{list(modalities)}'
+                f'modalities must be two or more of the v1.1 folders {usable}, '
+                f'got {list(modalities)}'
             )
             raise ValueError(msg)
         super().__init__(
@@ -150,8 +150,9 @@ class SSL4EOS12V11ShardsDataModule(PairedDataModule):
             num_workers: Number of workers for parallel data loading.
             patch_size: Size of the augmented patches (random resized crops).
             root: Folder or fsspec URL of the shards.
-            modalities: The two modality folders of ``image1`` and ``image2``
-                (``S1GRD``, ``S2L1C``, ``S2L2A``, ``DEM``).
+            modalities: The modality folders of ``image1``, ``image2``, ...
+                (two or more of ``S1GRD``, ``S2L1C``, ``S2L2A``, ``DEM``; e.g.
+                ``[S1GRD, S2L2A, DEM]`` for three-modality DeCUR).
             split: The split streamed for training.
             shards: The training shard names (a list, or a pattern with a
                 brace range); None lists the folder.
@@ -164,13 +165,13 @@ class SSL4EOS12V11ShardsDataModule(PairedDataModule):
                 :class:`~torchgeo_decur.datasets.SSL4EOS12V11Shards`.
 
         Raises:
-            ValueError: If *modalities* are not two shard folders with a
-                registered preprocessing.
+            ValueError: If *modalities* are not two or more shard folders
+                with a registered preprocessing.
         """
         names = [SHARD_MODALITIES.get(m) for m in modalities]
-        if len(names) != 2 or None in names:
+        if len(names) < 2 or None in names:
             usable = [m for m, n in SHARD_MODALITIES.items() if n is not None]
-            msg = f'modalities must be two of {usable}, got {list(modalities)}'
+            msg = f'modalities must be two or more of {usable}, got {list(modalities)}'
             raise ValueError(msg)
         kwargs.setdefault('finish', 'batch')
         super().__init__(

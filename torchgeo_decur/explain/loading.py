@@ -29,6 +29,7 @@ from torch.utils.data._utils.collate import default_collate
 
 from ..datamodules.preparation import ModalityPreprocessing
 from ..datamodules.sampling import SeededDataset, derive_seed
+from ..models.weights.files import encoder_records
 from ..tasks import DeCURTask, MultimodalSSLTask, SSLTask
 from ..trust import UntrustedFileError, load_file
 
@@ -303,8 +304,9 @@ def prepare_pairs(
     names = list(hparams['modalities'])
     preparation = ModalityPreprocessing(dict(zip(KEYS, names, strict=True)), dataset)
     out = []
+    records = encoder_records(hparams)
     for i, (key, modality) in enumerate(preparation.modalities.items(), start=1):
-        expected = int(hparams[f'in_channels{i}'])
+        expected = int(records[i - 1]['in_chans'])
         bands = preparation.input_bands.get(key, modality.bands)
         missing = [b for b in modality.bands if b not in bands]
         if missing:

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..checkpointing import staged_files, writable_folder
 from ..modalities import get_modality
+from ..models.weights.files import encoder_records
 from .alignment import alignment_scores, plot_alignment
 from .loading import (
     Pairs,
@@ -365,12 +366,13 @@ def _load_tasks(
     if compare is None:
         return task, None
     other = load_task(compare, trust_checkpoint=trust).to(device)
-    for i in (1, 2):
-        mine, theirs = task.hparams[f'in_channels{i}'], other.hparams[f'in_channels{i}']
-        if mine != theirs:
+    mine, theirs = encoder_records(task.hparams), encoder_records(other.hparams)
+    for a, b in zip(mine, theirs, strict=False):
+        if a['in_chans'] != b['in_chans']:
             msg = (
-                f'{compare} takes in_channels{i}={theirs}, {checkpoint} takes '
-                f'{mine}: compare checkpoints of the same modalities'
+                f'{compare} takes in_channels{a["index"]}={b["in_chans"]}, '
+                f'{checkpoint} takes {a["in_chans"]}: compare checkpoints of the '
+                'same modalities'
             )
             raise ValueError(msg)
     return task, other

@@ -104,6 +104,8 @@ class MultimodalSSLTask(SSLTask):
     .. versionadded:: 0.1
     """
 
+    max_modalities = 2
+
     def __init__(
         self,
         method: Literal[

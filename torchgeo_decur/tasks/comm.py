@@ -66,6 +66,8 @@ class CoMMTask(SSLTask):
     .. versionadded:: 0.1
     """
 
+    max_modalities = 2
+
     def __init__(
         self,
         embed_dim: int = 512,

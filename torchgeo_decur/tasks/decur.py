@@ -18,7 +18,11 @@ class DeCURTask(SSLTask):
     :class:`~torchgeo_decur.losses.DeCURLoss`: the first ``common_dim``
     embedding dimensions are driven to be correlated across the modalities,
     the others to be decorrelated, and each modality's two views are trained
-    with a full Barlow Twins term.
+    with a full Barlow Twins term. With more than two modalities the cross
+    terms are summed over every pair of modalities (``modalities=['s1',
+    's2a', 'dem']`` and an ``encoders`` entry each; see
+    :class:`~torchgeo_decur.losses.DeCURLoss`); ``weighting='official'`` is
+    defined for two.
 
     Defaults are the paper's SAR-optical settings: ResNet-50 per modality, an
     8192-8192-8192 projector, 87.5% common dimensions, lambda 0.0051, and LARS
@@ -60,14 +64,22 @@ class DeCURTask(SSLTask):
                 plain sum) or ``'official'`` (the authors' code).
             **kwargs: The encoders, projectors and optimiser
                 (:class:`~torchgeo_decur.tasks.SSLTask`): ``modalities``,
-                ``model1``, ``model2``, ``weights1``, ``weights2``,
                 ``encoders``, ``projector_dims``, ``lr``, ...
+                (``model1``, ``weights1``, ... are deprecated aliases).
 
         Raises:
             ValueError: If *common_dim* / *common_share* do not fit the
-                projector output, *weighting* is unknown, or as
+                projector output, *weighting* is unknown or ``'official'``
+                with other than two modalities, or as
                 :class:`~torchgeo_decur.tasks.SSLTask`.
         """
+        names = list(kwargs.get('modalities', ('s1', 's2c')))
+        if weighting == 'official' and len(names) != 2:
+            msg = (
+                "weighting='official' is the authors' code for two modalities; "
+                f"{len(names)} given ({names}): use weighting='paper'"
+            )
+            raise ValueError(msg)
         super().__init__(**kwargs)
 
     def configure_losses(self) -> None:
@@ -103,19 +115,27 @@ class DeCURTask(SSLTask):
     def compute_loss(
         self, views: dict[str, Tensor]
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """DeCUR's loss of the two views of both modalities.
+        """DeCUR's loss of the two views of every modality.
 
         Args:
             views: ``{modality: views of shape (B, 2, C, H, W)}``.
 
         Returns:
             The loss, and its terms as ``loss_common``, ``loss_unique``,
-            ``loss_intra1``, ``loss_intra2``, ``common_diag``, ``unique_diag``.
+            ``loss_intra1``, ``loss_intra2``, ... (one per modality),
+            ``common_diag``, ``unique_diag``, ``unique_absdiag``, ``offdiag``.
         """
         z = [self.project(m, x[:, v]) for m, x in views.items() for v in (0, 1)]
         loss: Tensor = self.criterion(*z)
-        named = ('common', 'unique', 'intra1', 'intra2')
         terms = {
-            f'loss_{k}' if k in named else k: v for k, v in self.criterion.terms.items()
+            f'loss_{k}' if _is_loss_term(k) else k: v
+            for k, v in self.criterion.terms.items()
         }
         return loss, terms
+
+
+def _is_loss_term(name: str) -> bool:
+    """Whether a term of :class:`~torchgeo_decur.losses.DeCURLoss` is a loss."""
+    return name in ('common', 'unique') or (
+        name.startswith('intra') and name[5:].isdigit()
+    )

@@ -25,6 +25,7 @@ in ``configure_losses``) and its forward of the views
 .. versionadded:: 0.2
 """
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
@@ -54,8 +55,10 @@ OPTIMIZERS = ('lars', 'adamw')
 class EncoderSettings(TypedDict, total=False):
     """The encoder of one modality in :class:`SSLTask`'s ``encoders`` mapping.
 
-    A missing key takes the task's argument of that modality (``model1``,
-    ``in_channels1``, ``weights1``, ``model_kwargs1`` for the first, ...).
+    A missing key takes the deprecated argument of that modality (``model1``,
+    ``in_channels1``, ``weights1``, ``model_kwargs1`` for the first two),
+    else the default: ``resnet50``, the registered modality's channels, random
+    weights, no keyword arguments.
 
     .. versionadded:: 0.2
     """
@@ -75,14 +78,26 @@ def _check_arguments(
     encoders: dict[str, Any] | None,
     optimizer: str,
     lr_schedule: str,
+    task: type['SSLTask'],
 ) -> None:
     """Check the arguments of :class:`SSLTask` that name choices.
 
     Raises:
         ValueError: As :class:`SSLTask` documents.
     """
-    if len(names) != 2 or len(set(names)) != 2:
-        msg = f'modalities must name two modalities, got {names}'
+    if len(names) < 2:
+        msg = f'modalities must name at least two modalities, got {names}'
+        raise ValueError(msg)
+    most = task.max_modalities
+    if most is not None and len(names) > most:
+        msg = (
+            f'{task.__name__} is defined for {most} modalities, got {len(names)} '
+            f'({names}); DeCURTask takes any number'
+        )
+        raise ValueError(msg)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        msg = f'modalities must be distinct; {repeated} repeated in {names}'
         raise ValueError(msg)
     unknown = sorted(set(encoders or {}) - set(names))
     if unknown:
@@ -96,12 +111,43 @@ def _check_arguments(
         raise ValueError(msg)
 
 
+def _warn_deprecated_aliases(names: list[str], aliases: Mapping[str, Any]) -> None:
+    """Warn once per task of the ``model1`` ... ``model_kwargs2`` arguments given."""
+    given = [k for k, v in aliases.items() if v is not None]
+    if not given:
+        return
+    example = {names[int(k[-1]) - 1]: {k[:-1]: aliases[k]} for k in given[:1]}
+    msg = (
+        f'{", ".join(given)}: deprecated aliases of the encoders mapping, '
+        f'e.g. encoders={example}; they keep working for the first two '
+        'modalities'
+    )
+    warnings.warn(msg, DeprecationWarning, stacklevel=3)
+
+
 class SSLTask(SkipReportMixin, BaseTask):
     """Base of the self-supervised tasks with one encoder per modality.
 
-    Batches are dicts with ``image1`` of shape ``(B, 2, C1, H, W)`` and
-    ``image2`` of shape ``(B, 2, C2, H, W)``: two augmented views (dim 1) of
-    modality 1 and of modality 2.
+    Batches are dicts with ``image1`` of shape ``(B, 2, C1, H, W)``,
+    ``image2`` of shape ``(B, 2, C2, H, W)``, ... (one key per modality, in
+    the order of *modalities*): two augmented views (dim 1) of each modality.
+    The base takes any number of modalities (two or more); methods defined
+    for two (the baselines, CoMM) say so.
+
+    Each modality's encoder is described in *encoders*, by name::
+
+        DeCURTask(
+            modalities=['s1', 's2a', 'dem'],
+            encoders={
+                's1': {'model': 'resnet50'},
+                's2a': {'model': 'resnet50', 'weights': 'ResNet50_Weights.DECUR_S1S2'},
+                'dem': {'model': 'resnet18', 'in_channels': 1},
+            },
+        )
+
+    ``model1``, ``in_channels1``, ``weights1``, ``model_kwargs1`` and their
+    ``2`` versions are deprecated aliases of the first two modalities'
+    entries (they keep working, with a :class:`DeprecationWarning`).
 
     Checkpoints record, for each modality, its bands in channel order and its
     preprocessing (``checkpoint['torchgeo_decur']``), and the resolved
@@ -123,12 +169,14 @@ class SSLTask(SkipReportMixin, BaseTask):
     projectors: nn.ModuleDict
     ignore = ('weights1', 'weights2')
     monitor = 'train_loss'
+    #: Most modalities the method is defined for (None: any number).
+    max_modalities: int | None = None
 
     def __init__(
         self,
         modalities: Sequence[str] = ('s1', 's2c'),
-        model1: str = 'resnet50',
-        model2: str = 'resnet50',
+        model1: str | None = None,
+        model2: str | None = None,
         in_channels1: int | None = None,
         in_channels2: int | None = None,
         weights1: WeightsEnum | str | bool | None = None,
@@ -152,12 +200,14 @@ class SSLTask(SkipReportMixin, BaseTask):
         """Initialize a new SSLTask instance.
 
         Args:
-            modalities: Names of the two modalities (see
+            modalities: Names of the modalities, two or more (see
                 :func:`~torchgeo_decur.modalities.register_modality`), recorded
                 in the checkpoint so exported encoders say what they take.
-            model1: Name of the `timm <https://huggingface.co/docs/timm>`__
-                model of modality 1 (any model with pooled features).
-            model2: Name of the timm model of modality 2.
+            model1: Deprecated: ``encoders[modalities[0]]['model']``. Name of
+                the `timm <https://huggingface.co/docs/timm>`__ model of
+                modality 1 (any model with pooled features); None for
+                ``resnet50``.
+            model2: Deprecated: the timm model of modality 2, as *model1*.
             in_channels1: Number of input channels of modality 1; None takes
                 the registered modality's number of bands (2 for ``s1``). Must
                 be given for a modality that is not registered.
@@ -173,8 +223,8 @@ class SSLTask(SkipReportMixin, BaseTask):
                 encoder 1 (e.g. ``{'img_size': 64}`` for a ViT).
             model_kwargs2: Extra keyword arguments for encoder 2.
             encoders: The encoder of each modality by name
-                (:class:`EncoderSettings`); its keys override the arguments
-                above. Recorded, resolved, in the checkpoint.
+                (:class:`EncoderSettings`); its keys override the deprecated
+                arguments above. Recorded, resolved, in the checkpoint.
             deformable_attention: Add deformable attention after stages 3 and
                 4 of every (ResNet) encoder, each with its own blocks (DeCUR's
                 ECCV version; see :mod:`torchgeo_decur.models.deformable`).
@@ -208,35 +258,42 @@ class SSLTask(SkipReportMixin, BaseTask):
                 with each modality's embedding std); 0 leaves the ranks out.
 
         Raises:
-            ValueError: If *modalities* does not name two distinct modalities,
+            ValueError: If *modalities* does not name two or more distinct
+                modalities,
                 *encoders* names another one, an encoder's channels are neither
                 given nor registered, or *optimizer* or *lr_schedule* is
                 unknown.
         """
         names = list(modalities)
-        _check_arguments(names, encoders, optimizer, lr_schedule)
+        _check_arguments(names, encoders, optimizer, lr_schedule, type(self))
         self.finite = FiniteSteps(nonfinite_skips)
         self.monitor = CollapseMonitor(every=monitor_every)
         self._captured: dict[str, Tensor] | None = None
+        aliases = {
+            'model1': model1, 'model2': model2,
+            'in_channels1': in_channels1, 'in_channels2': in_channels2,
+            'weights1': weights1, 'weights2': weights2,
+            'model_kwargs1': model_kwargs1, 'model_kwargs2': model_kwargs2,
+        }  # fmt: skip
+        _warn_deprecated_aliases(names, aliases)
         given = encoders or {}
+        defaults = [weights1, weights2] + [None] * (len(names) - 2)
         self.weights = {
             name: given.get(name, {}).get('weights', default)
-            for name, default in zip(names, (weights1, weights2), strict=True)
+            for name, default in zip(names, defaults, strict=True)
         }
         super().__init__()
 
     @property
     def modality_names(self) -> list[str]:
-        """The modalities, in the order of the batch keys ``image1``, ``image2``."""
+        """The modalities, in the order of the batch keys ``image1``, ``image2``, ..."""
         return list(self.hparams['modalities'])
 
     def configure_models(self) -> None:
         """Initialize the encoders, then the method's heads."""
         settings = {r['name']: r for r in encoder_records(self.hparams)}
-        for i, (name, spec) in enumerate(settings.items(), start=1):
+        for name, spec in settings.items():
             spec['in_chans'] = in_channels_for(name, spec['in_chans'])
-            # recorded: the channels are needed to rebuild and export (0.1 names too)
-            self.hparams[f'in_channels{i}'] = spec['in_chans']
         deformable: bool | None = self.hparams['deformable_attention']
         encoders = self._create_encoders(settings, deformable)
         built = [isinstance(e, DeformableResNet) for e in encoders.values()]
@@ -330,7 +387,7 @@ class SSLTask(SkipReportMixin, BaseTask):
         """Check and return the two views of each modality.
 
         Args:
-            batch: The batch, with ``image1``, ``image2``.
+            batch: The batch, with ``image1``, ``image2``, ... (one per modality).
 
         Returns:
             ``{modality: views of shape (B, 2, C, H, W)}``.
@@ -341,7 +398,8 @@ class SSLTask(SkipReportMixin, BaseTask):
         """
         out = {}
         for i, name in enumerate(self.modality_names, start=1):
-            key, expected = f'image{i}', self.hparams[f'in_channels{i}']
+            key = f'image{i}'
+            expected = self.hparams['encoders'][name]['in_channels']
             if key not in batch:
                 msg = f'batch has no {key!r}; keys: {sorted(batch)}'
                 raise KeyError(msg)
@@ -354,8 +412,8 @@ class SSLTask(SkipReportMixin, BaseTask):
                 raise ValueError(msg)
             if x.shape[2] != expected:
                 msg = (
-                    f'{key} ({name}) has {x.shape[2]} channels but '
-                    f'in_channels{i}={expected}'
+                    f'{key} ({name}) has {x.shape[2]} channels but its encoder '
+                    f'takes {expected} (encoders[{name!r}].in_channels)'
                 )
                 raise ValueError(msg)
             out[name] = x

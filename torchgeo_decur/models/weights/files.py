@@ -27,6 +27,7 @@ from .table import Release, find_release
 
 __all__ = (
     'DA_BLOCKS',
+    'DEFAULT_ENCODER',
     'DEFAULT_MODALITY_NAMES',
     'EXPORT_FORMAT',
     'DABlocks',
@@ -50,6 +51,9 @@ DA_BLOCKS: tuple[DABlocks, ...] = get_args(DABlocks)
 
 #: Names of the modalities of a file that does not name them.
 DEFAULT_MODALITY_NAMES = ('modality1', 'modality2')
+
+#: The encoder of a modality whose task names none (the paper's ResNet-50).
+DEFAULT_ENCODER = 'resnet50'
 
 #: ``format`` field of the metadata written by the export.
 EXPORT_FORMAT = 'torchgeo-decur-export'
@@ -370,7 +374,7 @@ def encoder_records(hparams: Mapping[str, Any]) -> list[dict[str, Any]]:
     records = []
     for i, name in enumerate(names, start=1):
         spec = encoders.get(name) or {}
-        model = spec.get('model', hparams.get(f'model{i}'))
+        model = spec.get('model', hparams.get(f'model{i}')) or DEFAULT_ENCODER
         in_chans = spec.get('in_channels', hparams.get(f'in_channels{i}'))
         kwargs = dict(spec.get('model_kwargs', hparams.get(f'model_kwargs{i}')) or {})
         records.append({'name': name, 'index': i, 'model': model})
@@ -424,7 +428,7 @@ def parse_decur_lightning_checkpoint(
     hparams = checkpoint.get('hyper_parameters') or {}
     state_dict = checkpoint.get('state_dict') or {}
     records = encoder_records(hparams)
-    if len(records) < 2 or not all(r['model'] for r in records):
+    if len(records) < 2 or not ({'encoders', 'model1'} & set(hparams)):
         model = hparams.get('model', hparams.get('backbone'))
         what = f'a single-model checkpoint (model={model!r}); ' if model else ''
         msg = (
