@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / 'benchmarks'
@@ -137,3 +138,22 @@ def test_monitor_overhead_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert status == 0 and 'amortised at every=2' in out and 'PASS' in out
     assert monitors.main([*args, '--max-overhead', '0']) == 1  # nothing is free
+
+
+def test_common_share_estimates_on_known_subspaces() -> None:
+    """Two feature sets sharing 8 of 32 directions: the canonical correlations
+    find 8 (and random pairings none), so the significant share is 8/32."""
+    common_share = _load('common_share')
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal((2000, 8))
+    mix_x, _ = np.linalg.qr(rng.standard_normal((32, 32)))  # rotations
+    mix_y, _ = np.linalg.qr(rng.standard_normal((32, 32)))
+    x = np.hstack([shared, rng.standard_normal((2000, 24))]) @ mix_x
+    y = np.hstack([shared, rng.standard_normal((2000, 24))]) @ mix_y
+    rho = common_share.canonical_correlations(x, y)
+    assert len(rho) == 32 and np.all(np.diff(rho) <= 1e-12)
+    assert rho[7] > 0.99 > 0.3 > rho[8]  # chance level about sqrt(24 / 2000)
+    shares = common_share.pair_shares(x, y, seed=0)
+    assert shares['significant'] == pytest.approx(8 / 32)
+    assert shares['rho_gt_0.5'] == pytest.approx(8 / 32)
+    assert common_share.snap(0.3) == 0.25 and common_share.snap(0.8) == 0.75

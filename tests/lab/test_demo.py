@@ -259,3 +259,40 @@ def test_demo_prepares_batches_as_everyone(tmp_path: Path) -> None:
         torch.testing.assert_close(pretraining[key][:, 0], expected[key])
         torch.testing.assert_close(x, expected[key])
     torch.testing.assert_close(seen[0][1], expected['image2'])
+
+
+def test_three_modality_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo --modalities 3`: S1, S2 and a DEM, a DEM-only column, DeCUR with
+    three encoders against Barlow Twins between every pair."""
+    assert main(run(tmp_path, '--modalities', '3')) == 0
+    out = capsys.readouterr().out
+    lines = out[out.index('  common  ') :].splitlines()
+    assert lines[0].split() == ['common', 'SAR-only', 'optical-only', 'DEM-only']
+    rows = {line.rsplit(maxsplit=4)[0]: line.split()[-4:] for line in lines[1:5]}
+    assert list(rows) == [*METHODS, 'chance']
+    assert rows['chance'] == ['20.0', '33.3', '33.3', '33.3']
+    first = tmp_path / 'out' / 'run-001'
+    results = json.loads((first / 'results.json').read_text())
+    assert results['sensors']['relief'] == 'dem'
+    assert results['settings']['modalities'] == 3
+    for name, ablated in (('decur.ckpt', False), ('cross_modal_bt.ckpt', True)):
+        checkpoint = torch.load(first / name, weights_only=False, map_location='cpu')
+        hparams = checkpoint['hyper_parameters']
+        assert list(hparams['encoders']) == ['s1', 's2c', 'dem']
+        assert hparams['decouple'] is not ablated and hparams['intra'] is not ablated
+    assert not (first / 'alignment.png').exists()  # the figures explain pairs
+
+
+def test_demo_seasons_with_a_dem(tmp_path: Path) -> None:
+    root = make_ssl4eo_s12_demo(tmp_path / 'd', num_locations=3, size=12, dem=True)
+    seasons = DemoSeasons(root, sorted(read_labels(root)), dem=True)
+    sample = seasons[0]
+    assert sample['image3'].shape == (2, 1, 12, 12)
+    torch.testing.assert_close(sample['image3'][0], sample['image3'][1])
+    assert sample['image3'].mean() > 40  # metres, as read
+    with pytest.raises(FileNotFoundError, match='without a DEM'):
+        DemoSeasons(make_ssl4eo_s12_demo(tmp_path / 'e', 2, 12), ['0000000'], True)
+    with pytest.raises(ValueError, match='modalities must be 2 or 3'):
+        prepare_data(tmp_path / 'f', replace(DEMO_SETTINGS, modalities=4))

@@ -13,6 +13,7 @@ from torchgeo_decur.lab import make_ssl4eo_s12_demo
 from torchgeo_decur.lab import world as demo_module
 from torchgeo_decur.lab.world import (
     CLASSES,
+    DEM_FACTORS,
     DEMO_MARKER,
     FACTORS,
     LABELS_FILE,
@@ -288,3 +289,34 @@ def test_older_generator_is_not_taken_for_the_same_parameters(tmp_path: Path) ->
     (root / DEMO_MARKER).write_text(json.dumps(marker))
     with pytest.raises(FileExistsError, match='overwrite=True'):
         make_ssl4eo_s12_demo(root, num_locations=1, size=12)
+
+
+def test_dem_modality_and_relief(tmp_path: Path) -> None:
+    """dem=True adds a DEM whose relief only it sees; S1/S2 stay identical."""
+    plain = make_ssl4eo_s12_demo(tmp_path / 'plain', num_locations=6, size=24)
+    root = make_ssl4eo_s12_demo(tmp_path / 'dem', num_locations=6, size=24, dem=True)
+    for sensor in ('s1', 's2c'):
+        files = sorted(p.relative_to(plain) for p in (plain / sensor).rglob('*.tif'))
+        assert files == sorted(
+            p.relative_to(root) for p in (root / sensor).rglob('*.tif')
+        )
+        for f in files:
+            assert (plain / f).read_bytes() == (root / f).read_bytes()
+    header = (root / LABELS_FILE).read_text().splitlines()[0]
+    assert header.split(',') == ['id', *DEM_FACTORS]
+    labels = read_labels(root)
+    reliefs = [v['relief'] for v in labels.values()]
+    assert np.bincount(reliefs).tolist() == [2, 2, 2]  # balanced in blocks of 3
+    assert json.loads((root / DEMO_MARKER).read_text())['dem'] is True
+    assert 'dem' not in json.loads((plain / DEMO_MARKER).read_text())
+    spread = {}
+    for name, factors in labels.items():
+        with rasterio.open(root / 'dem' / name / 'dem.tif') as f:
+            assert f.count == 1 and f.dtypes[0] == 'float32'
+            assert f.crs.to_epsg() == 4326
+            dem = f.read(1)
+        assert dem.shape == (24, 24) and 50 < dem.mean() < 1600  # metres
+        spread.setdefault(factors['relief'], []).append(float(dem.std()))
+    # rougher relief, larger spread of heights (object heights add ~10 m)
+    flat, hilly, mountainous = (np.mean(spread[k]) for k in range(3))
+    assert flat < hilly < mountainous

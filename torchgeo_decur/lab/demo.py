@@ -42,6 +42,7 @@ and GradCAM maps of DeCUR's common and unique embeddings
 
 import contextlib
 import csv
+import inspect
 import json
 import logging
 import os
@@ -54,21 +55,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import TQDMProgressBar
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import default_collate
 
 from ..checkpointing import staged_files
 from ..datamodules import PairedDataModule
 from ..datasets import MultimodalDataset, SSL4EOS12Pair
 from ..explain import alignment_figure, gradcam_figure, prepare_pairs
-from ..modalities import get_modality
+from ..modalities import Modality, get_modality
 from ..tasks import DeCURTask, MultimodalSSLTask, SSLTask
 from ..transforms import MultiViewAugmentation
-from .probe import extract_features, linear_probe
+from .probe import ProbeResult, extract_features, linear_probe
 from .world import (
+    DEM_FACTOR_SENSORS,
+    DEM_FACTORS,
     DEMO_LOCATIONS,
     DEMO_MARKER,
     DEMO_SIZE,
@@ -80,19 +84,25 @@ from .world import (
 )
 
 __all__ = (
+    'DEMO_MODALITIES',
+    'DEMO_ROOTS',
     'DEMO_SETTINGS',
     'METHODS',
+    'DemoData',
     'DemoSeasons',
     'DemoSettings',
     'SeasonPairs',
     'build_task',
     'demo',
     'demo_datamodule',
+    'demo_modalities',
     'format_spread_table',
     'format_table',
+    'load_demo_data',
     'new_run_folder',
     'prepare_data',
     'pretrain',
+    'probe_factors',
     'run_demo',
     'run_demo_seeds',
     'write_results',
@@ -106,6 +116,9 @@ class DemoSettings:
     .. versionadded:: 0.1
     """
 
+    #: Number of modalities: 2 (Sentinel-1 and Sentinel-2) or 3 (and a DEM
+    #: with a factor of its own, the relief; see :mod:`.world`).
+    modalities: int = 2
     #: Number of generated locations and their tile size (10 m pixels).
     locations: int = DEMO_LOCATIONS
     size: int = DEMO_SIZE
@@ -142,6 +155,40 @@ class DemoSettings:
 #: The defaults of ``torchgeo-decur demo``.
 DEMO_SETTINGS = DemoSettings()
 
+#: The modalities of the two- and three-modality demo, in batch key order.
+DEMO_MODALITIES = {2: ('s1', 's2c'), 3: ('s1', 's2c', 'dem')}
+
+
+def demo_modalities(settings: DemoSettings) -> tuple[str, ...]:
+    """The registered modalities of a demo's settings.
+
+    Args:
+        settings: The demo's settings.
+
+    Returns:
+        ``('s1', 's2c')`` or ``('s1', 's2c', 'dem')``.
+
+    Raises:
+        ValueError: If ``settings.modalities`` is not 2 or 3.
+    """
+    if settings.modalities not in DEMO_MODALITIES:
+        msg = f'modalities must be 2 or 3, got {settings.modalities}'
+        raise ValueError(msg)
+    return DEMO_MODALITIES[settings.modalities]
+
+
+def _read_dem(path: Path) -> dict[str, Tensor]:
+    """Read one location's DEM as ``{'image3': [1, S, S]}`` (metres).
+
+    Raises:
+        FileNotFoundError: If the data has no DEM (written without ``dem``).
+    """
+    if not path.is_file():
+        msg = f'{path} not found: demo data without a DEM (write it with dem=True)'
+        raise FileNotFoundError(msg)
+    with rasterio.open(path) as f:
+        return {'image3': torch.from_numpy(f.read(1)).unsqueeze(0)}
+
 
 def _season_folders(folder: Path) -> list[Path]:
     """Season folders of one location of one modality, by acquisition date."""
@@ -172,15 +219,21 @@ class DemoSeasons(MultimodalDataset):
     random (with Python's :mod:`random`, which the datamodule seeds per
     sample). :meth:`pairs` gives every season pair instead, for the probes.
 
+    With *dem*, samples also hold ``image3``, the location's DEM (metres; one
+    acquisition, so both of its views are the same image).
+
     .. versionadded:: 0.1
     """
 
-    def __init__(self, root: str | os.PathLike[str], ids: Sequence[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], ids: Sequence[str], dem: bool = False
+    ) -> None:
         """Read every season of some locations of a demo data set.
 
         Args:
             root: A demo data set.
             ids: Location ids.
+            dem: Whether to read the DEM too (data written with ``dem=True``).
         """
         self.reader = SSL4EOS12Pair(root, resample='batch', on_bad_sample='raise')
         self.input_bands = self.reader.input_bands
@@ -189,16 +242,19 @@ class DemoSeasons(MultimodalDataset):
         for i, name in enumerate(ids):
             folders1 = _season_folders(Path(root) / 's1' / name)
             folders2 = _season_folders(Path(root) / 's2c' / name)
+            elevation = _read_dem(Path(root) / 'dem' / name / 'dem.tif') if dem else {}
             for a, b in zip(folders1, folders2, strict=False):
                 pairs.append(
                     {
                         **self.reader.read_season('image1', a),
                         **self.reader.read_season('image2', b),
+                        **elevation,
                     }
                 )
                 where.append(i)
         #: Every season, ``{'image1': [M, 2, S, S], 'image2': [M, 13, S, S]}``
-        #: (dB and digital numbers), and the location of each.
+        #: (dB and digital numbers; ``image3`` [M, 1, S, S] in metres with
+        #: *dem*), and the location of each.
         self.seasons: dict[str, Tensor] = self.reader.on_device(default_collate(pairs))
         self.location = torch.tensor(where)
         order = torch.argsort(self.location, stable=True)
@@ -217,7 +273,8 @@ class DemoSeasons(MultimodalDataset):
 
         Returns:
             ``{'image1': [2, 2, S, S], 'image2': [2, 13, S, S]}``, as
-            :class:`~torchgeo_decur.datasets.SSL4EOS12Pair`.
+            :class:`~torchgeo_decur.datasets.SSL4EOS12Pair` (and ``image3``
+            [2, 1, S, S], the DEM twice, with *dem*).
         """
         seasons = self.of_location[index]
         s1 = [random.choice(seasons) for _ in range(2)]
@@ -271,6 +328,10 @@ METHODS = ('DeCUR', 'Cross-modal BT', 'Random init')
 def build_task(method: str, settings: DemoSettings) -> SSLTask:
     """Build one method's task with the demo's shared settings.
 
+    With three modalities, cross-modal Barlow Twins is
+    :class:`~torchgeo_decur.tasks.DeCURTask` with every dimension common and
+    no intra-modal terms: Barlow Twins between every pair of modalities.
+
     Args:
         method: One of :data:`METHODS`.
         settings: The demo's settings.
@@ -282,12 +343,11 @@ def build_task(method: str, settings: DemoSettings) -> SSLTask:
         ValueError: If *method* is unknown.
     """
     widths = {'widths': list(settings.widths)} if settings.widths else {}
+    names = demo_modalities(settings)
+    encoder = {'model': settings.model, 'model_kwargs': widths}
     shared: dict[str, Any] = {
-        'model1': settings.model,
-        'model2': settings.model,
-        'model_kwargs1': widths,
-        'model_kwargs2': widths,
-        'modalities': ('s1', 's2c'),
+        'modalities': names,
+        'encoders': {name: dict(encoder) for name in names},
         'projector_dims': list(settings.projector_dims),
         'optimizer': settings.optimizer,
         'lr': settings.lr,
@@ -298,6 +358,8 @@ def build_task(method: str, settings: DemoSettings) -> SSLTask:
     match method:
         case 'DeCUR' | 'Random init':
             return DeCURTask(**shared, common_share=settings.common_share)
+        case 'Cross-modal BT' if len(names) > 2:
+            return DeCURTask(**shared, decouple=False, intra=False)
         case 'Cross-modal BT':
             return MultimodalSSLTask(method='barlow_cross', **shared)
     msg = f'unknown demo method {method!r}; one of {METHODS}'
@@ -313,12 +375,13 @@ def demo_datamodule(seasons: DemoSeasons, settings: DemoSettings) -> PairedDataM
 
     Returns:
         A :class:`~torchgeo_decur.datamodules.PairedDataModule` with the
-        modalities ``s1`` and ``s2c`` (their preprocessing and augmentation,
-        on the batch) whose validation split is the probes' test split.
+        modalities ``s1`` and ``s2c`` (and ``dem``; their preprocessing and
+        augmentation, on the batch) whose validation split is the probes'
+        test split.
     """
     dm = PairedDataModule(
         lambda: seasons,  # type: ignore[arg-type]
-        ('s1', 's2c'),
+        demo_modalities(settings),
         batch_size=settings.batch_size,
         num_workers=0,
         patch_size=settings.patch_size,
@@ -326,17 +389,23 @@ def demo_datamodule(seasons: DemoSeasons, settings: DemoSettings) -> PairedDataM
         seed=settings.seed,
     )
     # the modalities' own augmentation, with the grayscale probability of the
-    # settings (see DemoSettings.grayscale)
+    # settings (see DemoSettings.grayscale) where it has one (not the DEM's)
     augment = MultiViewAugmentation(
         {
-            key: m.augmentation(
-                settings.patch_size, m.in_channels, grayscale=settings.grayscale
-            )
-            for key, m in zip(dm.keys, map(get_modality, dm.modalities), strict=True)
+            key: _augmentation(get_modality(name), settings)
+            for key, name in zip(dm.keys, dm.modalities, strict=True)
         }
     )
     dm.aug = dm.train_aug = dm.val_aug = augment
     return dm
+
+
+def _augmentation(modality: Modality, settings: DemoSettings) -> nn.Module:
+    """A modality's augmentation with the settings' grayscale, if it has one."""
+    size, channels = settings.patch_size, modality.in_channels
+    if 'grayscale' in inspect.signature(modality.augmentation).parameters:
+        return modality.augmentation(size, channels, grayscale=settings.grayscale)
+    return modality.augmentation(size, channels)
 
 
 def _step_progress_bar(description: str) -> Any:
@@ -421,7 +490,12 @@ def pretrain(
 
 
 #: Column of each factor in the table.
-COLUMNS = {'land_cover': 'common', 'roughness': 'SAR-only', 'mineral': 'optical-only'}
+COLUMNS = {
+    'land_cover': 'common',
+    'roughness': 'SAR-only',
+    'mineral': 'optical-only',
+    'relief': 'DEM-only',
+}
 
 #: Files of a demo run.
 RESULTS_CSV = 'results.csv'
@@ -479,12 +553,15 @@ def prepare_data(
         FileExistsError: If *root* holds something else than demo data.
     """
     root = Path(root)
-    params = {
+    dem = len(demo_modalities(settings)) == 3
+    params: dict[str, Any] = {
         'num_locations': settings.locations,
         'size': settings.size,
         'seed': settings.data_seed,
         'version': GENERATOR_VERSION,
     }
+    if dem:
+        params['dem'] = True
     marker = root / DEMO_MARKER
     found = json.loads(marker.read_text()) if marker.is_file() else None
     if found == params:
@@ -495,13 +572,26 @@ def prepare_data(
         size=settings.size,
         seed=settings.data_seed,
         overwrite=found is not None,  # demo data of other parameters
+        dem=dem,
     )
     return root, False
 
 
-def chance_levels() -> dict[str, float]:
-    """Balanced accuracy of guessing, per factor: one over its classes."""
-    return {k: 1 / len(v) for k, v in FACTORS.items()}
+def chance_levels(factors: Sequence[str] = tuple(FACTORS)) -> dict[str, float]:
+    """Balanced accuracy of guessing, per factor: one over its classes.
+
+    Args:
+        factors: The factors (of :data:`~torchgeo_decur.lab.world.DEM_FACTORS`).
+
+    Returns:
+        ``{factor: chance level in [0, 1]}``.
+    """
+    return {k: 1 / len(DEM_FACTORS[k]) for k in factors}
+
+
+def _factors_of(results: dict[str, dict[str, float]]) -> list[str]:
+    """The factors of a results table, in column order."""
+    return list(next(iter(results.values())))
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
@@ -513,14 +603,15 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
     Returns:
         The table as text, with the chance level of each column.
     """
-    chance = chance_levels()
+    factors = _factors_of(results)
+    chance = chance_levels(factors)
     width = max(len(m) for m in [*results, 'chance']) + 2
-    head = ''.join(f'{COLUMNS[f]:>14s}' for f in FACTORS)
+    head = ''.join(f'{COLUMNS[f]:>14s}' for f in factors)
     lines = [f'{"":{width}s}{head}']
     for method, row in results.items():
-        cells = ''.join(f'{100 * row[f]:14.1f}' for f in FACTORS)
+        cells = ''.join(f'{100 * row[f]:14.1f}' for f in factors)
         lines.append(f'{method:{width}s}{cells}')
-    cells = ''.join(f'{100 * chance[f]:14.1f}' for f in FACTORS)
+    cells = ''.join(f'{100 * chance[f]:14.1f}' for f in factors)
     lines.append(f'{"chance":{width}s}{cells}')
     return '\n'.join(lines)
 
@@ -534,18 +625,19 @@ def format_spread_table(runs: Sequence[dict[str, dict[str, float]]]) -> str:
     Returns:
         The table as text, with the chance level of each column.
     """
-    chance = chance_levels()
+    factors = _factors_of(runs[0])
+    chance = chance_levels(factors)
     width = max(len(m) for m in [*runs[0], 'chance']) + 2
-    head = ''.join(f'{COLUMNS[f]:>16s}' for f in FACTORS)
+    head = ''.join(f'{COLUMNS[f]:>16s}' for f in factors)
     lines = [f'{"":{width}s}{head}']
     for method in runs[0]:
         cells = ''
-        for factor in FACTORS:
+        for factor in factors:
             values = 100 * np.array([run[method][factor] for run in runs])
             spread = values.std(ddof=1) if len(values) > 1 else 0.0
             cells += f'{f"{values.mean():.1f} ± {spread:.1f}":>16s}'
         lines.append(f'{method:{width}s}{cells}')
-    cells = ''.join(f'{100 * chance[f]:16.1f}' for f in FACTORS)
+    cells = ''.join(f'{100 * chance[f]:16.1f}' for f in factors)
     lines.append(f'{"chance":{width}s}{cells}')
     return '\n'.join(lines)
 
@@ -578,19 +670,21 @@ def _write_results(
     details: dict[str, Any],
 ) -> None:
     """Write the results table as CSV and JSON (see :func:`write_results`)."""
+    factors = _factors_of(results)
+    chance = chance_levels(factors)
     with open(csv_path, 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['method', *(f'{f}_{COLUMNS[f]}' for f in FACTORS)])
+        writer.writerow(['method', *(f'{f}_{COLUMNS[f]}' for f in factors)])
         for method, row in results.items():
-            writer.writerow([method, *(f'{100 * row[f]:.2f}' for f in FACTORS)])
-        chance = chance_levels()
-        writer.writerow(['chance', *(f'{100 * chance[f]:.2f}' for f in FACTORS)])
+            writer.writerow([method, *(f'{100 * row[f]:.2f}' for f in factors)])
+        writer.writerow(['chance', *(f'{100 * chance[f]:.2f}' for f in factors)])
+    sensors = DEM_FACTOR_SENSORS if 'relief' in factors else FACTOR_SENSORS
     payload = {
         'metric': 'balanced accuracy (%) of a linear probe on the frozen encoders',
-        'columns': {f: COLUMNS[f] for f in FACTORS},
-        'classes': {f: list(c) for f, c in FACTORS.items()},
-        'sensors': FACTOR_SENSORS,
-        'chance': {f: 100 * c for f, c in chance_levels().items()},
+        'columns': {f: COLUMNS[f] for f in factors},
+        'classes': {f: list(DEM_FACTORS[f]) for f in factors},
+        'sensors': {f: sensors[f] for f in factors},
+        'chance': {f: 100 * c for f, c in chance.items()},
         'results': {
             m: {f: 100 * v for f, v in row.items()} for m, row in results.items()
         },
@@ -740,6 +834,87 @@ def run_demo_seeds(
     return {'runs': runs, 'table': table}
 
 
+@dataclass
+class DemoData:
+    """The demo data in memory, its probe split and its factors.
+
+    .. versionadded:: 0.2
+    """
+
+    #: Every season of every location.
+    seasons: DemoSeasons
+    #: Whether each season pair is of a held-out (test) location.
+    test: np.ndarray
+    #: The class of each factor of each season pair.
+    targets: dict[str, np.ndarray]
+    #: The registered modalities, in batch key order.
+    modalities: tuple[str, ...]
+    #: Number of locations held out.
+    test_locations: int
+
+
+def load_demo_data(root: str | os.PathLike[str], settings: DemoSettings) -> DemoData:
+    """Read demo data and split it as the demo does.
+
+    The test locations are the validation split of :func:`demo_datamodule`
+    (``settings.test_fraction``), which pretraining never sees.
+
+    Args:
+        root: A demo data set (:func:`prepare_data`).
+        settings: The demo's settings.
+
+    Returns:
+        The data, split.
+
+    Raises:
+        ValueError: If the settings leave no test locations.
+    """
+    labels = read_labels(root)
+    ids = sorted(labels)
+    names = demo_modalities(settings)
+    seasons = DemoSeasons(root, ids, dem='dem' in names)
+    location = seasons.location.tolist()
+    dm = demo_datamodule(seasons, settings)
+    dm.setup('fit')
+    if dm.val_dataset is None:
+        msg = (
+            f'{settings.locations} locations with test_fraction='
+            f'{settings.test_fraction} leave no test split for the probes'
+        )
+        raise ValueError(msg)
+    held_out = set(dm.val_dataset.indices)  # type: ignore[attr-defined]
+    test = np.array([i in held_out for i in location])
+    factors = DEM_FACTORS if 'dem' in names else FACTORS
+    targets = {f: np.array([labels[ids[i]][f] for i in location]) for f in factors}
+    return DemoData(seasons, test, targets, names, len(held_out))
+
+
+def probe_factors(task: SSLTask, data: DemoData, seed: int) -> dict[str, ProbeResult]:
+    """Linear-probe every factor from a task's frozen encoders.
+
+    Trained on every season of the training locations, scored on every
+    season of the test locations (:func:`~torchgeo_decur.lab.probe.linear_probe`
+    on the pooled features of every modality, concatenated).
+
+    Args:
+        task: A pretrained (or random) task.
+        data: The demo data.
+        seed: Seed of the probes.
+
+    Returns:
+        The probe of each factor.
+
+    .. versionadded:: 0.2
+    """
+    keys = [f'image{i}' for i in range(1, len(data.modalities) + 1)]
+    features, _ = extract_features(task, data.seasons.pairs(), data.modalities, keys)
+    train, test = ~data.test, data.test
+    return {
+        f: linear_probe(features[train], y[train], features[test], y[test], seed=seed)
+        for f, y in data.targets.items()
+    }
+
+
 def _run_demo(
     root: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -760,26 +935,12 @@ def _run_demo(
     root, reused = prepare_data(root, settings)
     print(
         f'Demo data: {root} ({"reused" if reused else "generated"}; '
-        f'{settings.locations} locations, {settings.size} px, 4 seasons)'
+        f'{settings.locations} locations, {settings.size} px, 4 seasons'
+        f'{", a DEM" if settings.modalities == 3 else ""})'
     )
     t = lap('data', t)
-    labels = read_labels(root)
-    ids = sorted(labels)
-    seasons = DemoSeasons(root, ids)
-    location = seasons.location
-    dm = demo_datamodule(seasons, settings)
-    dm.setup('fit')
-    if dm.val_dataset is None:
-        msg = (
-            f'{settings.locations} locations with test_fraction='
-            f'{settings.test_fraction} leave no test split for the probes'
-        )
-        raise ValueError(msg)
-    test_locations = set(dm.val_dataset.indices)  # type: ignore[attr-defined]
-    test = np.array([i in test_locations for i in location.tolist()])
-    targets = {
-        f: np.array([labels[ids[i]][f] for i in location.tolist()]) for f in FACTORS
-    }
+    data = load_demo_data(root, settings)
+    seasons, test = data.seasons, data.test
     t = lap('load', t)
 
     out = new_run_folder(output)
@@ -794,20 +955,14 @@ def _run_demo(
         task = pretrain(method, seasons, settings, out, progress, path)
         t = lap(f'pretrain {method}', t)
         tasks[method] = task
-        features, _ = extract_features(task, seasons.pairs(), ('s1', 's2c'))
-        probes = {
-            f: linear_probe(
-                features[~test], y[~test], features[test], y[test], seed=settings.seed
-            )
-            for f, y in targets.items()
-        }
+        probes = probe_factors(task, data, settings.seed)
         results[method] = {f: p.balanced_accuracy for f, p in probes.items()}
         chosen[method] = {f: p.c for f, p in probes.items()}
         t = lap(f'probe {method}', t)
 
     table = format_table(results)
     files: dict[str, Path] = {}
-    if figures:
+    if figures and settings.modalities == 2:  # the figures explain pairs
         try:
             shown = torch.from_numpy(np.flatnonzero(test)[:64])
             for path in _demo_figures(out, tasks, seasons.pairs(), shown):
@@ -820,8 +975,8 @@ def _run_demo(
         'settings': asdict(settings),
         'data': str(root),
         'locations': {
-            'train': len(ids) - len(test_locations),
-            'test': len(test_locations),
+            'train': len(data.seasons) - data.test_locations,
+            'test': data.test_locations,
         },
         'pairs': {'train': int((~test).sum()), 'test': int(test.sum())},
         'probe_c': chosen,
@@ -837,13 +992,18 @@ def _run_demo(
         'out': out,
         'files': files,
         'seconds': seconds,
-        'test_locations': len(test_locations),
+        'test_locations': data.test_locations,
     }
 
 
+#: Default data folders of the two- and three-modality demo.
+DEMO_ROOTS = {2: 'data/ssl4eo-s12-demo', 3: 'data/ssl4eo-s12-demo-dem'}
+
+
 def demo(
-    root: str = 'data/ssl4eo-s12-demo',
+    root: str | None = None,
     out: str = 'output/demo',
+    modalities: int = DEMO_SETTINGS.modalities,
     locations: int = DEMO_SETTINGS.locations,
     size: int = DEMO_SETTINGS.size,
     data_seed: int = DEMO_SETTINGS.data_seed,
@@ -866,9 +1026,16 @@ def demo(
     and writes it, the checkpoints and figures to a new ``run-<n>`` folder in
     *out* (see :func:`run_demo`).
 
+    With ``modalities=3`` the data has a third modality, a DEM with a factor
+    only it sees (the relief), and DeCUR is trained on all three (its loss
+    over every pair), against Barlow Twins between every pair of modalities
+    and random encoders (no figures: they explain pairs).
+
     Args:
-        root: Folder of the generated data (reused when it matches).
+        root: Folder of the generated data (reused when it matches); None
+            for :data:`DEMO_ROOTS` of *modalities*.
         out: Folder of the runs; each run writes a new ``run-<n>`` in it.
+        modalities: 2 (Sentinel-1 and -2) or 3 (and a DEM).
         locations: Number of generated locations.
         size: Tile size in pixels.
         data_seed: Seed of the data.
@@ -887,10 +1054,14 @@ def demo(
         The run, as :func:`run_demo` returns it, or the runs, as
         :func:`run_demo_seeds` returns them.
 
+    Raises:
+        ValueError: If *modalities* is not 2 or 3.
+
     .. versionadded:: 0.2
     """
     settings = replace(
         DEMO_SETTINGS,
+        modalities=modalities,
         locations=locations,
         size=size,
         data_seed=data_seed,
@@ -899,6 +1070,8 @@ def demo(
         seed=seed,
         common_share=common_share,
     )
+    demo_modalities(settings)  # checks the number
+    root = DEMO_ROOTS[modalities] if root is None else root
     if seeds != 1:
         spread = run_demo_seeds(root, out, settings, seeds, progress, threads)
         print(
@@ -912,8 +1085,8 @@ def demo(
         return spread
     run = run_demo(root, out, settings, progress, figures, threads)
     print(
-        '\nLinear probes of the frozen encoders (pooled features of both, '
-        'concatenated), balanced accuracy (%) on every season of '
+        '\nLinear probes of the frozen encoders (pooled features of every '
+        'modality, concatenated), balanced accuracy (%) on every season of '
         f'{run["test_locations"]} held-out locations. Both methods: same '
         f'encoders, augmentation and budget ({steps} steps of {batch_size}); '
         f'DeCUR common share {common_share:g}.\n'

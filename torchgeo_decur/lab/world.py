@@ -43,6 +43,20 @@ one sensor, which cross-modal alignment alone has no reason to keep.
 
 ``land_cover.csv`` also gives the fraction of each land-cover class at each
 location (the common factor as fractions).
+
+With ``dem=True`` a third modality is written, a digital surface model
+(``dem/<id>/dem.tif``, metres, one acquisition as SSL4EO-S12 v1.1's DEM), with
+a fourth factor that only it sees:
+
+* ``relief``, seen by the **DEM only**: flat, hilly or mountainous terrain,
+  a smooth random surface of 3, 15 or 60 m standard deviation and finer
+  structure the rougher it is (2, 4, 6 nodes per side). On top of it the
+  land cover shows as object heights (urban 12 m, forest 18 m, crops up to
+  1.5 m with their greenness, water 2 m below the ground), so the DEM sees
+  the common factor too. Nuisances: the base elevation, a regional slope
+  (up to 30 m across the patch) and 0.5 m of noise. The DEM is drawn from a
+  stream of its own: the Sentinel-1/2 files of a location are identical
+  with and without it, and do not depend on its relief.
 """
 
 import functools
@@ -69,6 +83,8 @@ __all__ = (
     'DEMO_LOCATIONS',
     'DEMO_MARKER',
     'DEMO_SIZE',
+    'DEM_FACTORS',
+    'DEM_FACTOR_SENSORS',
     'FACTORS',
     'FACTOR_SENSORS',
     'LABELS_FILE',
@@ -97,6 +113,16 @@ FACTORS: dict[str, tuple[str, ...]] = {
 
 #: Which sensor sees each factor: ``'both'``, ``'s1'`` or ``'s2c'``.
 FACTOR_SENSORS = {'land_cover': 'both', 'roughness': 's1', 'mineral': 's2c'}
+
+#: The factors of demo data with a DEM (``dem=True``): those of
+#: :data:`FACTORS` and the relief, which only the DEM sees.
+DEM_FACTORS: dict[str, tuple[str, ...]] = {
+    **FACTORS,
+    'relief': ('flat', 'hilly', 'mountainous'),
+}
+
+#: Which sensor sees each factor of :data:`DEM_FACTORS`.
+DEM_FACTOR_SENSORS = {**FACTOR_SENSORS, 'land_cover': 'all', 'relief': 'dem'}
 
 #: CSV file with the class index of each factor at each location.
 LABELS_FILE = 'labels.csv'
@@ -182,6 +208,17 @@ _MONTHS = (3, 6, 9, 12)
 
 #: Degrees per 10 m pixel (about 10 m of latitude).
 _DEG_PER_PIXEL = 9e-5
+
+#: Terrain of each relief class: standard deviation (m) and nodes per side
+#: of its smooth random surface.
+_RELIEF = ((3.0, 2), (15.0, 4), (60.0, 6))
+
+#: Object height (m) of each land-cover class over the terrain; cropland's
+#: is scaled by the crops' greenness (its mean over the year).
+_OBJECT_HEIGHT = np.array([-2.0, 12.0, 18.0, 1.5, 0.0], dtype=np.float32)
+
+#: Entropy words of the DEM's own draws (relief class, terrain, nuisances).
+_DEM_STREAM = 0xDE3
 
 
 def _smooth_field(
@@ -341,6 +378,61 @@ def _factors(num_locations: int, seed: int) -> NDArray[np.int64]:
     return combos[order[:num_locations]]
 
 
+def _reliefs(num_locations: int, seed: int) -> NDArray[np.int64]:
+    """Draw the relief class of every location, balanced, from the DEM's stream.
+
+    Independent of the other factors (drawn from another stream): each block
+    of three locations holds each class once, in a random order.
+
+    Args:
+        num_locations: Number of locations.
+        seed: Random seed of the data set.
+
+    Returns:
+        Array ``[num_locations]`` of indices into ``DEM_FACTORS['relief']``.
+    """
+    rng = np.random.default_rng([seed, _DEM_STREAM])
+    classes = len(_RELIEF)
+    blocks = -(-num_locations // classes)
+    order = np.concatenate([rng.permutation(classes) for _ in range(blocks)])
+    return order[:num_locations]
+
+
+def _write_dem(
+    path: Path,
+    rng: np.random.Generator,
+    relief: int,
+    weights: NDArray[np.float32],
+    corner: tuple[float, float, float],
+) -> None:
+    """Write the surface model of one location (see the module's description).
+
+    Args:
+        path: Output file.
+        rng: The location's DEM stream.
+        relief: Index of its relief class.
+        weights: Its land-cover memberships ``[classes, H, W]``.
+        corner: Longitude and latitude of the upper left corner, and the
+            patch's side in degrees.
+    """
+    size = weights.shape[-1]
+    spread, grid = _RELIEF[relief]
+    terrain = spread * _smooth_field(rng, 1, grid, size)[0]
+    heights = _OBJECT_HEIGHT.copy()
+    heights[3] *= float(np.mean(_GREENNESS))
+    objects = np.einsum('k,khw->hw', heights, weights)
+    ramp = np.linspace(-0.5, 0.5, size, dtype=np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    slope = rng.uniform(0, 30) * (
+        np.cos(angle) * ramp[None, :] + np.sin(angle) * ramp[:, None]
+    )
+    base = rng.uniform(50, 1500)
+    noise = rng.normal(0, 0.5, (size, size))
+    dem = (base + terrain + objects + slope + noise).astype(np.float32)
+    path.parent.mkdir(parents=True)
+    _write(path, dem, *corner)
+
+
 def _location(
     root: Path,
     index: int,
@@ -348,6 +440,7 @@ def _location(
     seed: int,
     s2_sizes: dict[str, int],
     factors: NDArray[np.int64],
+    relief: int | None = None,
 ) -> NDArray[np.float32]:
     """Write the four seasons of both modalities of one location.
 
@@ -359,6 +452,8 @@ def _location(
         s2_sizes: Stored size of each Sentinel-2 band.
         factors: Class index of each factor of :data:`FACTORS` at this
             location (land cover: the class boosted to dominate the patch).
+        relief: Index of the location's relief class, to write its DEM
+            (``dem/<id>/dem.tif``) too; None for no DEM.
 
     Returns:
         The fraction of each land-cover class in the patch.
@@ -383,6 +478,10 @@ def _location(
     rough_map = np.einsum('k,khw->hw', _ROUGHNESS_VISIBILITY, weights)
     rough_db = _ROUGHNESS_DB[roughness] * rough_map
     soil_map = np.einsum('k,khw->hw', _MINERAL_VISIBILITY, weights)
+    if relief is not None:  # its own stream: the S1/S2 draws stay the same
+        dem_rng = np.random.default_rng([seed, index, _DEM_STREAM])
+        path = root / 'dem' / name / 'dem.tif'
+        _write_dem(path, dem_rng, relief, weights, (x0, y0, extent))
 
     cols = np.linspace(-1, 1, size, dtype=np.float32)[None, :]
     for month, green in zip(_MONTHS, _GREENNESS, strict=True):
@@ -460,6 +559,7 @@ def make_ssl4eo_s12_demo(
     size: int = DEMO_SIZE,
     seed: int = 0,
     overwrite: bool = False,
+    dem: bool = False,
 ) -> Path:
     """Write a small synthetic data set in the SSL4EO-S12 format.
 
@@ -481,7 +581,11 @@ def make_ssl4eo_s12_demo(
     sensors, surface roughness, seen by Sentinel-1 only, and the soil's
     mineral, seen by Sentinel-2 only; read it with :func:`read_labels`.
     ``root/land_cover.csv`` gives the fraction of each land-cover class
-    (:data:`CLASSES`) at each location.
+    (:data:`CLASSES`) at each location. With *dem*, each location also has a
+    surface model ``root/dem/<id>/dem.tif`` (float32 metres, one
+    acquisition) and ``labels.csv`` a fourth column, ``relief``, which only
+    the DEM sees (:data:`DEM_FACTORS`); the Sentinel-1/2 files are the same
+    as without it.
 
     The data set is written to a temporary folder next to *root* and moved
     into place when complete, with a marker file; a later call with the
@@ -498,6 +602,7 @@ def make_ssl4eo_s12_demo(
             than SSL4EO-S12's 264 to keep the demo small and quick to write).
         seed: Random seed; the same seed gives the same data.
         overwrite: Whether to replace a demo data set already in *root*.
+        dem: Whether to write the third modality, a DEM with its own factor.
 
     Returns:
         *root*, as a :class:`~pathlib.Path`.
@@ -524,6 +629,8 @@ def make_ssl4eo_s12_demo(
         'seed': seed,
         'version': GENERATOR_VERSION,
     }
+    if dem:  # recorded only when set: the markers of two-modality data stay
+        params['dem'] = True
     if root.exists():
         if marker.is_file():
             if not overwrite:
@@ -547,15 +654,20 @@ def make_ssl4eo_s12_demo(
     tmp = Path(tempfile.mkdtemp(prefix=f'.{root.name}.', dir=root.parent))
     try:
         factors = _factors(num_locations, seed)
+        reliefs = _reliefs(num_locations, seed) if dem else None
         rows = [','.join(('id', *CLASSES))]
-        labels = [','.join(('id', *FACTORS))]
+        labels = [','.join(('id', *(DEM_FACTORS if dem else FACTORS)))]
         for index in range(num_locations):
-            fractions = _location(tmp, index, size, seed, s2_sizes, factors[index])
+            relief = None if reliefs is None else int(reliefs[index])
+            fractions = _location(
+                tmp, index, size, seed, s2_sizes, factors[index], relief
+            )
             name = f'{index:07d}'
             rows.append(','.join([name, *(f'{x:.4f}' for x in fractions)]))
             # the land cover label is the class that covers most of the
             # patch (the boosted one, almost always)
             values = [int(np.argmax(fractions)), *factors[index, 1:].tolist()]
+            values += [] if relief is None else [relief]
             labels.append(','.join([name, *map(str, values)]))
         (tmp / LAND_COVER_FILE).write_text('\n'.join(rows) + '\n')
         (tmp / LABELS_FILE).write_text('\n'.join(labels) + '\n')
@@ -582,7 +694,8 @@ def read_labels(root: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
 
     Returns:
         ``{location id: {factor: class index}}`` with the factors of
-        :data:`FACTORS`; class names are ``FACTORS[factor][index]``.
+        :data:`FACTORS` (and ``relief`` for data with a DEM); class names are
+        ``DEM_FACTORS[factor][index]``.
 
     Raises:
         FileNotFoundError: If *root* has no :data:`LABELS_FILE`.
@@ -596,11 +709,14 @@ def read_labels(root: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
         raise FileNotFoundError(msg)
     lines = path.read_text().splitlines()
     header = lines[0].split(',')
-    if header != ['id', *FACTORS]:
-        msg = f'{path} has columns {header}, expected {["id", *FACTORS]}'
+    if header not in (['id', *FACTORS], ['id', *DEM_FACTORS]):
+        msg = (
+            f'{path} has columns {header}, expected {["id", *FACTORS]} or '
+            f'{["id", *DEM_FACTORS]}'
+        )
         raise ValueError(msg)
     out = {}
     for line in lines[1:]:
         name, *values = line.split(',')
-        out[name] = {k: int(v) for k, v in zip(FACTORS, values, strict=True)}
+        out[name] = {k: int(v) for k, v in zip(header[1:], values, strict=True)}
     return out
