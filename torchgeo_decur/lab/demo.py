@@ -1026,10 +1026,9 @@ def demo(
     and writes it, the checkpoints and figures to a new ``run-<n>`` folder in
     *out* (see :func:`run_demo`).
 
-    With ``modalities=3`` the data has a third modality, a DEM with a factor
-    only it sees (the relief), and DeCUR is trained on all three (its loss
-    over every pair), against Barlow Twins between every pair of modalities
-    and random encoders (no figures: they explain pairs).
+    With ``modalities=3`` the data has a DEM too, with a factor only it sees
+    (the relief); DeCUR is trained on all three, against Barlow Twins between
+    every pair of modalities and random encoders (no figures).
 
     Args:
         root: Folder of the generated data (reused when it matches); None

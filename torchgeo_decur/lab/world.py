@@ -67,6 +67,7 @@ import shutil
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -433,6 +434,72 @@ def _write_dem(
     _write(path, dem, *corner)
 
 
+def _s1_backscatter(
+    rng: np.random.Generator,
+    weights: NDArray[np.float32],
+    rough_db: NDArray[np.float32],
+    green: float,
+) -> NDArray[np.float32]:
+    """One Sentinel-1 acquisition in dB ``[2, H, W]`` (VV, VH).
+
+    Land cover and roughness; per acquisition a wetness offset, an
+    incidence-angle gradient, speckle and point targets.
+    """
+    size = weights.shape[-1]
+    cols = np.linspace(-1, 1, size, dtype=np.float32)[None, :]
+    s1 = _S1_SIGNATURES.copy()
+    s1[3] = _S1_SIGNATURES[4] * (1 - green) + _S1_SIGNATURES[3] * green
+    db = np.einsum('kb,khw->bhw', s1, weights)
+    db += rough_db[None] * _ROUGHNESS_POL[:, None, None]
+    db += float(rng.normal(0, _S1_WETNESS_DB))
+    db += float(rng.uniform(-1.5, 1.5)) * cols[None]
+    looks = 4.4
+    speckle = rng.gamma(looks, 1 / looks, size=(2, size, size))
+    db += (10 * np.log10(speckle)).astype(np.float32)
+    n_points = int(rng.integers(0, 6))
+    ys, xs = rng.integers(0, size, (2, n_points))
+    db[:, ys, xs] = np.array([2.0, -6.0], dtype=np.float32)[:, None]
+    db[0] = np.clip(db[0], -30, 5)
+    db[1] = np.clip(db[1], -35, 0)
+    return db
+
+
+def _s2_reflectance(
+    rng: np.random.Generator,
+    weights: NDArray[np.float32],
+    soil_map: NDArray[np.float32],
+    mineral: int,
+    green: float,
+) -> NDArray[np.float32]:
+    """One Sentinel-2 acquisition, reflectance x 10000 ``[13, H, W]``.
+
+    Land cover and soil mineral; per acquisition the illumination, band
+    calibration, band texture, haze or clouds, and cirrus.
+    """
+    size = weights.shape[-1]
+    s2 = _S2_SIGNATURES.copy()
+    s2[3] = _S2_SIGNATURES[4] * (1 - green) + _S2_SIGNATURES[3] * green
+    dn = np.einsum('kb,khw->bhw', s2, weights)
+    dn *= 1 + soil_map[None] * (_MINERAL_SPECTRA[mineral] - 1)[:, None, None]
+    gain = rng.uniform(*_S2_ILLUMINATION) * (
+        1 + _S2_BAND_JITTER * rng.standard_normal(len(S2_L1C_BANDS))
+    )
+    dn *= gain.astype(np.float32)[:, None, None]
+    loadings = rng.standard_normal((len(S2_L1C_BANDS), 3)).astype(np.float32)
+    texture = np.einsum(
+        'bj,jhw->bhw', loadings, _smooth_field(rng, 3, max(2, size // 4), size)
+    )
+    dn *= 1 + _S2_TEXTURE * texture
+    haze = rng.uniform(0, _S2_HAZE)
+    dn += haze * _HAZE_SPECTRUM[:, None, None]
+    if rng.random() < _CLOUD_PROBABILITY:
+        cloud = np.clip(_smooth_field(rng, 1, 3, size)[0] + rng.uniform(-1, 0.5), 0, 1)
+        visible = np.linspace(1.0, 0.5, len(S2_L1C_BANDS), dtype=np.float32)
+        dn += 6000 * cloud[None] * visible[:, None, None]
+        dn[10] += 800 * cloud  # cirrus band B10
+    return dn
+
+
 def _location(
     root: Path,
     index: int,
@@ -483,7 +550,6 @@ def _location(
         path = root / 'dem' / name / 'dem.tif'
         _write_dem(path, dem_rng, relief, weights, (x0, y0, extent))
 
-    cols = np.linspace(-1, 1, size, dtype=np.float32)[None, :]
     for month, green in zip(_MONTHS, _GREENNESS, strict=True):
         s1_date = datetime(year, month, 1) + timedelta(
             days=int(rng.integers(0, 28)), seconds=int(rng.integers(0, 86400))
@@ -492,51 +558,13 @@ def _location(
             days=int(rng.integers(-5, 6)), seconds=int(rng.integers(0, 3600))
         )
 
-        # Sentinel-1: land cover + roughness; per acquisition: wetness offset,
-        # incidence-angle gradient, speckle, point targets
-        s1 = _S1_SIGNATURES.copy()
-        s1[3] = _S1_SIGNATURES[4] * (1 - green) + _S1_SIGNATURES[3] * green
-        db = np.einsum('kb,khw->bhw', s1, weights)
-        db += rough_db[None] * _ROUGHNESS_POL[:, None, None]
-        db += float(rng.normal(0, _S1_WETNESS_DB))
-        db += float(rng.uniform(-1.5, 1.5)) * cols[None]
-        looks = 4.4
-        speckle = rng.gamma(looks, 1 / looks, size=(2, size, size))
-        db += (10 * np.log10(speckle)).astype(np.float32)
-        n_points = int(rng.integers(0, 6))
-        ys, xs = rng.integers(0, size, (2, n_points))
-        db[:, ys, xs] = np.array([2.0, -6.0], dtype=np.float32)[:, None]
-        db[0] = np.clip(db[0], -30, 5)
-        db[1] = np.clip(db[1], -35, 0)
+        db = _s1_backscatter(rng, weights, rough_db, green)
         directory = root / 's1' / name / _s1_name(rng, s1_date)
         directory.mkdir(parents=True)
         for b, band in enumerate(('VV', 'VH')):
             _write(directory / f'{band}.tif', db[b].astype(np.float32), x0, y0, extent)
 
-        # Sentinel-2: land cover + soil mineral; per acquisition: illumination,
-        # band calibration, band texture, haze or clouds, cirrus
-        s2 = _S2_SIGNATURES.copy()
-        s2[3] = _S2_SIGNATURES[4] * (1 - green) + _S2_SIGNATURES[3] * green
-        dn = np.einsum('kb,khw->bhw', s2, weights)
-        dn *= 1 + soil_map[None] * (_MINERAL_SPECTRA[mineral] - 1)[:, None, None]
-        gain = rng.uniform(*_S2_ILLUMINATION) * (
-            1 + _S2_BAND_JITTER * rng.standard_normal(len(S2_L1C_BANDS))
-        )
-        dn *= gain.astype(np.float32)[:, None, None]
-        loadings = rng.standard_normal((len(S2_L1C_BANDS), 3)).astype(np.float32)
-        texture = np.einsum(
-            'bj,jhw->bhw', loadings, _smooth_field(rng, 3, max(2, size // 4), size)
-        )
-        dn *= 1 + _S2_TEXTURE * texture
-        haze = rng.uniform(0, _S2_HAZE)
-        dn += haze * _HAZE_SPECTRUM[:, None, None]
-        if rng.random() < _CLOUD_PROBABILITY:
-            cloud = np.clip(
-                _smooth_field(rng, 1, 3, size)[0] + rng.uniform(-1, 0.5), 0, 1
-            )
-            visible = np.linspace(1.0, 0.5, len(S2_L1C_BANDS), dtype=np.float32)
-            dn += 6000 * cloud[None] * visible[:, None, None]
-            dn[10] += 800 * cloud  # cirrus band B10
+        dn = _s2_reflectance(rng, weights, soil_map, mineral, green)
         directory = root / 's2c' / name / _s2_name(s2_date, tile, rng)
         directory.mkdir(parents=True)
         for b, band in enumerate(S2_L1C_BANDS):
@@ -551,6 +579,60 @@ def _location(
 #: ``torchgeo-decur demo-data``, the Python function and the demo write the
 #: same data.
 DEMO_LOCATIONS, DEMO_SIZE = 450, 48
+
+
+def _written_already(root: Path, params: dict[str, Any], overwrite: bool) -> bool:
+    """Whether *root* holds the demo data of *params* (nothing to write).
+
+    Raises:
+        FileExistsError: As :func:`make_ssl4eo_s12_demo` documents.
+    """
+    marker = root / DEMO_MARKER
+    if not root.exists():
+        return False
+    if marker.is_file():
+        if overwrite:
+            return False
+        found = json.loads(marker.read_text())
+        if found != params:
+            msg = (
+                f'{root} holds a demo data set made with {found}, not '
+                f'{params}; pass overwrite=True (--overwrite) to replace it'
+            )
+            raise FileExistsError(msg)
+        return True
+    if not root.is_dir() or any(root.iterdir()):
+        msg = (
+            f'{root} exists and is not a torchgeo-decur demo data set (no '
+            f'{DEMO_MARKER}); refusing to write into it'
+        )
+        raise FileExistsError(msg)
+    return False
+
+
+def _write_locations(
+    folder: Path, num_locations: int, size: int, seed: int, dem: bool
+) -> None:
+    """Write every location, :data:`LABELS_FILE` and :data:`LAND_COVER_FILE`."""
+    s2_sizes = {b: round(size * 10 / band_resolution(b)) for b in S2_L1C_BANDS}
+    factors = _factors(num_locations, seed)
+    reliefs = _reliefs(num_locations, seed) if dem else None
+    rows = [','.join(('id', *CLASSES))]
+    labels = [','.join(('id', *(DEM_FACTORS if dem else FACTORS)))]
+    for index in range(num_locations):
+        relief = None if reliefs is None else int(reliefs[index])
+        fractions = _location(
+            folder, index, size, seed, s2_sizes, factors[index], relief
+        )
+        name = f'{index:07d}'
+        rows.append(','.join([name, *(f'{x:.4f}' for x in fractions)]))
+        # the land cover label is the class that covers most of the patch
+        # (the boosted one, almost always)
+        values = [int(np.argmax(fractions)), *factors[index, 1:].tolist()]
+        values += [] if relief is None else [relief]
+        labels.append(','.join([name, *map(str, values)]))
+    (folder / LAND_COVER_FILE).write_text('\n'.join(rows) + '\n')
+    (folder / LABELS_FILE).write_text('\n'.join(labels) + '\n')
 
 
 def make_ssl4eo_s12_demo(
@@ -622,8 +704,7 @@ def make_ssl4eo_s12_demo(
         msg = f'size must be >= 6, got {size}'
         raise ValueError(msg)
     root = Path(root)
-    marker = root / DEMO_MARKER
-    params = {
+    params: dict[str, Any] = {
         'num_locations': num_locations,
         'size': size,
         'seed': seed,
@@ -631,46 +712,12 @@ def make_ssl4eo_s12_demo(
     }
     if dem:  # recorded only when set: the markers of two-modality data stay
         params['dem'] = True
-    if root.exists():
-        if marker.is_file():
-            if not overwrite:
-                found = json.loads(marker.read_text())
-                if found != params:
-                    msg = (
-                        f'{root} holds a demo data set made with {found}, not '
-                        f'{params}; pass overwrite=True (--overwrite) to replace it'
-                    )
-                    raise FileExistsError(msg)
-                return root
-        elif not root.is_dir() or any(root.iterdir()):
-            msg = (
-                f'{root} exists and is not a torchgeo-decur demo data set (no '
-                f'{DEMO_MARKER}); refusing to write into it'
-            )
-            raise FileExistsError(msg)
-
+    if _written_already(root, params, overwrite):
+        return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    s2_sizes = {b: round(size * 10 / band_resolution(b)) for b in S2_L1C_BANDS}
     tmp = Path(tempfile.mkdtemp(prefix=f'.{root.name}.', dir=root.parent))
     try:
-        factors = _factors(num_locations, seed)
-        reliefs = _reliefs(num_locations, seed) if dem else None
-        rows = [','.join(('id', *CLASSES))]
-        labels = [','.join(('id', *(DEM_FACTORS if dem else FACTORS)))]
-        for index in range(num_locations):
-            relief = None if reliefs is None else int(reliefs[index])
-            fractions = _location(
-                tmp, index, size, seed, s2_sizes, factors[index], relief
-            )
-            name = f'{index:07d}'
-            rows.append(','.join([name, *(f'{x:.4f}' for x in fractions)]))
-            # the land cover label is the class that covers most of the
-            # patch (the boosted one, almost always)
-            values = [int(np.argmax(fractions)), *factors[index, 1:].tolist()]
-            values += [] if relief is None else [relief]
-            labels.append(','.join([name, *map(str, values)]))
-        (tmp / LAND_COVER_FILE).write_text('\n'.join(rows) + '\n')
-        (tmp / LABELS_FILE).write_text('\n'.join(labels) + '\n')
+        _write_locations(tmp, num_locations, size, seed, dem)
         (tmp / DEMO_MARKER).write_text(json.dumps(params))
         if root.exists():
             # an empty folder, or an old demo data set (overwrite=True)

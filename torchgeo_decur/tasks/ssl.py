@@ -46,10 +46,17 @@ from ..models.weights.files import encoder_records
 from ..monitors import CollapseMonitor
 from ._skips import SkipReportMixin
 
-__all__ = ('OPTIMIZERS', 'EncoderSettings', 'SSLTask')
+__all__ = ('ALIASES', 'OPTIMIZERS', 'EncoderSettings', 'SSLTask')
 
 #: Optimisers of the self-supervised tasks.
 OPTIMIZERS = ('lars', 'adamw')
+
+#: The deprecated per-modality arguments of :class:`SSLTask` (modalities 1, 2).
+ALIASES = tuple(
+    f'{k}{i}'
+    for i in (1, 2)
+    for k in ('model', 'in_channels', 'weights', 'model_kwargs')
+)
 
 
 class EncoderSettings(TypedDict, total=False):
@@ -63,13 +70,19 @@ class EncoderSettings(TypedDict, total=False):
     .. versionadded:: 0.2
     """
 
-    #: Name of the timm model.
+    #: Name of the `timm <https://huggingface.co/docs/timm>`__ model (any
+    #: model with pooled features); ``resnet50`` when missing.
     model: str
-    #: Number of input channels; None takes the registered modality's.
+    #: Number of input channels; None takes the registered modality's number
+    #: of bands (2 for ``s1``, 13 for ``s2c``); needed for an unregistered one.
     in_channels: int | None
-    #: Initial weights, as ``weights1`` (not recorded in checkpoints).
+    #: Initial weights (not recorded in checkpoints): a weight enum, its name,
+    #: a path to a state dict or checkpoint, True for timm's ImageNet weights,
+    #: or None for random weights. From joint DeCUR weights (e.g.
+    #: ``ResNet50_Weights.DECUR_S1S2``) the encoder of this modality is taken.
     weights: WeightsEnum | str | bool | None
-    #: Further keyword arguments of :func:`timm.create_model`.
+    #: Further keyword arguments of :func:`timm.create_model` (e.g.
+    #: ``{'img_size': 64}`` for a ViT).
     model_kwargs: dict[str, Any]
 
 
@@ -203,25 +216,14 @@ class SSLTask(SkipReportMixin, BaseTask):
             modalities: Names of the modalities, two or more (see
                 :func:`~torchgeo_decur.modalities.register_modality`), recorded
                 in the checkpoint so exported encoders say what they take.
-            model1: Deprecated: ``encoders[modalities[0]]['model']``. Name of
-                the `timm <https://huggingface.co/docs/timm>`__ model of
-                modality 1 (any model with pooled features); None for
-                ``resnet50``.
-            model2: Deprecated: the timm model of modality 2, as *model1*.
-            in_channels1: Number of input channels of modality 1; None takes
-                the registered modality's number of bands (2 for ``s1``). Must
-                be given for a modality that is not registered.
-            in_channels2: Number of input channels of modality 2, as
-                *in_channels1* (13 for ``s2c``).
-            weights1: Initial weights of encoder 1: a weight enum, its name, a
-                path to a state dict or checkpoint, True for timm's ImageNet
-                weights, or None for random weights. From joint DeCUR weights
-                (e.g. ``ResNet50_Weights.DECUR_S1S2``) the encoder of
-                ``modalities[0]`` is taken.
-            weights2: Initial weights of encoder 2, as *weights1*.
-            model_kwargs1: Extra keyword arguments for ``timm.create_model`` of
-                encoder 1 (e.g. ``{'img_size': 64}`` for a ViT).
-            model_kwargs2: Extra keyword arguments for encoder 2.
+            model1: Deprecated alias of ``encoders[modalities[0]]['model']``.
+            model2: Deprecated alias of ``encoders[modalities[1]]['model']``.
+            in_channels1: Deprecated alias of the ``in_channels`` entry.
+            in_channels2: Deprecated alias of the ``in_channels`` entry.
+            weights1: Deprecated alias of the ``weights`` entry.
+            weights2: Deprecated alias of the ``weights`` entry.
+            model_kwargs1: Deprecated alias of the ``model_kwargs`` entry.
+            model_kwargs2: Deprecated alias of the ``model_kwargs`` entry.
             encoders: The encoder of each modality by name
                 (:class:`EncoderSettings`); its keys override the deprecated
                 arguments above. Recorded, resolved, in the checkpoint.
@@ -269,12 +271,7 @@ class SSLTask(SkipReportMixin, BaseTask):
         self.finite = FiniteSteps(nonfinite_skips)
         self.monitor = CollapseMonitor(every=monitor_every)
         self._captured: dict[str, Tensor] | None = None
-        aliases = {
-            'model1': model1, 'model2': model2,
-            'in_channels1': in_channels1, 'in_channels2': in_channels2,
-            'weights1': weights1, 'weights2': weights2,
-            'model_kwargs1': model_kwargs1, 'model_kwargs2': model_kwargs2,
-        }  # fmt: skip
+        aliases = {k: v for k, v in locals().items() if k in ALIASES}
         _warn_deprecated_aliases(names, aliases)
         given = encoders or {}
         defaults = [weights1, weights2] + [None] * (len(names) - 2)
