@@ -214,6 +214,17 @@ def test_export_missing_backbone(tmp_path: Path) -> None:
         export_checkpoint(path, tmp_path / 'out')
 
 
+def test_export_missing_channels(tmp_path: Path) -> None:
+    path = tmp_path / 'decur.ckpt'
+    make_decur_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=False)
+    del checkpoint['hyper_parameters']['in_channels2']
+    torch.save(checkpoint, path)
+    message = r"'s2c' has no input channels .*encoders\['s2c'\]\.in_channels"
+    with pytest.raises(ValueError, match=message):
+        export_checkpoint(path, tmp_path / 'out')
+
+
 def test_export_missing_keys(tmp_path: Path) -> None:
     path = tmp_path / 'decur.ckpt'
     make_decur_checkpoint(path)

@@ -86,7 +86,11 @@ def _check(state_dicts: StateDicts, meta: dict[str, Any], torchgeo: bool) -> Non
                 'without torchgeo_checkpoints'
             )
         elif spec['in_chans'] is None:
-            problem = f'lacks in_channels{spec["index"]} in the hyper_parameters'
+            problem = (
+                f'has no input channels in the hyper_parameters (encoders'
+                f"['{spec['name']}'].in_channels, in_channels{spec['index']} "
+                'before 0.2)'
+            )
         else:
             problem = _fit_problem(state_dict, spec)
         if problem:
