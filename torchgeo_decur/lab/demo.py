@@ -1032,7 +1032,8 @@ def demo(
 
     Args:
         root: Folder of the generated data (reused when it matches); None
-            for :data:`DEMO_ROOTS` of *modalities*.
+            for ``data/ssl4eo-s12-demo`` (two modalities) or
+            ``data/ssl4eo-s12-demo-dem`` (three; :data:`DEMO_ROOTS`).
         out: Folder of the runs; each run writes a new ``run-<n>`` in it.
         modalities: 2 (Sentinel-1 and -2) or 3 (and a DEM).
         locations: Number of generated locations.
@@ -1083,12 +1084,18 @@ def demo(
         print('\nThe runs: ' + ', '.join(str(r['out']) for r in spread['runs']))
         return spread
     run = run_demo(root, out, settings, progress, figures, threads)
+    _print_run(run, settings)
+    return run
+
+
+def _print_run(run: dict[str, Any], settings: DemoSettings) -> None:
+    """Print a demo run's table, timing, files and the export command."""
     print(
         '\nLinear probes of the frozen encoders (pooled features of every '
         'modality, concatenated), balanced accuracy (%) on every season of '
         f'{run["test_locations"]} held-out locations. Both methods: same '
-        f'encoders, augmentation and budget ({steps} steps of {batch_size}); '
-        f'DeCUR common share {common_share:g}.\n'
+        f'encoders, augmentation and budget ({settings.steps} steps of '
+        f'{settings.batch_size}); DeCUR common share {settings.common_share:g}.\n'
     )
     print(run['table'])
     print(f'\nDone in {run["seconds"]["total"]:.0f} s. Everything is in {run["out"]}:')
@@ -1099,4 +1106,3 @@ def demo(
             'Export the DeCUR encoders with: torchgeo-decur export '
             f'--checkpoint {run["files"]["DeCUR"]} --out {run["out"] / "encoders"}'
         )
-    return run
