@@ -14,7 +14,7 @@ from torchgeo.datasets import DatasetNotFoundError
 from zarr.storage import ZipStore
 
 from torchgeo_decur.datasets import SSL4EOS12V11
-from torchgeo_decur.datasets.ssl4eo_s12_v11 import S2_OFFSET, band_name
+from torchgeo_decur.datasets.ssl4eo_s12_v11 import S2_OFFSET, band_name, has_data
 from torchgeo_decur.datasets.zarr_zip import ZarrZipFile
 
 from .v11_data import TIMES, make_v11, raw_values, write_file
@@ -274,3 +274,27 @@ def test_reads_from_an_fsspec_url(root: Path) -> None:
             SSL4EOS12V11('memory://v11-url-test', modalities=('S1GRD', 'S2L2A'))
     finally:
         memory.rm('/v11-url-test', recursive=True)
+
+
+@pytest.mark.parametrize('dtype', [np.float16, np.float32])
+def test_has_data_sentinel1_matches_the_definition(dtype: type) -> None:
+    """A finite non-zero pixel anywhere, whatever the special values around it
+    (float16 is checked on its bits)."""
+    specials = [0.0, -0.0, np.nan, np.inf, -np.inf]
+    for value in [*specials, 6e-8, -3.5, 65504.0]:
+        view = np.zeros((2, 70, 70), dtype)  # more than the first pixels checked
+        view[0, :2] = np.nan
+        view[1, 69, 69] = value
+        expected = bool((np.isfinite(view) & (view != 0)).any())
+        assert has_data(view, 'S1GRD') is expected, value
+        assert expected is (value not in specials and not np.isnan(value))
+
+
+def test_has_data_sentinel2_and_others() -> None:
+    view = np.full((13, 70, 70), S2_OFFSET, np.int16)
+    assert not has_data(view, 'S2L1C')
+    view[12, 69, 69] = S2_OFFSET + 1  # in the last pixel of the last band
+    assert has_data(view, 'S2L2A')
+    assert has_data(view - S2_OFFSET, 'S2L1C', offset=0)
+    assert not has_data(np.zeros((1, 70, 70), np.float32), 'DEM')
+    assert has_data(np.eye(70, dtype=np.float32)[None], 'DEM')

@@ -186,11 +186,36 @@ def has_data(view: NDArray[Any], modality: str, offset: int = S2_OFFSET) -> bool
 
     .. versionadded:: 0.2
     """
-    if modality in ('S2L1C', 'S2L2A'):
-        return bool(view.max() > offset)
-    if modality == 'S1GRD':
-        return bool((np.isfinite(view) & (view != 0)).any())
-    return bool(view.any())
+    flat = view.reshape(-1)
+    # most views answer from their first pixels; the whole view otherwise
+    for part in (flat[:_FIRST_PIXELS], flat):
+        if modality in ('S2L1C', 'S2L2A'):
+            found = part.size > 0 and part.max() > offset
+        elif modality == 'S1GRD':
+            found = _finite_nonzero(part).any()
+        else:
+            found = part.any()
+        if found:
+            return True
+    return False
+
+
+#: Pixels :func:`has_data` looks at before the whole view.
+_FIRST_PIXELS = 4096
+
+
+def _finite_nonzero(values: NDArray[Any]) -> NDArray[np.bool_]:
+    """Which values are finite and non-zero.
+
+    For float16 (v1.1's Sentinel-1) on the bits: numpy's float16 arithmetic
+    is emulated and took 0.4 ms per 2 x 264 x 264 view, a fifth of a
+    sample's read. A half is finite and non-zero when its magnitude bits are
+    not all zero and its exponent bits are not all one.
+    """
+    if values.dtype == np.float16:
+        magnitude = values.view(np.uint16) & 0x7FFF
+        return (magnitude != 0) & (magnitude < 0x7C00)
+    return np.isfinite(values) & (values != 0)
 
 
 def to_v1_units(
