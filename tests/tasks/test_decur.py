@@ -131,6 +131,9 @@ def test_paper_defaults() -> None:
     # model1/model2 are deprecated aliases: None, and the encoder is ResNet-50
     assert defaults['model1'] is defaults['model2'] is None
     assert defaults['encoders'] is None
+    # the base's arguments reach the CLI through **kwargs (jsonargparse follows
+    # them; a kwargs.get('modalities') in DeCURTask.__init__ once hid it)
+    assert tuple(defaults['modalities']) == ('s1', 's2c')
     task = DeCURTask(projector_dims=[64, 64])
     assert [e['model'] for e in task.hparams['encoders'].values()] == ['resnet50'] * 2
     assert list(defaults['projector_dims']) == [8192, 8192, 8192]

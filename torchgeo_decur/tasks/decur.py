@@ -73,20 +73,15 @@ class DeCURTask(SSLTask):
                 with other than two modalities, or as
                 :class:`~torchgeo_decur.tasks.SSLTask`.
         """
-        names = list(kwargs.get('modalities', ('s1', 's2c')))
-        if weighting == 'official' and len(names) != 2:
-            msg = (
-                "weighting='official' is the authors' code for two modalities; "
-                f"{len(names)} given ({names}): use weighting='paper'"
-            )
-            raise ValueError(msg)
         super().__init__(**kwargs)
 
     def configure_losses(self) -> None:
         """Initialize the DeCUR loss.
 
         Raises:
-            ValueError: If the common dimensions do not fit the projector output.
+            ValueError: If the common dimensions do not fit the projector
+                output, or ``weighting='official'`` has other than two
+                modalities.
         """
         embed_dim: int = list(self.hparams['projector_dims'])[-1]
         common_dim: int | None = self.hparams['common_dim']
@@ -100,6 +95,13 @@ class DeCURTask(SSLTask):
             msg = (
                 f'common_dim={common_dim} must be between 1 and the projector '
                 f'output size {embed_dim} (last of projector_dims)'
+            )
+            raise ValueError(msg)
+        names = self.modality_names
+        if self.hparams['weighting'] == 'official' and len(names) != 2:
+            msg = (
+                "weighting='official' is the authors' code for two modalities; "
+                f"{len(names)} given ({names}): use weighting='paper'"
             )
             raise ValueError(msg)
         self.common_dim = common_dim
