@@ -2,6 +2,7 @@
 
 import pickle
 import random
+import struct
 import zipfile
 from pathlib import Path
 
@@ -161,13 +162,13 @@ def test_reads_only_the_chunks_it_needs(
 ) -> None:
     data = SSL4EOS12V11(root, modalities=('S1GRD', 'S2L1C'))
     read: list[str] = []
-    original = zipfile.ZipFile.read
+    original = ZarrZipFile._member
 
-    def recording(self: zipfile.ZipFile, name: str, *args: object) -> bytes:
+    def recording(self: ZarrZipFile, name: str) -> object:
         read.append(name)
-        return original(self, name, *args)
+        return original(self, name)
 
-    monkeypatch.setattr(zipfile.ZipFile, 'read', recording)
+    monkeypatch.setattr(ZarrZipFile, '_member', recording)
     data[4]  # file 2, location 1: two views of two modalities
     chunks = [k for k in read if k.startswith('bands/') and '/.z' not in k]
     assert len(chunks) == 4 and all(k.startswith('bands/1.') for k in chunks)
@@ -298,3 +299,42 @@ def test_has_data_sentinel2_and_others() -> None:
     assert has_data(view - S2_OFFSET, 'S2L1C', offset=0)
     assert not has_data(np.zeros((1, 70, 70), np.float32), 'DEM')
     assert has_data(np.eye(70, dtype=np.float32)[None], 'DEM')
+
+
+def test_members_from_the_memory_map(root: Path, tmp_path: Path) -> None:
+    """Stored members are read from the mapped file, CRC-32 checked, and equal
+    zipfile's bytes; compressed members and in-memory stores work too."""
+    path = root / 'train' / 'S2L1C' / 'ssl4eos12_train_seasonal_data_000001.zarr.zip'
+    with zipfile.ZipFile(path) as f:
+        members = {i.filename: f.read(i) for i in f.infolist()}
+        assert {i.compress_type for i in f.infolist()} == {zipfile.ZIP_STORED}
+    for store in (ZarrZipFile(path), ZarrZipFile('x.zarr.zip', path.read_bytes())):
+        for name, content in members.items():
+            data = store._member(name)
+            assert isinstance(data, memoryview) and bytes(data) == content
+    # a flipped byte inside a chunk: the CRC-32 catches it, as zipfile would
+    key = 'bands/1.2.0.0.0'
+    info = zipfile.ZipFile(path).getinfo(key)
+    raw = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack(
+        '<HH', raw[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_length + extra_length
+    raw[start + info.file_size // 2] ^= 0xFF
+    damaged = tmp_path / 'damaged.zarr.zip'
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(zipfile.BadZipFile, match=f"bad CRC-32 for member '{key}'"):
+        ZarrZipFile(damaged)._member(key)
+    # a compressed (deflated) copy goes through zipfile, same values
+    deflated = tmp_path / 'deflated.zarr.zip'
+    with zipfile.ZipFile(deflated, 'w', zipfile.ZIP_DEFLATED) as f:
+        for name, content in members.items():
+            f.writestr(name, content)
+    store = ZarrZipFile(deflated)
+    assert store._member(key) == members[key]
+    np.testing.assert_array_equal(
+        store.location('bands', 1, [2, 0]),
+        ZarrZipFile(path).location('bands', 1, [2, 0]),
+    )
+    with pytest.raises(KeyError):
+        ZarrZipFile(path)._member('bands/9.9.0.0.0')

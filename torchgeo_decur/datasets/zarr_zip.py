@@ -12,13 +12,22 @@ the ~1 ms that reading and decoding the chunk takes; a DeCUR sample reads
 four such chunks. Any other layout (chunks spanning locations, Fortran
 order, filters) is read through zarr.
 
+A local file is memory-mapped, and a stored (uncompressed) zip member, as
+zarr writes them, is decoded straight from the map after its CRC-32 is
+checked, as :mod:`zipfile` checks it: no copy of the compressed bytes (a
+tenth of a sample's read time). Compressed members, and stores read over
+fsspec, go through :mod:`zipfile`.
+
 .. versionadded:: 0.2
 """
 
 import io
 import json
+import mmap
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +85,7 @@ class ZarrZipFile:
             else:
                 self._zip = zipfile.ZipFile(io.BytesIO(content))
             members = self._zip.namelist()
+            self._map = self._memory_map(content)
         except Exception as err:  # zipfile errors, a truncated file
             msg = f'{self.path}: not a readable Zarr zip store ({err})'
             raise OSError(msg) from err
@@ -87,6 +97,47 @@ class ZarrZipFile:
         self._arrays: dict[str, Any] = {}
         self._layouts: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._columns: dict[str, NDArray[Any]] = {}
+        self._infos = {info.filename: info for info in self._zip.infolist()}
+
+    def _memory_map(self, content: bytes | None) -> memoryview | None:
+        """The zip file's bytes without a copy: *content*, or the mapped file."""
+        if content is not None:
+            return memoryview(content)
+        if isinstance(self.path, str) or os.path.getsize(self.path) == 0:
+            return None
+        with open(self.path, 'rb') as f:  # the map outlives the descriptor
+            return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+
+    def _member(self, key: str) -> bytes | memoryview:
+        """A member's bytes, its CRC-32 checked; from the map when it is stored.
+
+        Raises:
+            KeyError: If there is no such member.
+            zipfile.BadZipFile: If its header, size or CRC-32 is wrong.
+        """
+        info = self._infos[key]
+        view = self._map
+        if (
+            view is None
+            or info.compress_type != zipfile.ZIP_STORED
+            or info.flag_bits & 1
+        ):
+            return self._zip.read(key)
+        start = info.header_offset
+        header = view[start : start + 30]
+        if bytes(header[:4]) != b'PK\x03\x04':
+            msg = f'{self.path}: bad local header of member {key!r}'
+            raise zipfile.BadZipFile(msg)
+        name_length, extra_length = struct.unpack('<HH', header[26:30])
+        begin = start + 30 + name_length + extra_length
+        data = view[begin : begin + info.file_size]
+        if len(data) != info.file_size:
+            msg = f'{self.path}: member {key!r} is truncated'
+            raise zipfile.BadZipFile(msg)
+        if zlib.crc32(data) != info.CRC:
+            msg = f'{self.path}: bad CRC-32 for member {key!r}'
+            raise zipfile.BadZipFile(msg)
+        return data
 
     @property
     def group(self) -> Any:
@@ -227,7 +278,7 @@ class ZarrZipFile:
         indices = [*lead, *[0] * len(layout['shape'])]
         key = f'{name}/' + sep.join(str(i) for i in indices)
         try:
-            data = self._zip.read(key)  # checks the member's CRC-32
+            data = self._member(key)  # checks the member's CRC-32
         except KeyError:
             out[...] = layout['fill'] if layout['fill'] is not None else 0
             return
