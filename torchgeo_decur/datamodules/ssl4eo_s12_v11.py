@@ -1,6 +1,6 @@
 """Datamodules of co-located SSL4EO-S12 v1.1 modalities (Zarr files, shards)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch.utils.data import DataLoader
@@ -12,6 +12,26 @@ from .paired import PairedDataModule
 from .preparation import ModalityPreprocessing
 
 __all__ = ('SSL4EOS12V11DataModule', 'SSL4EOS12V11ShardsDataModule')
+
+
+def _registered(
+    folders: Sequence[str], table: Mapping[str, str | None], what: str
+) -> list[str]:
+    """The registered modality of each folder of v1.1.
+
+    Raises:
+        ValueError: If fewer than two folders are given, or one has no
+            registered preprocessing (names the usable ones).
+    """
+    names = [table.get(m) for m in folders]
+    if len(names) < 2 or None in names:
+        usable = [m for m, n in table.items() if n is not None]
+        msg = (
+            f'modalities must be two or more of the {what} {usable}, got '
+            f'{list(folders)}'
+        )
+        raise ValueError(msg)
+    return [str(n) for n in names]
 
 
 class SSL4EOS12V11DataModule(PairedDataModule):
@@ -68,17 +88,10 @@ class SSL4EOS12V11DataModule(PairedDataModule):
                 a registered preprocessing, or another argument is invalid.
         """
         kwargs.setdefault('finish', 'batch')
-        names = [V11_MODALITIES.get(m) for m in modalities]
-        if len(names) < 2 or None in names:
-            usable = [m for m, n in V11_MODALITIES.items() if n is not None]
-            msg = (
-                f'modalities must be two or more of the v1.1 folders {usable}, '
-                f'got {list(modalities)}'
-            )
-            raise ValueError(msg)
+        names = _registered(modalities, V11_MODALITIES, 'v1.1 folders')
         super().__init__(
             SSL4EOS12V11,
-            [str(n) for n in names],
+            names,
             batch_size,
             num_workers,
             patch_size,
@@ -168,15 +181,11 @@ class SSL4EOS12V11ShardsDataModule(PairedDataModule):
             ValueError: If *modalities* are not two or more shard folders
                 with a registered preprocessing.
         """
-        names = [SHARD_MODALITIES.get(m) for m in modalities]
-        if len(names) < 2 or None in names:
-            usable = [m for m, n in SHARD_MODALITIES.items() if n is not None]
-            msg = f'modalities must be two or more of {usable}, got {list(modalities)}'
-            raise ValueError(msg)
+        names = _registered(modalities, SHARD_MODALITIES, 'shard folders')
         kwargs.setdefault('finish', 'batch')
         super().__init__(
             SSL4EOS12V11Shards,
-            [str(n) for n in names],
+            names,
             batch_size,
             num_workers,
             patch_size,

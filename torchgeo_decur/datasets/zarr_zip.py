@@ -97,7 +97,6 @@ class ZarrZipFile:
         self._arrays: dict[str, Any] = {}
         self._layouts: dict[tuple[str, int], dict[str, Any] | None] = {}
         self._columns: dict[str, NDArray[Any]] = {}
-        self._infos = {info.filename: info for info in self._zip.infolist()}
 
     def _memory_map(self, content: bytes | None) -> memoryview | None:
         """The zip file's bytes without a copy: *content*, or the mapped file."""
@@ -115,7 +114,7 @@ class ZarrZipFile:
             KeyError: If there is no such member.
             zipfile.BadZipFile: If its header, size or CRC-32 is wrong.
         """
-        info = self._infos[key]
+        info = self._zip.getinfo(key)
         view = self._map
         if (
             view is None
