@@ -81,8 +81,6 @@ def test_classifier_and_errors() -> None:
         timm.create_model('mit_b0', in_chans=0)
     with pytest.raises(ValueError, match='num_classes must be >= 0'):
         timm.create_model('mit_b0', num_classes=-1)
-    with pytest.raises(ValueError, match='DeCUR weights'):
-        timm.create_model('mit_b0', pretrained=True)
     with pytest.raises(ValueError, match='NCHW'):
         model.forward_intermediates(torch.randn(1, 3, 32, 32), output_fmt='NHWC')
 

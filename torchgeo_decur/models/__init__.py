@@ -9,6 +9,7 @@ from .encoders import (
     is_decur_source,
     load_decur_state_dict,
     load_decur_state_dicts,
+    output_size,
     resolve_weights,
     select_state_dict,
     state_dict_mismatches,
@@ -22,6 +23,7 @@ from .heads import (
     create_encoders,
     encoder_feature_maps,
 )
+from .imagenet import IMAGENET, IMAGENET_TAGS, imagenet_backbone, imagenet_model_name
 from .mit import MixTransformer, register_mit
 from .weights import (
     DeCURWeightsEnum,
@@ -40,6 +42,8 @@ register_mit()
 
 __all__ = (
     'DECODERS',
+    'IMAGENET',
+    'IMAGENET_TAGS',
     'DeCURTransforms',
     'DeCURWeightsEnum',
     'FCNHead',
@@ -59,10 +63,13 @@ __all__ = (
     'create_modality_encoder',
     'create_projector',
     'encoder_feature_maps',
+    'imagenet_backbone',
+    'imagenet_model_name',
     'is_decur_source',
     'load_decur_state_dict',
     'load_decur_state_dicts',
     'modality_transforms',
+    'output_size',
     'read_decur_checkpoint',
     'register_mit',
     'register_weights',

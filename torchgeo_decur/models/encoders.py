@@ -13,6 +13,7 @@ from torchgeo.tasks import utils
 from torchvision.models._api import WeightsEnum
 
 from .deformable import DA_PREFIXES, add_deformable_attention, has_deformable_attention
+from .imagenet import IMAGENET, imagenet_backbone
 from .weights import (
     DA_BLOCKS,
     DABlocks,
@@ -133,16 +134,22 @@ def _build(
     pretrained: bool,
     deformable_attention: bool,
     model_kwargs: dict[str, Any],
+    imagenet: bool = False,
 ) -> nn.Module:
-    """Create the timm backbone, with deformable attention if asked."""
+    """Create the timm backbone, with deformable attention if asked.
+
+    *imagenet* starts it as the authors did (:mod:`.imagenet`); *pretrained*
+    from timm's weights of the name. ``model_kwargs['num_classes']`` keeps a
+    linear head on the pooled features (0, no head, by default).
+    """
+    kwargs = {'num_classes': 0, **model_kwargs}
     try:
-        backbone = timm.create_model(
-            model,
-            in_chans=in_channels,
-            num_classes=0,
-            pretrained=pretrained,
-            **model_kwargs,
-        )
+        if imagenet:
+            backbone = imagenet_backbone(model, in_channels, **kwargs)
+        else:
+            backbone = timm.create_model(
+                model, in_chans=in_channels, pretrained=pretrained, **kwargs
+            )
     except RuntimeError as err:
         if 'Unknown model' not in str(err):
             raise
@@ -225,8 +232,10 @@ def create_encoder(
             (``mit_b0`` ... ``mit_b5`` are registered by this package).
         in_channels: Number of input channels (bands).
         weights: Initial weights: a weight enum, the name of one registered with
-            TorchGeo, the path to a weight file or checkpoint, True for
-            timm's ImageNet weights, or False/None for random weights.
+            TorchGeo, the path to a weight file or checkpoint, ``'imagenet'``
+            for the ImageNet weights the DeCUR authors started from (see
+            :mod:`torchgeo_decur.models.imagenet`), True for timm's default
+            ImageNet weights of *model*, or False/None for random weights.
         modality: Modality of a DeCUR weight source to load, e.g. ``'s1'``.
         deformable_attention: Whether to add deformable attention (ResNets
             only); None follows the weights.
@@ -239,7 +248,9 @@ def create_encoder(
             (e.g. ``img_size`` for ViTs).
 
     Returns:
-        The backbone; ``backbone(x)`` has shape ``(N, backbone.num_features)``.
+        The backbone; ``backbone(x)`` has shape ``(N, backbone.num_features)``
+        (``(N, num_classes)`` if *model_kwargs* keep a head, as the authors'
+        MiT with ``num_classes=2048``; see :func:`output_size`).
 
     Raises:
         FileNotFoundError: If *weights* is a string that is neither a file nor
@@ -256,12 +267,15 @@ def create_encoder(
     if in_channels < 1:
         msg = f'in_channels must be >= 1, got {in_channels}'
         raise ValueError(msg)
-    if not weights or weights is True:
+    imagenet = isinstance(weights, str) and weights == IMAGENET
+    if not weights or weights is True or imagenet:
         if modality is not None:
             msg = f'modality={modality!r} needs DeCUR weights, got weights={weights!r}'
             raise ValueError(msg)
         deformable = bool(deformable_attention)
-        return _build(model, in_channels, weights is True, deformable, model_kwargs)
+        return _build(
+            model, in_channels, weights is True, deformable, model_kwargs, imagenet
+        )
     if da_blocks not in DA_BLOCKS:
         msg = f"da_blocks must be 'trained' or 'authors', got {da_blocks!r}"
         raise ValueError(msg)
@@ -278,6 +292,28 @@ def create_encoder(
     backbone = _build(model, in_channels, False, deformable, model_kwargs)
     _load_strict(backbone, state_dict, name, in_channels)
     return backbone
+
+
+def output_size(backbone: nn.Module) -> int:
+    """Size of what a backbone of :func:`create_encoder` returns.
+
+    Its pooled features (``num_features``), or the outputs of the linear head
+    it keeps when created with ``num_classes > 0``: the authors' MiT
+    pretraining puts a 512 -> 2048 head between the pooled features and the
+    projector (``mit_b2(num_classes=2048)``, ``src/pretrain/models/decur.py``
+    lines 28-39 at zhu-xlab/DeCUR f190e9a; ``model_kwargs: {num_classes:
+    2048}`` here).
+
+    Args:
+        backbone: A timm model.
+
+    Returns:
+        The size of ``backbone(x)``'s last dimension.
+
+    .. versionadded:: 0.2
+    """
+    classes = int(getattr(backbone, 'num_classes', 0) or 0)
+    return classes or int(backbone.num_features)
 
 
 def resolve_weights(
@@ -388,12 +424,13 @@ def is_decur_source(weights: WeightsEnum | str | bool | None) -> bool:
         weights: Weights as given to :func:`create_modality_encoder`.
 
     Returns:
-        False for no weights, ImageNet weights and weight enums other than
-        DeCUR's (e.g. TorchGeo's single-modality weights), True otherwise
+        False for no weights, ImageNet weights (True or ``'imagenet'``) and
+        weight enums other than DeCUR's (e.g. TorchGeo's single-modality
+        weights), True otherwise
         (DeCUR enums and files; unknown names are left to
         :func:`~torchgeo_decur.models.create_encoder` to report).
     """
-    if not weights or weights is True:
+    if not weights or weights is True or weights == IMAGENET:
         return False
     if isinstance(weights, str) and not os.path.exists(weights):
         try:

@@ -38,7 +38,9 @@ from timm.models import register_model
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
-__all__ = ['MIT_VARIANTS', 'MixTransformer']
+from .encoders import state_dict_mismatches
+
+__all__ = ['MIT_VARIANTS', 'MixTransformer', 'load_imagenet']
 
 #: Architecture of each MiT variant (SegFormer's, as smp and the authors have
 #: them): embedding widths, heads, MLP ratios, depths and reduction ratios.
@@ -239,24 +241,66 @@ class MixTransformer(MixVisionTransformer):
         )
 
 
+def load_imagenet(model: MixTransformer, name: str) -> None:
+    """Load SegFormer's ImageNet-1k weights of MiT variant *name* into *model*.
+
+    The weights are segmentation-models-pytorch's copy on the Hugging Face
+    hub (``smp-hub/<name>.imagenet`` at the revision smp pins), with the
+    parameter names of SegFormer's release, as the authors'
+    ``init_weights(pretrained=...)`` loaded them. Read from the hub cache
+    when present (``HF_HUB_OFFLINE=1`` without a network). The first layer
+    is adapted to ``model.in_chans`` as timm adapts it (one channel: the sum
+    over RGB); a classifier ``head`` keeps its initialisation.
+
+    Args:
+        model: The encoder; changed in place.
+        name: ``'mit_b0'`` ... ``'mit_b5'``.
+
+    Raises:
+        ValueError: If the hub file does not fit the *name* architecture.
+
+    .. versionadded:: 0.2
+    """
+    from huggingface_hub import hf_hub_download
+    from safetensors.torch import load_file
+    from segmentation_models_pytorch.encoders import encoders
+    from timm.models import adapt_input_conv
+
+    settings = encoders[name]['pretrained_settings']['imagenet']
+    path = hf_hub_download(
+        settings['repo_id'], filename='model.safetensors', revision=settings['revision']
+    )
+    state_dict = load_file(path, device='cpu')
+    key = 'patch_embed1.proj.weight'
+    if key in state_dict and model.in_chans != 3:
+        state_dict[key] = adapt_input_conv(model.in_chans, state_dict[key])
+    own = model.state_dict().items()
+    expected = {k: v for k, v in own if not k.startswith('head.')}
+    problems = state_dict_mismatches(expected, state_dict)
+    if problems:
+        msg = f'{path} does not fit {name}: {"; ".join(problems)}'
+        raise ValueError(msg)
+    model.load_state_dict(state_dict, strict=False)
+
+
 def _entrypoint(name: str) -> Callable[..., MixTransformer]:
     """Build the timm entrypoint of one MiT variant."""
 
     def create(pretrained: bool = False, **kwargs: Any) -> MixTransformer:
-        if pretrained:
-            msg = (
-                f'{name} has no ImageNet weights here: pass DeCUR weights '
-                "(e.g. weights='MiTB2_Weights.DECUR_RGB_HHA', modality='rgb_indoor')"
-            )
-            raise ValueError(msg)
         for key in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'):
             kwargs.pop(key, None)
-        return MixTransformer(**MIT_VARIANTS[name], **kwargs)
+        model = MixTransformer(**MIT_VARIANTS[name], **kwargs)
+        if pretrained:
+            load_imagenet(model, name)
+        return model
 
     create.__name__ = name
     create.__qualname__ = name
     create.__module__ = __name__
-    create.__doc__ = f'Create a {name.upper().replace("_", "-")} encoder (timm).'
+    create.__doc__ = (
+        f'Create a {name.upper().replace("_", "-")} encoder (timm); '
+        "pretrained=True loads SegFormer's ImageNet-1k weights."
+    )
     return create
 
 
