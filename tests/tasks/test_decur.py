@@ -289,6 +289,16 @@ def test_adamw_for_transformers(tmp_path: Path) -> None:
     assert optimizer.state  # it stepped
 
 
+def test_weight_decay_on_every_parameter() -> None:
+    """The authors' latest code: AdamW's weight decay on biases and norms too."""
+    task = DeCURTask(
+        **TINY, optimizer='adamw', weight_decay=0.01, weight_decay_biases=0.01
+    )
+    weights, biases = task.parameter_groups()
+    assert weights['weight_decay'] == biases['weight_decay'] == 0.01
+    assert task.hparams['weight_decay_biases'] == 0.01
+
+
 def test_mit_encoders(tmp_path: Path) -> None:
     """MiT (SegFormer's encoder), registered with timm, as in the RGB-HHA runs."""
     task = DeCURTask(

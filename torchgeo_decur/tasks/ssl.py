@@ -40,7 +40,7 @@ from torchvision.models._api import WeightsEnum
 
 from ..guards import FiniteSteps, NonFiniteError, nonfinite_tensors
 from ..modalities import in_channels_for, modality_record
-from ..models import create_modality_encoder, create_projector
+from ..models import create_modality_encoder, create_projector, output_size
 from ..models.deformable import DeformableResNet
 from ..models.weights.files import encoder_records
 from ..monitors import CollapseMonitor
@@ -203,6 +203,7 @@ class SSLTask(SkipReportMixin, BaseTask):
         lr: float = 0.2,
         lr_biases: float = 0.0048,
         weight_decay: float = 1e-6,
+        weight_decay_biases: float = 0.0,
         momentum: float = 0.9,
         warmup_epochs: float = 0,
         lr_schedule: Literal['cosine', 'constant'] = 'cosine',
@@ -238,12 +239,20 @@ class SSLTask(SkipReportMixin, BaseTask):
             optimizer: ``'lars'`` (the paper's ResNet setting; *momentum*
                 applies) or ``'adamw'`` (the authors' MiT, ViT and
                 deformable-attention runs, with lr 1e-4). Both use two
-                parameter groups (*lr* / *lr_biases*; no weight decay on
-                biases and normalisation parameters) and the same schedule.
+                parameter groups (*lr* / *lr_biases*; by default no weight
+                decay on biases and normalisation parameters) and the same
+                schedule.
             lr: Learning rate of the weights.
             lr_biases: Learning rate of biases and normalisation parameters,
-                which get neither weight decay nor LARS adaptation.
+                which get neither weight decay nor LARS adaptation unless
+                *weight_decay_biases* is set (lightly's LARS adapts every
+                parameter group with a weight decay).
             weight_decay: Weight decay of the weights.
+            weight_decay_biases: Weight decay of biases and normalisation
+                parameters: 0 as the paper and Barlow Twins; the authors'
+                latest code gives every parameter the same decay
+                (``AdamW(model.parameters(), weight_decay=...)``), which the
+                configs reproducing those runs set.
             momentum: Momentum of LARS.
             warmup_epochs: Epochs of linear warm-up before the cosine decay; 0
                 (the paper) for none.
@@ -307,7 +316,7 @@ class SSLTask(SkipReportMixin, BaseTask):
             for name, spec in settings.items()
         }
         self.encoders = nn.ModuleDict(encoders)
-        self.configure_heads({n: int(e.num_features) for n, e in encoders.items()})
+        self.configure_heads({n: output_size(e) for n, e in encoders.items()})
 
     def _create_encoders(
         self, settings: Mapping[str, Mapping[str, Any]], deformable: bool | None
@@ -625,8 +634,9 @@ class SSLTask(SkipReportMixin, BaseTask):
 
         Returns:
             Two parameter groups: weights (lr, weight decay, LARS adaptation)
-            and biases plus normalisation parameters (lr_biases, no weight
-            decay, hence no LARS adaptation in lightly's LARS).
+            and biases plus normalisation parameters (lr_biases,
+            weight_decay_biases: by default none, hence no LARS adaptation
+            in lightly's LARS).
         """
         params = [p for p in self.parameters() if p.requires_grad]
         return [
@@ -638,7 +648,7 @@ class SSLTask(SkipReportMixin, BaseTask):
             {
                 'params': [p for p in params if p.ndim <= 1],
                 'lr': self.hparams['lr_biases'],
-                'weight_decay': 0.0,
+                'weight_decay': self.hparams.get('weight_decay_biases', 0.0),
             },
         ]
 
