@@ -147,6 +147,73 @@ def hub_cache(authors_hub: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return authors_hub
 
 
+def put_in_hf_cache(
+    cache: Path,
+    repo_id: str,
+    state_dict: dict[str, torch.Tensor],
+    revision: str | None = None,
+) -> None:
+    """Store *state_dict* as ``model.safetensors`` of *repo_id* in a hub cache.
+
+    In the Hugging Face hub's cache layout, at the commit *revision*, or as
+    the repository's ``main`` (what timm asks for) without one.
+    """
+    from safetensors.torch import save_file
+
+    commit = revision or 'c0ffee' * 6 + 'c0ff'
+    repo = cache / f'models--{repo_id.replace("/", "--")}'
+    snapshot = repo / 'snapshots' / commit
+    snapshot.mkdir(parents=True)
+    tensors = {k: v.contiguous() for k, v in state_dict.items()}
+    save_file(tensors, str(snapshot / 'model.safetensors'))
+    if revision is None:
+        (repo / 'refs').mkdir()
+        (repo / 'refs' / 'main').write_text(commit)
+
+
+def offline_hf_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make *cache* the Hugging Face hub cache, offline: nothing is downloaded."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    return cache
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty, offline Hugging Face hub cache."""
+    cache = tmp_path / 'hf'
+    cache.mkdir()
+    return offline_hf_cache(cache, monkeypatch)
+
+
+@pytest.fixture(scope='session')
+def imagenet_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hub cache with stand-ins of the ImageNet files the configs start from.
+
+    ResNet-50 (torchvision's, as timm names it), ViT-S/16 (timm's augreg)
+    and MiT-B2 (smp's copy of SegFormer's), random weights of the right
+    architectures, about 0.3 GB, written once per session. Read only.
+    """
+    from segmentation_models_pytorch.encoders import encoders
+
+    cache = tmp_path_factory.mktemp('hf')
+    for name in ('resnet50.tv_in1k', 'vit_small_patch16_224.augreg_in21k_ft_in1k'):
+        model = timm.create_model(name.split('.')[0], num_classes=1000)
+        put_in_hf_cache(cache, f'timm/{name}', model.state_dict())
+    mit = timm.create_model('mit_b2', num_classes=0).state_dict()
+    settings = encoders['mit_b2']['pretrained_settings']['imagenet']
+    put_in_hf_cache(cache, settings['repo_id'], mit, settings['revision'])
+    return cache
+
+
+@pytest.fixture
+def imagenet_cache(imagenet_files: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """*imagenet_files* as the offline Hugging Face hub cache."""
+    return offline_hf_cache(imagenet_files, monkeypatch)
+
+
 def _rss_mb() -> float:
     """Resident memory of this process in MB (Linux), else 0."""
     try:

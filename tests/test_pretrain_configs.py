@@ -20,6 +20,7 @@ CONFIGS = {
     'decur_rgb_dem_rda': ('geonrw_root', ['--data.init_args.tile_size=50']),
     'decur_rgb_depth': ('sunrgbd_root', ['--data.init_args.size=48']),
     'decur_s1s2_rda': ('ssl4eo_root', []),
+    'decur_s1s2_vits16': ('ssl4eo_root', []),
     'decur_s1s2_v11': ('ssl4eo_v11_root', []),
     'decur_s1s2a_v11': ('ssl4eo_v11_root', []),
     'decur_s1s2a_v11_shards': ('ssl4eo_v11_shards_root', []),
@@ -36,7 +37,7 @@ def test_every_pretraining_config_is_tested() -> None:
 @pytest.mark.filterwarnings('ignore::UserWarning')
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_pretraining_config_fast_dev_run(
-    name: str, request: pytest.FixtureRequest, tmp_path: Path
+    name: str, request: pytest.FixtureRequest, tmp_path: Path, imagenet_cache: Path
 ) -> None:
     fixture, overrides = CONFIGS[name]
     root = request.getfixturevalue(fixture)

@@ -2,11 +2,9 @@
 
 from pathlib import Path
 
-import huggingface_hub.constants
 import pytest
 import timm
 import torch
-from safetensors.torch import save_file
 from segmentation_models_pytorch.encoders import encoders as smp_encoders
 from torch import Tensor, nn
 
@@ -24,33 +22,7 @@ from torchgeo_decur.models.deformable import DeformableResNet
 from torchgeo_decur.models.imagenet import reset_input_layer
 from torchgeo_decur.tasks import DeCURTask
 
-
-@pytest.fixture
-def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty, offline Hugging Face hub cache."""
-    cache = tmp_path / 'hf'
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
-    return cache
-
-
-def put_in_cache(
-    cache: Path, repo_id: str, state_dict: dict[str, Tensor], revision: str | None
-) -> None:
-    """Store *state_dict* as ``model.safetensors`` of *repo_id* in the hub cache.
-
-    Without *revision* the file is the repository's ``main``, as timm asks.
-    """
-    commit = revision or 'c0ffee' * 6 + 'c0ff'
-    repo = cache / f'models--{repo_id.replace("/", "--")}'
-    snapshot = repo / 'snapshots' / commit
-    snapshot.mkdir(parents=True)
-    tensors = {k: v.contiguous() for k, v in state_dict.items()}
-    save_file(tensors, str(snapshot / 'model.safetensors'))
-    if revision is None:
-        (repo / 'refs').mkdir()
-        (repo / 'refs' / 'main').write_text(commit)
+from ..conftest import put_in_hf_cache
 
 
 def imagenet_file(model: str, classes: int = 1000, seed: int = 0) -> dict[str, Tensor]:
@@ -64,7 +36,7 @@ def put_mit(cache: Path, name: str, seed: int = 0) -> dict[str, Tensor]:
     torch.manual_seed(seed)
     state_dict = timm.create_model(name, num_classes=0).state_dict()
     settings = smp_encoders[name]['pretrained_settings']['imagenet']
-    put_in_cache(cache, settings['repo_id'], state_dict, settings['revision'])
+    put_in_hf_cache(cache, settings['repo_id'], state_dict, settings['revision'])
     return state_dict
 
 
@@ -91,7 +63,7 @@ def test_imagenet_model_name() -> None:
 
 def test_resnet_from_torchvision_weights(hf_cache: Path) -> None:
     file = imagenet_file('resnet18')
-    put_in_cache(hf_cache, 'timm/resnet18.tv_in1k', file, None)
+    put_in_hf_cache(hf_cache, 'timm/resnet18.tv_in1k', file, None)
     rgb = create_encoder('resnet18', 3, IMAGENET)
     assert_loaded(rgb, file, skip='fc.')
     # a DEM: the sum of the RGB filters, = the layer on the DEM repeated 3 times
@@ -113,7 +85,7 @@ def test_resnet_from_torchvision_weights(hf_cache: Path) -> None:
 
 def test_resnet_with_deformable_attention(hf_cache: Path) -> None:
     file = imagenet_file('resnet50')
-    put_in_cache(hf_cache, 'timm/resnet50.tv_in1k', file, None)
+    put_in_hf_cache(hf_cache, 'timm/resnet50.tv_in1k', file, None)
     encoder = create_encoder('resnet50', 3, IMAGENET, deformable_attention=True)
     assert isinstance(encoder, DeformableResNet)
     assert_loaded(encoder, file, skip='fc.')
@@ -121,16 +93,16 @@ def test_resnet_with_deformable_attention(hf_cache: Path) -> None:
 
 
 def test_true_keeps_timms_default_tag(hf_cache: Path) -> None:
-    put_in_cache(hf_cache, 'timm/resnet18.tv_in1k', imagenet_file('resnet18'), None)
+    put_in_hf_cache(hf_cache, 'timm/resnet18.tv_in1k', imagenet_file('resnet18'), None)
     other = imagenet_file('resnet18', seed=1)
-    put_in_cache(hf_cache, 'timm/resnet18.a1_in1k', other, None)
+    put_in_hf_cache(hf_cache, 'timm/resnet18.a1_in1k', other, None)
     assert_loaded(create_encoder('resnet18', 3, True), other, skip='fc.')
 
 
 def test_vit_small(hf_cache: Path) -> None:
     file = imagenet_file('vit_small_patch16_224')
     name = 'timm/vit_small_patch16_224.augreg_in21k_ft_in1k'
-    put_in_cache(hf_cache, name, file, None)
+    put_in_hf_cache(hf_cache, name, file, None)
     encoder = create_encoder('vit_small_patch16_224', 3, IMAGENET)
     assert_loaded(encoder, file, skip='head.')
     s1 = create_encoder('vit_small_patch16_224', 2, IMAGENET)
@@ -167,7 +139,7 @@ def test_mit_head_of_the_authors(hf_cache: Path) -> None:
 def test_mit_file_of_another_variant(hf_cache: Path) -> None:
     b0 = timm.create_model('mit_b0', num_classes=0).state_dict()
     settings = smp_encoders['mit_b2']['pretrained_settings']['imagenet']
-    put_in_cache(hf_cache, settings['repo_id'], b0, settings['revision'])
+    put_in_hf_cache(hf_cache, settings['repo_id'], b0, settings['revision'])
     with pytest.raises(ValueError, match=r'model.safetensors does not fit mit_b2'):
         create_encoder('mit_b2', 3, IMAGENET)
 

@@ -25,7 +25,7 @@ from torchgeo_decur.models import (
 from torchgeo_decur.models.deformable import DeformableResNet, add_deformable_attention
 from torchgeo_decur.models.heads import create_encoders
 from torchgeo_decur.models.weights import published_entry, read_decur_checkpoint
-from torchgeo_decur.models.weights.table import RELEASES, find_release
+from torchgeo_decur.models.weights.table import GEONRW_BANDS, RELEASES, find_release
 
 JOINT = (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM)
 ENUMS = (ResNet50_Weights, ViTSmall16_Weights, MiTB2_Weights, MiTB5_Weights)
@@ -130,6 +130,16 @@ def test_enums_are_the_table() -> None:
             assert published_entry(file) is joint.modality(m)
     assert find_release('my_encoder.pth') is None
     assert published_entry('my_encoder.pth') is None
+    # the joint files' names in the authors' 2023 README
+    s1s2, geonrw = (
+        find_release('rn50_ssl4eo-s12_s1_s2c_decur_ep100.pth'),
+        find_release(
+            'https://huggingface.co/wangyi111/DeCUR/resolve/main/rn50_geonrw_rgb_dem_decur_ep100.pth'
+        ),
+    )
+    assert s1s2 is not None and s1s2[0].member == 'DECUR_S1S2' and s1s2[1] is None
+    assert geonrw is not None and geonrw[0].file_bands == GEONRW_BANDS
+    assert find_release('rn50_rda_geonrw_rgb_dem_decur_ep100.pth') is None
 
 
 def test_members_are_distinct() -> None:

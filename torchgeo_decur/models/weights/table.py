@@ -50,6 +50,9 @@ class Release:
         backbone_files: Backbone-only file of each modality, where published.
         file_bands: Channel order stored in the files, where not the modality's.
         deformable_attention: Whether the ResNets have deformable attention.
+        former_joint_files: Names under which the authors' first README
+            (2023) linked the joint file; files of those names are read as
+            this release's.
 
     .. versionadded:: 0.2
     """
@@ -63,14 +66,21 @@ class Release:
     backbone_files: Mapping[str, str] = field(default_factory=dict)
     file_bands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     deformable_attention: bool = False
+    former_joint_files: tuple[str, ...] = ()
+
+
+def _former(stem: str, pair: str) -> tuple[str, ...]:
+    """The 2023 name of a plain ResNet-50 joint file (README until 9a8dbab)."""
+    return (f'{stem}_{pair}_decur_ep100.pth',) if stem.startswith('rn50_') else ()
 
 
 def _ssl4eo(enum: str, model: str, stem: str, rda: bool = False) -> Release:
     files = {'s1': f'{stem}_sar_decur_ep100.pth', 's2c': f'{stem}_ms_decur_ep100.pth'}
     member = 'DECUR_S1S2_RDA' if rda else 'DECUR_S1S2'
     joint = f'{stem}_joint_decur_ep100.pth'
+    former = () if rda else _former(stem, 's1_s2c')
     return Release(
-        enum, member, model, 'SSL4EO-S12', ('s1', 's2c'), joint, files, {}, rda
+        enum, member, model, 'SSL4EO-S12', ('s1', 's2c'), joint, files, {}, rda, former
     )
 
 
@@ -78,8 +88,18 @@ def _geonrw(enum: str, model: str, stem: str, rda: bool = False) -> Release:
     files = {m: f'{stem}_{m}_decur_ep100.pth' for m in ('rgb', 'dem')}
     member = 'DECUR_RGB_DEM_RDA' if rda else 'DECUR_RGB_DEM'
     joint = f'{stem}_joint_decur_ep100.pth'
+    former = () if rda else _former(stem, 'rgb_dem')
     return Release(
-        enum, member, model, 'GeoNRW', ('rgb', 'dem'), joint, files, GEONRW_BANDS, rda
+        enum,
+        member,
+        model,
+        'GeoNRW',
+        ('rgb', 'dem'),
+        joint,
+        files,
+        GEONRW_BANDS,
+        rda,
+        former,
     )
 
 
@@ -136,7 +156,7 @@ def find_release(file_name: str) -> tuple[Release, str | None] | None:
     stem, suffix = os.path.splitext(os.path.basename(file_name))
     name = _HASH_SUFFIX.sub('', stem) + suffix
     for release in RELEASES:
-        if name == release.joint_file:
+        if name == release.joint_file or name in release.former_joint_files:
             return release, None
         for modality, file in release.backbone_files.items():
             if name == file:
