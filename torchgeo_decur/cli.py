@@ -40,6 +40,7 @@ COMMANDS = {
     'config': 'torchgeo_decur.configs:config',
     'demo-data': 'torchgeo_decur.lab.world:make_ssl4eo_s12_demo',
     'export': 'torchgeo_decur.export:export_checkpoint',
+    'paper-table': 'torchgeo_decur.paper:paper_table',
     'explain': 'torchgeo_decur.explain:explain',
     'sweep-common': 'torchgeo_decur.lab.sweep:sweep_common_share',
 }
@@ -63,7 +64,7 @@ RENAMED = {
 
 #: Subcommands whose leading positional arguments stand for options, in order
 #: (``torchgeo-decur config path decur_s1s2``).
-POSITIONALS = {'config': ('--action', '--name')}
+POSITIONALS = {'config': ('--action', '--name'), 'paper-table': ('--runs',)}
 
 
 def commands() -> dict[str, Callable[..., Any]]:
@@ -188,7 +189,7 @@ def legacy_arguments(
 def _report(command: str, result: Any, kwargs: dict[str, Any]) -> None:
     """Print what a subcommand did (the demo prints its own table)."""
     match command:
-        case 'config':
+        case 'config' | 'paper-table':
             pass  # prints what it was asked for
         case 'demo-data':
             print(f'SSL4EO-S12-format demo data in {result}')
