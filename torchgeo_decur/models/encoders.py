@@ -233,9 +233,8 @@ def create_encoder(
         in_channels: Number of input channels (bands).
         weights: Initial weights: a weight enum, the name of one registered with
             TorchGeo, the path to a weight file or checkpoint, ``'imagenet'``
-            for the ImageNet weights the DeCUR authors started from (see
-            :mod:`torchgeo_decur.models.imagenet`), True for timm's default
-            ImageNet weights of *model*, or False/None for random weights.
+            for the authors' ImageNet start (:mod:`.imagenet`), True for
+            timm's default weights of *model*, or False/None for random ones.
         modality: Modality of a DeCUR weight source to load, e.g. ``'s1'``.
         deformable_attention: Whether to add deformable attention (ResNets
             only); None follows the weights.
@@ -248,9 +247,7 @@ def create_encoder(
             (e.g. ``img_size`` for ViTs).
 
     Returns:
-        The backbone; ``backbone(x)`` has shape ``(N, backbone.num_features)``
-        (``(N, num_classes)`` if *model_kwargs* keep a head, as the authors'
-        MiT with ``num_classes=2048``; see :func:`output_size`).
+        The backbone; ``backbone(x)`` has shape ``(N, output_size(backbone))``.
 
     Raises:
         FileNotFoundError: If *weights* is a string that is neither a file nor
@@ -267,15 +264,13 @@ def create_encoder(
     if in_channels < 1:
         msg = f'in_channels must be >= 1, got {in_channels}'
         raise ValueError(msg)
-    imagenet = isinstance(weights, str) and weights == IMAGENET
+    imagenet = weights == IMAGENET
     if not weights or weights is True or imagenet:
         if modality is not None:
             msg = f'modality={modality!r} needs DeCUR weights, got weights={weights!r}'
             raise ValueError(msg)
-        deformable = bool(deformable_attention)
-        return _build(
-            model, in_channels, weights is True, deformable, model_kwargs, imagenet
-        )
+        args = (weights is True, bool(deformable_attention), model_kwargs, imagenet)
+        return _build(model, in_channels, *args)
     if da_blocks not in DA_BLOCKS:
         msg = f"da_blocks must be 'trained' or 'authors', got {da_blocks!r}"
         raise ValueError(msg)

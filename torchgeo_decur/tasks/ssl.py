@@ -243,16 +243,12 @@ class SSLTask(SkipReportMixin, BaseTask):
                 decay on biases and normalisation parameters) and the same
                 schedule.
             lr: Learning rate of the weights.
-            lr_biases: Learning rate of biases and normalisation parameters,
-                which get neither weight decay nor LARS adaptation unless
-                *weight_decay_biases* is set (lightly's LARS adapts every
-                parameter group with a weight decay).
+            lr_biases: Learning rate of biases and normalisation parameters
+                (LARS adapts them only with *weight_decay_biases*).
             weight_decay: Weight decay of the weights.
             weight_decay_biases: Weight decay of biases and normalisation
-                parameters: 0 as the paper and Barlow Twins; the authors'
-                latest code gives every parameter the same decay
-                (``AdamW(model.parameters(), weight_decay=...)``), which the
-                configs reproducing those runs set.
+                parameters: 0 as the paper; the authors' latest code decays
+                every parameter alike, as the configs of those runs do.
             momentum: Momentum of LARS.
             warmup_epochs: Epochs of linear warm-up before the cosine decay; 0
                 (the paper) for none.
