@@ -422,6 +422,28 @@ def plot(summary: dict[str, dict[str, tuple[float, float]]], path: Path) -> None
     plt.close(fig)
 
 
+def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    """The rows of earlier runs' ``trifeature.csv`` files (one per seed, say).
+
+    Raises:
+        ValueError: If two files hold the same method and seed.
+    """
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        with path.open(newline='') as f:
+            for row in csv.DictReader(f):
+                numbers = {c: float(row[c]) for c in (*COLUMNS, 'seconds')}
+                rows.append(
+                    {'method': row['method'], 'seed': int(row['seed']), **numbers}
+                )
+    keys = [(r['method'], r['seed']) for r in rows]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        msg = f'method and seed in more than one file: {repeated}'
+        raise ValueError(msg)
+    return rows
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments; ``--quick`` shrinks everything for tests."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -469,6 +491,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         '--quick', action='store_true', help='tiny sizes (seconds), for tests'
     )
     parser.add_argument(
+        '--combine',
+        type=Path,
+        nargs='+',
+        metavar='CSV',
+        help='train nothing: summarise the trifeature.csv of earlier runs '
+        '(e.g. one process per seed) into one table, CSV and figure in --out',
+    )
+    parser.add_argument(
         '--learnability',
         type=int,
         metavar='STEPS',
@@ -497,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'supervised, held-out combinations: {cells} ({minutes:.1f} min)')
         print(f'[{"PASS" if ok else "FAIL"}: both >= 90 %]')
         return 0 if ok else 1
-    rows = run(args)
+    rows = read_rows(args.combine) if args.combine else run(args)
     summary = summarise(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / 'trifeature.csv').open('w', newline='') as f:
@@ -508,10 +538,13 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - start) / 60
     print()
     print(table(summary))
+    seeds = len({r['seed'] for r in rows})
+    trained = sum(r['seconds'] for r in rows) / 60
     print(
-        f'\n{args.seeds} seed(s), {args.steps} steps of {args.batch_size} pairs, '
-        f'{args.size} px, {minutes:.1f} min; '
-        f'{args.out / "trifeature.csv"}, {args.out / "trifeature.png"}'
+        f'\n{seeds} seed(s), {args.steps} steps of {args.batch_size} pairs, '
+        f'{args.size} px, {minutes:.1f} min ({trained:.1f} min of training and '
+        f'probing in the rows); {args.out / "trifeature.csv"}, '
+        f'{args.out / "trifeature.png"}'
     )
     return 0
 

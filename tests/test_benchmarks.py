@@ -51,6 +51,29 @@ def test_trifeature_quick(
     assert all(f'| {m} |' in out for m in methods)
 
 
+def test_trifeature_combines_runs_of_one_seed_each(
+    trifeature: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One process per seed, then one table: the mean and spread over the files."""
+    header = ['method', 'seed', *trifeature.COLUMNS, 'seconds']
+    paths = []
+    for seed, r in ((0, 0.5), (1, 0.7)):
+        path = tmp_path / f'seed{seed}.csv'
+        rows = [['DeCUR', str(seed), str(r), '0.2', '0.3', '0.5', '0.5', '60']]
+        path.write_text('\n'.join(','.join(x) for x in [header, *rows]) + '\n')
+        paths.append(path)
+    out = tmp_path / 'all'
+    assert trifeature.main(['--combine', *map(str, paths), '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert '| DeCUR | 60.0 ± 14.1 | 20.0 ± 0.0 |' in printed
+    assert '2 seed(s)' in printed and '2.0 min of training' in printed
+    with (out / 'trifeature.csv').open() as f:
+        assert [r['seed'] for r in csv.DictReader(f)] == ['0', '1']
+    assert (out / 'trifeature.png').stat().st_size > 0
+    with pytest.raises(ValueError, match='more than one file'):
+        trifeature.read_rows([paths[0], paths[0]])
+
+
 def test_trifeature_methods_subset(trifeature: ModuleType) -> None:
     args = trifeature.parse(['--quick', '--methods', 'Nope'])
     with pytest.raises(ValueError, match='unknown methods'):
