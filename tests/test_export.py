@@ -284,3 +284,35 @@ def test_recorded_band_order_is_converted_on_load(tmp_path: Path) -> None:
     for source in (path, written['rgb'], written['joint'], written['rgb_ckpt']):
         encoder = create_encoder('resnet18', 3, weights=str(source), modality='rgb')
         torch.testing.assert_close(features(encoder, x), expected)
+
+
+def test_export_mit_with_the_authors_head(tmp_path: Path) -> None:
+    """MiT encoders export (smp's MiT cannot be built on the meta device), and
+    a pretraining head (the authors' 512 -> 2048) stays out of the backbone."""
+    from torchgeo_decur.tasks import DeCURTask
+
+    torch.manual_seed(0)
+    mit = {'model': 'mit_b0', 'model_kwargs': {'num_classes': 64}}
+    task = DeCURTask(
+        modalities=['rgb_indoor', 'hha'],
+        encoders={'rgb_indoor': mit, 'hha': mit},
+        projector_dims=[32, 32],
+        common_dim=24,
+        optimizer='adamw',
+    ).eval()
+    torch.save(
+        {
+            'epoch': 1,
+            'global_step': 1,
+            'pytorch-lightning_version': '2.6.0',
+            'state_dict': task.state_dict(),
+            'hyper_parameters': dict(task.hparams),
+        },
+        tmp_path / 'mit.ckpt',
+    )
+    paths = export_checkpoint(tmp_path / 'mit.ckpt', tmp_path / 'out')
+    encoder = create_encoder('mit_b0', 3, str(paths['hha'])).eval()
+    x = torch.rand(2, 3, 32, 32)
+    hha = task.encoders['hha']
+    pooled = hha.forward_head(hha.forward_features(x), pre_logits=True)
+    torch.testing.assert_close(encoder(x), pooled)

@@ -45,14 +45,21 @@ def _paths(
 
 
 def _fit_problem(state_dict: dict[str, Tensor], spec: dict[str, Any]) -> str:
-    """What keeps an encoder from loading into its model (built on the meta device)."""
-    with torch.device('meta'):
-        model = create_encoder(
-            spec['model'],
-            spec['in_chans'],
-            deformable_attention=spec['deformable_attention'],
-            **spec['model_kwargs'],
-        )
+    """What keeps an encoder from loading into its model (built on the meta device).
+
+    Models whose construction reads tensor values (smp's MiT takes its drop
+    path rates from ``torch.linspace(...).item()``) are built on the CPU.
+    """
+    args = (spec['model'], spec['in_chans'])
+    kwargs = {
+        'deformable_attention': spec['deformable_attention'],
+        **spec['model_kwargs'],
+    }
+    try:
+        with torch.device('meta'):
+            model = create_encoder(*args, **kwargs)
+    except (RuntimeError, NotImplementedError):
+        model = create_encoder(*args, **kwargs)
     problems = '; '.join(state_dict_mismatches(model.state_dict(), state_dict))
     what = f'{spec["model"]!r} (in_chans={spec["in_chans"]}, {spec["model_kwargs"]})'
     return f'does not fit the timm model {what}: {problems}' if problems else ''
