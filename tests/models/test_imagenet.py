@@ -12,6 +12,7 @@ import torchgeo_decur.lab  # noqa: F401  (registers mit_b*, convnet_small)
 from torchgeo_decur.models import (
     IMAGENET,
     create_encoder,
+    create_encoders,
     create_projector,
     imagenet_backbone,
     imagenet_model_name,
@@ -182,3 +183,14 @@ def test_errors(hf_cache: Path) -> None:
     with pytest.raises(Exception, match=r'resnet18.tv_in1k|offline|cache'):
         create_encoder('resnet18', 3, IMAGENET)  # nothing in the cache
     assert create_projector(8, [4]) is not None
+
+
+def test_downstream_encoders_from_imagenet(hf_cache: Path) -> None:
+    """A transfer task's encoders take the same start (one per modality)."""
+    file = imagenet_file('resnet18')
+    put_in_hf_cache(hf_cache, 'timm/resnet18.tv_in1k', file, None)
+    rgb, dem = create_encoders('resnet18', [3, 1], ['rgb', 'dem'], IMAGENET)
+    assert_loaded(rgb, file, skip='fc.')
+    torch.testing.assert_close(
+        dem.conv1.weight, file['conv1.weight'].sum(dim=1, keepdim=True)
+    )

@@ -59,8 +59,9 @@ def create_encoders(
         weights: Initial weights for all encoders: a (joint) DeCUR weight enum,
             its name or the path to a DeCUR file (each encoder is given its
             modality), another weight enum or checkpoint (e.g. TorchGeo's
-            single-modality weights), True for timm's ImageNet weights, or
-            False/None for random weights.
+            single-modality weights), ``'imagenet'`` for the authors'
+            ImageNet start (:mod:`~torchgeo_decur.models.imagenet`), True for
+            timm's ImageNet weights, or False/None for random weights.
         model_kwargs: Further keyword arguments for :func:`timm.create_model`.
         deformable_attention: Whether the (ResNet) encoders have DeCUR's
             deformable attention after stages 3 and 4, each its own blocks;
