@@ -72,17 +72,11 @@ def imagenet_model_name(model: str) -> str:
     return f'{model}.{IMAGENET_TAGS[model]}'
 
 
-def _first_conv(backbone: nn.Module) -> nn.Conv2d:
-    """The first convolution of *backbone* (its input layer)."""
-    for module in backbone.modules():
-        if isinstance(module, nn.Conv2d):
-            return module
-    msg = f'{type(backbone).__name__} has no convolution to take the input'
-    raise ValueError(msg)
-
-
 def reset_input_layer(backbone: nn.Module) -> None:
     """Give the first convolution PyTorch's default initialisation.
+
+    The layer is the one timm's ``pretrained_cfg['first_conv']`` names (the
+    one timm adapts to the input channels).
 
     What the authors' code does when it replaces the first layer of an
     ImageNet backbone by ``nn.Conv2d(in_channels, ...)`` for Sentinel-1 and
@@ -92,11 +86,17 @@ def reset_input_layer(backbone: nn.Module) -> None:
         backbone: The backbone; changed in place.
 
     Raises:
-        ValueError: If *backbone* has no convolution.
+        ValueError: If *backbone* names no first convolution.
 
     .. versionadded:: 0.2
     """
-    _first_conv(backbone).reset_parameters()
+    cfg = getattr(backbone, 'pretrained_cfg', None) or {}
+    name = cfg.get('first_conv')
+    layer = backbone.get_submodule(name) if isinstance(name, str) else None
+    if not isinstance(layer, nn.Conv2d):
+        msg = f'{type(backbone).__name__} has no convolution to take the input'
+        raise ValueError(msg)
+    layer.reset_parameters()
 
 
 def _check_weights_exist(name: str) -> None:
