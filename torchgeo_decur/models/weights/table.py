@@ -69,26 +69,23 @@ class Release:
     former_joint_files: tuple[str, ...] = ()
 
 
-def _former(stem: str, pair: str) -> tuple[str, ...]:
-    """The 2023 name of a plain ResNet-50 joint file (README until 9a8dbab)."""
-    return (f'{stem}_{pair}_decur_ep100.pth',) if stem.startswith('rn50_') else ()
-
-
-def _ssl4eo(enum: str, model: str, stem: str, rda: bool = False) -> Release:
+def _ssl4eo(
+    enum: str, model: str, stem: str, rda: bool = False, former: tuple[str, ...] = ()
+) -> Release:
     files = {'s1': f'{stem}_sar_decur_ep100.pth', 's2c': f'{stem}_ms_decur_ep100.pth'}
     member = 'DECUR_S1S2_RDA' if rda else 'DECUR_S1S2'
     joint = f'{stem}_joint_decur_ep100.pth'
-    former = () if rda else _former(stem, 's1_s2c')
     return Release(
         enum, member, model, 'SSL4EO-S12', ('s1', 's2c'), joint, files, {}, rda, former
     )
 
 
-def _geonrw(enum: str, model: str, stem: str, rda: bool = False) -> Release:
+def _geonrw(
+    enum: str, model: str, stem: str, rda: bool = False, former: tuple[str, ...] = ()
+) -> Release:
     files = {m: f'{stem}_{m}_decur_ep100.pth' for m in ('rgb', 'dem')}
     member = 'DECUR_RGB_DEM_RDA' if rda else 'DECUR_RGB_DEM'
     joint = f'{stem}_joint_decur_ep100.pth'
-    former = () if rda else _former(stem, 'rgb_dem')
     return Release(
         enum,
         member,
@@ -125,8 +122,18 @@ def _sunrgbd(enum: str, variant: str) -> Release:
 
 #: Every published release, grouped by enum, in member order.
 RELEASES: tuple[Release, ...] = (
-    _ssl4eo('ResNet50_Weights', 'resnet50', 'rn50_ssl4eo-s12'),
-    _geonrw('ResNet50_Weights', 'resnet50', 'rn50_geonrw'),
+    _ssl4eo(
+        'ResNet50_Weights',
+        'resnet50',
+        'rn50_ssl4eo-s12',
+        former=('rn50_ssl4eo-s12_s1_s2c_decur_ep100.pth',),  # README until 9a8dbab
+    ),
+    _geonrw(
+        'ResNet50_Weights',
+        'resnet50',
+        'rn50_geonrw',
+        former=('rn50_geonrw_rgb_dem_decur_ep100.pth',),  # README until 9a8dbab
+    ),
     _ssl4eo('ResNet50_Weights', 'resnet50', 'rn50_rda_ssl4eo-s12', rda=True),
     _geonrw('ResNet50_Weights', 'resnet50', 'rn50_rda_geonrw', rda=True),
     _ssl4eo('ViTSmall16_Weights', 'vit_small_patch16_224', 'vits16_ssl4eo-s12'),
