@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import timm
@@ -145,6 +146,23 @@ def hub_cache(authors_hub: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.setattr(torch.hub, 'download_url_to_file', no_download)
     return authors_hub
+
+
+def mit_decur_task(weights: str | None = None, head: int = 64) -> Any:
+    """A small DeCURTask on RGB + HHA with MiT-B0 encoders that keep a head.
+
+    The head stands for the authors' 512 -> 2048 layer (``num_classes``).
+    """
+    from torchgeo_decur.tasks import DeCURTask
+
+    mit = {'model': 'mit_b0', 'weights': weights, 'model_kwargs': {'num_classes': head}}
+    return DeCURTask(
+        modalities=['rgb_indoor', 'hha'],
+        encoders={'rgb_indoor': mit, 'hha': mit},
+        projector_dims=[32, 32],
+        common_dim=24,
+        optimizer='adamw',
+    )
 
 
 def put_in_hf_cache(

@@ -11,6 +11,8 @@ from torchgeo_decur.export import export_checkpoint
 from torchgeo_decur.modalities import modalities
 from torchgeo_decur.models import create_encoder, load_decur_state_dicts
 
+from .conftest import mit_decur_task
+
 
 def make_decur_checkpoint(
     path: Path,
@@ -289,17 +291,8 @@ def test_recorded_band_order_is_converted_on_load(tmp_path: Path) -> None:
 def test_export_mit_with_the_authors_head(tmp_path: Path) -> None:
     """MiT encoders export (smp's MiT cannot be built on the meta device), and
     a pretraining head (the authors' 512 -> 2048) stays out of the backbone."""
-    from torchgeo_decur.tasks import DeCURTask
-
     torch.manual_seed(0)
-    mit = {'model': 'mit_b0', 'model_kwargs': {'num_classes': 64}}
-    task = DeCURTask(
-        modalities=['rgb_indoor', 'hha'],
-        encoders={'rgb_indoor': mit, 'hha': mit},
-        projector_dims=[32, 32],
-        common_dim=24,
-        optimizer='adamw',
-    ).eval()
+    task = mit_decur_task().eval()
     torch.save(
         {
             'epoch': 1,

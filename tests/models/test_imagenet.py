@@ -21,9 +21,8 @@ from torchgeo_decur.models import (
 )
 from torchgeo_decur.models.deformable import DeformableResNet
 from torchgeo_decur.models.imagenet import reset_input_layer
-from torchgeo_decur.tasks import DeCURTask
 
-from ..conftest import put_in_hf_cache
+from ..conftest import mit_decur_task, put_in_hf_cache
 
 
 def imagenet_file(model: str, classes: int = 1000, seed: int = 0) -> dict[str, Tensor]:
@@ -147,14 +146,7 @@ def test_mit_file_of_another_variant(hf_cache: Path) -> None:
 
 def test_decur_task_with_the_authors_mit(hf_cache: Path) -> None:
     file = put_mit(hf_cache, 'mit_b0')
-    mit = {'model': 'mit_b0', 'weights': IMAGENET, 'model_kwargs': {'num_classes': 64}}
-    task = DeCURTask(
-        modalities=['rgb_indoor', 'hha'],
-        encoders={'rgb_indoor': mit, 'hha': mit},
-        projector_dims=[32, 32],
-        common_dim=24,
-        optimizer='adamw',
-    )
+    task = mit_decur_task(IMAGENET)
     for name in ('rgb_indoor', 'hha'):
         assert_loaded(task.encoders[name], file, skip='head.')
         assert task.projectors[name].layers[0].in_features == 64  # type: ignore[index]
