@@ -37,11 +37,15 @@ GLOBAL_METRIC = {
     'val_BatchOverallAveragePrecision': 'val_OverallAveragePrecision',
     'val_BatchAverageAveragePrecision': 'val_AverageAveragePrecision',
     'val_BatchJaccardIndex': 'val_AverageJaccardIndex',
+    # CMX (SUN RGB-D, NYU-Depth v2) scores the whole test list already
+    'val_AverageJaccardIndex': 'val_AverageJaccardIndex',
 }
 
 _SCENARIO = {
     'bigearthnet': 'BigEarthNet-MM (SAR-optical) table, micro mAP',
     'geonrw': 'GeoNRW (RGB-DEM) table, mIoU',
+    'sunrgbd': 'SUN RGB-D (RGB-depth) table, mIoU of CMX with MiT-B2',
+    'nyudv2': 'NYU-Depth v2 (RGB-depth) table, mIoU of CMX with MiT-B2',
 }
 _INPUTS = {
     's1': 'S1',
@@ -50,6 +54,7 @@ _INPUTS = {
     'rgb': 'RGB',
     'dem': 'DEM',
     'rgbdem': 'RGB+DEM',
+    'rgbhha': 'RGB+HHA',
 }
 
 

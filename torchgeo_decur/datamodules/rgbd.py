@@ -14,10 +14,12 @@ from typing import Any, Literal
 
 import kornia.augmentation as K
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchgeo.datasets.utils import Sample
 
 from ..datasets import SUNRGBD, NYUDepthV2, RGBDFolderDataset
+from ..transforms.geometry import RandomScaleCropPad
 from .paired import PairedDataModule
 from .transfer import TransferDataModule
 from .utils import PairedAugmentation, subset_fraction
@@ -32,6 +34,9 @@ __all__ = (
 #: Resize of SUN RGB-D's samples by default: its sensors' images differ in
 #: size (mostly 4:3), and a batch needs one size.
 SUNRGBD_SIZE = (480, 640)
+
+#: Evaluation protocols of the segmentation datamodules.
+PROTOCOLS = ('ours', 'authors')
 
 
 class _RGBDPairDataModule(PairedDataModule):
@@ -219,6 +224,39 @@ class NYUDepthV2PairDataModule(_RGBDPairDataModule):
         )
 
 
+def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` of a size given as one int or two."""
+    if isinstance(size, int):
+        return size, size
+    return int(size[0]), int(size[-1])
+
+
+def _check_protocol(
+    protocol: str, patch_size: int | tuple[int, int] | None, val_fraction: float
+) -> None:
+    """Check the protocol arguments of a segmentation datamodule.
+
+    Raises:
+        ValueError: If *protocol* is unknown, or ``'authors'`` without a
+            *patch_size* (CMX's training size) or with a *val_fraction* (CMX
+            scores the test list).
+    """
+    if protocol not in PROTOCOLS:
+        msg = f'protocol must be one of {PROTOCOLS}, got {protocol!r}'
+        raise ValueError(msg)
+    if protocol != 'authors':
+        return
+    if patch_size is None:
+        msg = "protocol='authors' needs patch_size, CMX's training size (480 x 640)"
+        raise ValueError(msg)
+    if val_fraction:
+        msg = (
+            "protocol='authors' validates on the test list as CMX did; "
+            f'set val_fraction to 0, got {val_fraction}'
+        )
+        raise ValueError(msg)
+
+
 class _RGBDSegmentationDataModule(TransferDataModule):
     """Segmentation transfer on an RGB-D folder dataset (RGB, HHA, mask)."""
 
@@ -238,7 +276,7 @@ class _RGBDSegmentationDataModule(TransferDataModule):
         root: str | os.PathLike[str],
         batch_size: int,
         num_workers: int,
-        patch_size: int | None,
+        patch_size: int | tuple[int, int] | None,
         size: int | tuple[int, int] | None,
         val_fraction: float,
         train_fraction: float,
@@ -248,20 +286,27 @@ class _RGBDSegmentationDataModule(TransferDataModule):
         rgb_folder: str,
         hha_folder: str,
         label_folder: str,
+        protocol: Literal['ours', 'authors'] = 'ours',
         **kwargs: Any,
     ) -> None:
         """Initialize the datamodule (see the subclasses for the arguments).
 
         Raises:
             ValueError: If *train_fraction* is not in (0, 1], *val_fraction*
-                not in [0, 1), or *patch_size* is not positive.
+                not in [0, 1), *patch_size* is not positive, or *protocol*
+                is unknown or ``'authors'`` without *patch_size* or with a
+                *val_fraction*.
         """
-        if patch_size is not None and patch_size <= 0:
+        sides = [patch_size] if isinstance(patch_size, int) else patch_size or []
+        if patch_size is not None and (
+            len(sides) not in (1, 2) or any(s <= 0 for s in sides)
+        ):
             msg = f'patch_size must be a positive number of pixels, got {patch_size!r}'
             raise ValueError(msg)
         if not 0 <= val_fraction < 1:
             msg = f'val_fraction must be in [0, 1), got {val_fraction}'
             raise ValueError(msg)
+        _check_protocol(protocol, patch_size, val_fraction)
         kwargs.pop('mask', None)
         super().__init__(
             self.dataset_class,
@@ -281,10 +326,19 @@ class _RGBDSegmentationDataModule(TransferDataModule):
         self.patch_size = patch_size
         self.size = size
         self.val_fraction = val_fraction
+        self.protocol = protocol
 
         keys = {'image_keys': ('image1', 'image2'), 'mask_keys': ('mask',)}
-        crop = [K.RandomCrop((patch_size, patch_size))] if patch_size else []
         self.aug = PairedAugmentation(**keys)
+        self.train_aug: nn.Module
+        if protocol == 'authors':  # CMX: flip, scale from a set, crop / pad
+            assert patch_size is not None
+            self.train_aug = nn.Sequential(
+                PairedAugmentation(K.RandomHorizontalFlip(p=0.5), **keys),
+                RandomScaleCropPad(patch_size, ignore_index=self.ignore_index),
+            )
+            return
+        crop = [K.RandomCrop(_pair(patch_size))] if patch_size else []
         self.train_aug = PairedAugmentation(
             *crop, K.RandomHorizontalFlip(p=0.5), **keys
         )
@@ -298,6 +352,15 @@ class _RGBDSegmentationDataModule(TransferDataModule):
         Raises:
             ValueError: If *train_fraction* selects no training image.
         """
+        if self.protocol == 'authors':  # CMX: every training image; test list
+            if stage in ['fit', 'validate', 'test']:
+                train = self.dataset_class(split='train', **self.kwargs)
+                self.train_dataset = subset_fraction(
+                    train, self.train_fraction, self.seed
+                )
+                self.val_dataset = self.dataset_class(split='test', **self.kwargs)
+                self.test_dataset = self.val_dataset
+            return
         if stage in ['fit', 'validate']:
             dataset = self.dataset_class(split='train', **self.kwargs)
             n = len(dataset)
@@ -339,9 +402,11 @@ class _RGBDSegmentationDataModule(TransferDataModule):
         Raises:
             ValueError: If a training batch is smaller than *patch_size*.
         """
-        if self.trainer is not None and self.trainer.training and self.patch_size:
+        training = self.trainer is not None and self.trainer.training
+        if training and self.patch_size and self.protocol == 'ours':
             height, width = batch['image1'].shape[-2:]
-            if self.patch_size > min(height, width):
+            crop_h, crop_w = _pair(self.patch_size)
+            if crop_h > height or crop_w > width:
                 msg = (
                     f'patch_size={self.patch_size} exceeds the image size '
                     f'{height} x {width}; lower patch_size or set size'
@@ -385,7 +450,7 @@ class SUNRGBDDataModule(_RGBDSegmentationDataModule):
         root: str | os.PathLike[str] = 'data',
         batch_size: int = 8,
         num_workers: int = 0,
-        patch_size: int | None = 480,
+        patch_size: int | tuple[int, int] | None = 480,
         size: int | tuple[int, int] | None = SUNRGBD_SIZE,
         val_fraction: float = 0.1,
         train_fraction: float = 1.0,
@@ -395,6 +460,7 @@ class SUNRGBDDataModule(_RGBDSegmentationDataModule):
         rgb_folder: str = 'RGB',
         hha_folder: str = 'HHA',
         label_folder: str = 'Label',
+        protocol: Literal['ours', 'authors'] = 'ours',
         **kwargs: Any,
     ) -> None:
         """Initialize a new SUNRGBDDataModule instance.
@@ -403,8 +469,10 @@ class SUNRGBDDataModule(_RGBDSegmentationDataModule):
             root: Root directory of the dataset.
             batch_size: Size of each mini-batch.
             num_workers: Number of workers for parallel data loading.
-            patch_size: Side of the random training crop in px, or None for
-                no crop; must not exceed the (resized) image size.
+            patch_size: Size of the random training crop in px (one int: a
+                square; or ``(height, width)``), or None for no crop; must not
+                exceed the (resized) image size, except under
+                ``protocol='authors'`` (padded).
             size: Resize every sample to ``(height, width)`` px (an int:
                 square), or None to keep each image's size (then a batch
                 needs images of one size).
@@ -422,12 +490,21 @@ class SUNRGBDDataModule(_RGBDSegmentationDataModule):
             rgb_folder: Folder of the RGB images, in *root*.
             hha_folder: Folder of the HHA images, in *root*.
             label_folder: Folder of the labels, in *root*.
+            protocol: ``'ours'``, or ``'authors'``: CMX's training as the
+                DeCUR authors scored their RGB-D encoders (random flip, a
+                scale drawn from 0.5 ... 1.75, a random *patch_size* crop
+                padded with the ignore index where the image is smaller;
+                :class:`~torchgeo_decur.transforms.RandomScaleCropPad`), on
+                every training image (*val_fraction* must be 0), validated
+                on the test list as CMX scored it.
             **kwargs: Additional keyword arguments passed to the dataset
                 (``transforms``).
 
         Raises:
             ValueError: If *train_fraction* is not in (0, 1], *val_fraction*
-                not in [0, 1), or *patch_size* is not positive.
+                not in [0, 1), *patch_size* is not positive, or *protocol*
+                is unknown or ``'authors'`` without *patch_size* or with a
+                *val_fraction*.
         """
         super().__init__(
             root,
@@ -443,6 +520,7 @@ class SUNRGBDDataModule(_RGBDSegmentationDataModule):
             rgb_folder,
             hha_folder,
             label_folder,
+            protocol,
             **kwargs,
         )
 
@@ -469,7 +547,7 @@ class NYUDepthV2DataModule(_RGBDSegmentationDataModule):
         root: str | os.PathLike[str] = 'data',
         batch_size: int = 8,
         num_workers: int = 0,
-        patch_size: int | None = 480,
+        patch_size: int | tuple[int, int] | None = 480,
         size: int | tuple[int, int] | None = None,
         val_fraction: float = 0.1,
         train_fraction: float = 1.0,
@@ -479,6 +557,7 @@ class NYUDepthV2DataModule(_RGBDSegmentationDataModule):
         rgb_folder: str = 'RGB',
         hha_folder: str = 'HHA',
         label_folder: str = 'Label',
+        protocol: Literal['ours', 'authors'] = 'ours',
         **kwargs: Any,
     ) -> None:
         """Initialize a new NYUDepthV2DataModule instance.
@@ -487,8 +566,10 @@ class NYUDepthV2DataModule(_RGBDSegmentationDataModule):
             root: Root directory of the dataset.
             batch_size: Size of each mini-batch.
             num_workers: Number of workers for parallel data loading.
-            patch_size: Side of the random training crop in px, or None for
-                no crop; must not exceed the (resized) image size.
+            patch_size: Size of the random training crop in px (one int: a
+                square; or ``(height, width)``), or None for no crop; must not
+                exceed the (resized) image size, except under
+                ``protocol='authors'`` (padded).
             size: Resize every sample to ``(height, width)`` px (an int:
                 square), or None to keep the 480 x 640 px.
             val_fraction: Fraction of the training list held out for
@@ -503,12 +584,21 @@ class NYUDepthV2DataModule(_RGBDSegmentationDataModule):
             rgb_folder: Folder of the RGB images, in *root*.
             hha_folder: Folder of the HHA images, in *root*.
             label_folder: Folder of the labels, in *root*.
+            protocol: ``'ours'``, or ``'authors'``: CMX's training as the
+                DeCUR authors scored their RGB-D encoders (random flip, a
+                scale drawn from 0.5 ... 1.75, a random *patch_size* crop
+                padded with the ignore index where the image is smaller;
+                :class:`~torchgeo_decur.transforms.RandomScaleCropPad`), on
+                every training image (*val_fraction* must be 0), validated
+                on the test list as CMX scored it.
             **kwargs: Additional keyword arguments passed to the dataset
                 (``transforms``).
 
         Raises:
             ValueError: If *train_fraction* is not in (0, 1], *val_fraction*
-                not in [0, 1), or *patch_size* is not positive.
+                not in [0, 1), *patch_size* is not positive, or *protocol*
+                is unknown or ``'authors'`` without *patch_size* or with a
+                *val_fraction*.
         """
         super().__init__(
             root,
@@ -524,5 +614,6 @@ class NYUDepthV2DataModule(_RGBDSegmentationDataModule):
             rgb_folder,
             hha_folder,
             label_folder,
+            protocol,
             **kwargs,
         )

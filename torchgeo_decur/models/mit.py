@@ -130,8 +130,16 @@ class MixTransformer(MixVisionTransformer):
         }
         self.default_cfg = self.pretrained_cfg
 
-    def _stages(self) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
-        """The four stages as (patch embedding, blocks, norm)."""
+    def stages(self) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
+        """The four stages as (patch embedding, blocks, norm).
+
+        ``norm(blocks(embed(x)))`` maps one stage's input ``(N, C, H, W)`` to
+        its output map; CMX runs two encoders stage by stage this way
+        (:class:`~torchgeo_decur.models.cmx.CMXSegmentationModel`).
+
+        Returns:
+            One ``(patch embedding, blocks, norm)`` triple per stage.
+        """
         return [
             (self.patch_embed1, self.block1, self.norm1),
             (self.patch_embed2, self.block2, self.norm2),
@@ -170,7 +178,7 @@ class MixTransformer(MixVisionTransformer):
             msg = f"output_fmt must be 'NCHW', got {output_fmt!r}"
             raise ValueError(msg)
         take, last = feature_take_indices(4, indices)
-        stages = self._stages()
+        stages = self.stages()
         if stop_early or intermediates_only:
             stages = stages[: last + 1]
         intermediates = []
@@ -191,7 +199,7 @@ class MixTransformer(MixVisionTransformer):
         Returns:
             ``(N, num_features, H / 32, W / 32)``.
         """
-        for embed, blocks, layer_norm in self._stages():
+        for embed, blocks, layer_norm in self.stages():
             x = layer_norm(blocks(embed(x))).contiguous()
         return x
 

@@ -4,17 +4,46 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning.pytorch.utilities.types
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import AdamW
+from torch.optim.lr_scheduler import LambdaLR
 from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import BaseTask
 from torchgeo.tasks.mixins import ClassificationMixin
 from torchvision.models._api import WeightsEnum
 
 from ..metrics import batch_averaged_iou
-from ..models.heads import MultimodalSegmentationModel
+from ..models.cmx import CMXSegmentationModel
+from ..models.heads import DECODERS, MultimodalSegmentationModel
 from ..models.weights import DABlocks
 from ._multimodal import MultimodalTaskMixin
+
+#: Learning rate schedules of :class:`MultimodalSemanticSegmentationTask`.
+SCHEDULES = ('constant', 'warmup_poly')
+
+
+def warmup_poly_factor(
+    step: int, warmup_steps: int, total_steps: int, power: float
+) -> float:
+    """CMX's learning rate factor at *step* (``WarmUpPolyLR``).
+
+    A linear warm-up from 0 over *warmup_steps*, then the polynomial decay
+    ``(1 - step / total_steps) ** power`` of the whole run's progress (not
+    of the steps after the warm-up: torch's ``PolynomialLR`` behind a
+    ``SequentialLR`` would restart its count, so CMX's own formula is used).
+
+    Args:
+        step: Optimisation step, from 0.
+        warmup_steps: Steps of the warm-up.
+        total_steps: Steps of the whole run.
+        power: Power of the decay (CMX: 0.9).
+
+    Returns:
+        The factor of the base learning rate, in [0, 1].
+    """
+    if step < warmup_steps:
+        return step / warmup_steps
+    return max(0.0, 1 - step / max(total_steps, 1)) ** power
 
 
 class MultimodalSemanticSegmentationTask(
@@ -65,9 +94,13 @@ class MultimodalSemanticSegmentationTask(
         class_weights: Tensor | Sequence[float] | None = None,
         ignore_index: int | None = None,
         mode: Literal['linear', 'finetune'] = 'linear',
-        decoder: Literal['fcn', 'unet', 'deeplabv3plus'] = 'fcn',
+        decoder: Literal['fcn', 'unet', 'deeplabv3plus', 'cmx'] = 'fcn',
         lr: float = 1e-4,
         weight_decay: float = 0.01,
+        weight_decay_norms_and_biases: bool = True,
+        lr_schedule: Literal['constant', 'warmup_poly'] = 'constant',
+        warmup_epochs: float = 0.0,
+        poly_power: float = 0.9,
         model_kwargs: dict[str, Any] | None = None,
         deformable_attention: bool | None = None,
         da_blocks: DABlocks = 'trained',
@@ -96,9 +129,23 @@ class MultimodalSemanticSegmentationTask(
             ignore_index: Optional class index to ignore in the loss and
                 metrics (e.g. 0 to leave out GeoNRW's background).
             mode: 'linear' (frozen encoders) or 'finetune'.
-            decoder: 'fcn' (DeCUR paper), 'unet' or 'deeplabv3plus'.
+            decoder: 'fcn' (DeCUR paper, GeoNRW), 'unet', 'deeplabv3plus', or
+                'cmx': CMX's stage-by-stage rectification and fusion of two
+                MiT encoders with SegFormer's MLP decoder, as the authors
+                scored their SUN RGB-D encoders
+                (:class:`~torchgeo_decur.models.cmx.CMXSegmentationModel`;
+                needs ``model: mit_b*`` and two modalities).
             lr: Learning rate of AdamW.
             weight_decay: Weight decay of AdamW.
+            weight_decay_norms_and_biases: Whether biases and normalisation
+                parameters (every parameter of one dimension) get the weight
+                decay too; CMX leaves them out (False).
+            lr_schedule: 'constant', or 'warmup_poly': CMX's linear warm-up
+                over *warmup_epochs*, then ``(1 - step / total) ** poly_power``,
+                stepped every optimisation step
+                (:func:`warmup_poly_factor`).
+            warmup_epochs: Epochs of warm-up of 'warmup_poly' (CMX: 10).
+            poly_power: Power of the 'warmup_poly' decay (CMX: 0.9).
             model_kwargs: Further keyword arguments for :func:`timm.create_model`.
             deformable_attention: Whether the ResNet encoders have DeCUR's
                 deformable attention after stages 3 and 4 (the heads then see
@@ -118,10 +165,16 @@ class MultimodalSemanticSegmentationTask(
                 beside the mIoU of the whole split (``AverageJaccardIndex``).
 
         Raises:
-            ValueError: If *mode* or *decoder* is unknown, or *in_channels*,
-                *modalities* and *input_keys* do not describe 1 or 2 known
-                modalities.
+            ValueError: If *mode*, *decoder* or *lr_schedule* is unknown,
+                *warmup_epochs* is negative, or *in_channels*, *modalities* and
+                *input_keys* do not describe 1 or 2 known modalities.
         """
+        if lr_schedule not in SCHEDULES:
+            msg = f'lr_schedule must be one of {SCHEDULES}, got {lr_schedule!r}'
+            raise ValueError(msg)
+        if warmup_epochs < 0:
+            msg = f'warmup_epochs must be >= 0, got {warmup_epochs}'
+            raise ValueError(msg)
         self.weights = weights
         super().__init__()
 
@@ -134,13 +187,21 @@ class MultimodalSemanticSegmentationTask(
         """
         self.hparams.update({'task': 'multiclass', 'num_labels': None})
         self.hparams.setdefault('pos_weight', None)
+        decoder = self.hparams['decoder']
+        if decoder not in (*DECODERS, 'cmx'):
+            msg = f'decoder must be one of {(*DECODERS, "cmx")}, got {decoder!r}'
+            raise ValueError(msg)
         encoders = self._build_encoders()
-        self.model = MultimodalSegmentationModel(
-            encoders,
-            self.hparams['in_channels'],
-            self.hparams['num_classes'],
-            decoder=self.hparams['decoder'],
-        )
+        self.model: nn.Module
+        if decoder == 'cmx':
+            self.model = CMXSegmentationModel(encoders, self.hparams['num_classes'])
+        else:
+            self.model = MultimodalSegmentationModel(
+                encoders,
+                self.hparams['in_channels'],
+                self.hparams['num_classes'],
+                decoder=decoder,
+            )
         self._freeze_encoders()
 
     def configure_metrics(self) -> None:
@@ -162,16 +223,63 @@ class MultimodalSemanticSegmentationTask(
     def configure_optimizers(
         self,
     ) -> 'lightning.pytorch.utilities.types.OptimizerLRScheduler':
-        """Initialize the optimizer.
+        """Initialize the optimizer and the learning rate schedule.
 
         Returns:
-            AdamW over the trainable parameters.
+            AdamW over the trainable parameters (biases and normalisation
+            parameters without weight decay unless
+            *weight_decay_norms_and_biases*), and with
+            ``lr_schedule='warmup_poly'`` CMX's schedule, stepped every step.
         """
-        return AdamW(
-            self._trainable_parameters(),
-            lr=self.hparams['lr'],
-            weight_decay=self.hparams['weight_decay'],
+        hp = self.hparams
+        params = self._trainable_parameters()
+        groups: list[dict[str, Any]] = [{'params': params}]
+        if not hp.get('weight_decay_norms_and_biases', True):
+            groups = [
+                {'params': [p for p in params if p.ndim > 1]},
+                {'params': [p for p in params if p.ndim <= 1], 'weight_decay': 0.0},
+            ]
+        optimizer = AdamW(groups, lr=hp['lr'], weight_decay=hp['weight_decay'])
+        if hp.get('lr_schedule', 'constant') == 'constant':
+            return optimizer
+        total, warmup = self._schedule_steps()
+        scheduler = LambdaLR(
+            optimizer,
+            lambda step: warmup_poly_factor(step, warmup, total, hp['poly_power']),
         )
+        return {
+            'optimizer': optimizer,
+            'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
+        }
+
+    def _schedule_steps(self) -> tuple[int, int]:
+        """The run's optimisation steps and those of the warm-up.
+
+        The warm-up covers ``warmup_epochs / max_epochs`` of the run, so a run
+        cut short with ``max_steps`` keeps the shape (at most all but one
+        step).
+
+        Returns:
+            Total steps and warm-up steps.
+
+        Raises:
+            ValueError: If *warmup_epochs* is set but the trainer's number of
+                epochs is unlimited.
+        """
+        if self._trainer is None:
+            return 1, 0
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is None or max_epochs <= 0:
+            if self.hparams['warmup_epochs'] == 0:
+                return total, 0
+            msg = (
+                f'warmup_epochs={self.hparams["warmup_epochs"]} needs a trainer '
+                'with max_epochs set (the warm-up is a share of the epochs)'
+            )
+            raise ValueError(msg)
+        share = self.hparams['warmup_epochs'] / max_epochs
+        return total, min(total - 1, round(share * total))
 
     def _shared_step(self, batch: Sample, stage: str) -> Tensor:
         """Compute the loss and update the metrics of one stage.

@@ -13,6 +13,7 @@ from .augmentation import (
     trifeature_augmentation,
 )
 from .evaluation import DeCURTransforms, ModalityTransforms
+from .geometry import CMX_SCALES, RandomScaleCropPad
 from .hha import (
     NYU_DEPTH_V2_INTRINSICS,
     convert_depth_folder,
@@ -35,6 +36,7 @@ from .normalize import (
 )
 
 __all__ = (
+    'CMX_SCALES',
     'NYU_DEPTH_V2_INTRINSICS',
     'DeCURTransforms',
     'KeepBackground',
@@ -42,6 +44,7 @@ __all__ = (
     'MultiViewAugmentation',
     'PercentileStretch',
     'RandomBrightnessContrast',
+    'RandomScaleCropPad',
     'Scale',
     'SigmaStretch',
     'Standardize',
