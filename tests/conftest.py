@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from torchgeo_decur.models import ResNet50_Weights
+from torchgeo_decur.models import MiTB2_Weights, ResNet50_Weights
 
 #: Small datasets in the real on-disk formats, written by their data.py
 #: (``tests/data/<dataset>/data.py``), as TorchGeo's tests keep them.
@@ -121,18 +121,41 @@ def authors_checkpoints(folder: Path, joint: ResNet50_Weights) -> None:
     torch.save({'epoch': 100, 'model': state}, folder / joint.meta['file'])
 
 
+def authors_mit_checkpoints(folder: Path, joint: MiTB2_Weights) -> None:
+    """As :func:`authors_checkpoints`, for a joint MiT entry (SUN RGB-D).
+
+    The joint file keeps each backbone's 512 -> 2048 head, as the authors'
+    files do; their backbone-only files have none (``convert_checkpoint_rgbd.py``).
+    """
+    state: dict[str, torch.Tensor] = {}
+    for i, name in enumerate(joint.modalities, start=1):
+        backbone = timm.create_model(joint.meta['model'], in_chans=3, num_classes=2048)
+        plain = {
+            k: v for k, v in backbone.state_dict().items() if not k.startswith('head.')
+        }
+        torch.save(plain, folder / joint.modality(name).meta['file'])
+        state.update(
+            {f'module.backbone_{i}.{k}': v for k, v in backbone.state_dict().items()}
+        )
+        state[f'module.projector{i}.0.weight'] = torch.zeros(8, 2048)
+    state['module.bn.running_mean'] = torch.zeros(8)
+    torch.save({'epoch': 200, 'model': state}, folder / joint.meta['file'])
+
+
 @pytest.fixture(scope='session')
 def authors_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A torch hub cache holding stand-ins of the authors' ResNet-50 files.
+    """A torch hub cache holding stand-ins of the authors' ResNet-50 and MiT-B2 files.
 
-    Written once per session (about 0.7 GB): the joint and per-modality files
-    of ``DECUR_S1S2`` and ``DECUR_RGB_DEM`` under the URLs' file names, so the
-    real download-or-cache code path finds them. Read only.
+    Written once per session (about 1 GB): the joint and per-modality files
+    of ``DECUR_S1S2``, ``DECUR_RGB_DEM`` and ``MiTB2_Weights.DECUR_RGB_HHA``
+    under the URLs' file names, so the real download-or-cache code path finds
+    them. Read only.
     """
     hub = tmp_path_factory.mktemp('hub')
     (hub / 'checkpoints').mkdir()
     for weights in (ResNet50_Weights.DECUR_S1S2, ResNet50_Weights.DECUR_RGB_DEM):
         authors_checkpoints(hub / 'checkpoints', weights)
+    authors_mit_checkpoints(hub / 'checkpoints', MiTB2_Weights.DECUR_RGB_HHA)
     return hub
 
 

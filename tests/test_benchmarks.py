@@ -180,3 +180,40 @@ def test_common_share_estimates_on_known_subspaces() -> None:
     assert shares['significant'] == pytest.approx(8 / 32)
     assert shares['rho_gt_0.5'] == pytest.approx(8 / 32)
     assert common_share.snap(0.3) == 0.25 and common_share.snap(0.8) == 0.75
+
+
+def test_verify_cmx_maps_every_name() -> None:
+    """benchmarks/verify_cmx.py names each of our CMX tensors as CMX does
+    (the comparison itself needs a CMX checkout)."""
+    import timm
+
+    from torchgeo_decur.models.cmx import CMXSegmentationModel
+
+    verify = _load('verify_cmx')
+    encoders = [timm.create_model('mit_b0', num_classes=0) for _ in range(2)]
+    keys = list(CMXSegmentationModel(encoders, num_classes=3).state_dict())
+    names = [verify.cmx_name(k) for k in keys]
+    assert len(set(names)) == len(names)
+    expected = [
+        ('encoders.0.block1.0.attn.q.weight', 'backbone.block1.0.attn.q.weight'),
+        (
+            'encoders.1.patch_embed2.proj.weight',
+            'backbone.extra_patch_embed2.proj.weight',
+        ),
+        ('encoders.1.norm4.bias', 'backbone.extra_norm4.bias'),
+        (
+            'rectify.2.channel_mlp.0.weight',
+            'backbone.FRMs.2.channel_weights.mlp.0.weight',
+        ),
+        ('fuse.1.attention.kv2.weight', 'backbone.FFMs.1.cross.cross_attn.kv2.weight'),
+        (
+            'fuse.0.embed.4.running_var',
+            'backbone.FFMs.0.channel_emb.channel_embed.4.running_var',
+        ),
+        ('fuse.3.norm.weight', 'backbone.FFMs.3.channel_emb.norm.weight'),
+        ('decoder.mlp_stage.0.linear.weight', 'decode_head.linear_c4.proj.weight'),
+        ('decoder.fuse_stage.1.running_mean', 'decode_head.linear_fuse.1.running_mean'),
+        ('head.1.bias', 'decode_head.linear_pred.bias'),
+    ]
+    for ours, theirs in expected:
+        assert verify.cmx_name(ours) == theirs

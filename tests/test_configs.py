@@ -44,11 +44,19 @@ def test_every_paper_table_has_an_authors_protocol_config() -> None:
     for m in ('rgb', 'dem', 'rgbdem'):  # the authors' scripts fine-tune
         for pct in (1, 100):
             assert f'geonrw_{m}_finetune_{pct}pct' in names
+    for dataset in ('sunrgbd', 'nyudv2'):  # CMX, as the authors' readme says
+        assert f'{dataset}_rgbhha_finetune_100pct' in names
     for path in PAPER:
         config = yaml.safe_load(path.read_text())
         model, data = config['model']['init_args'], config['data']['init_args']
         assert model['protocol'] == data['protocol'] == 'authors'
-        assert data['seed'] == 42 and data['batch_size'] == 64
+        cmx = '_rgbhha_' in path.stem
+        assert data['seed'] == 42 and data['batch_size'] == (8 if cmx else 64)
+        if cmx:  # CMX's config.py and train.py
+            assert model['decoder'] == 'cmx' and model['model'] == 'mit_b2'
+            assert model['lr'] == 6e-5 and model['lr_schedule'] == 'warmup_poly'
+            assert model['warmup_epochs'] == 10 and model['ignore_index'] == 255
+            assert data['patch_size'] == [480, 640] and data['val_fraction'] == 0
         if path.stem.startswith('geonrw'):
             assert model['ignore_index'] == 0 and data['tile_size'] == 250
         fraction = 0.01 if path.stem.endswith('_1pct') else 1.0
@@ -66,10 +74,15 @@ def test_transfer_config_fast_dev_run(
     hub_cache: Path,
     bigearthnet_root: Path,
     geonrw_root: Path,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
 ) -> None:
     geonrw = config.stem.startswith('geonrw')
     root = geonrw_root if geonrw else bigearthnet_root
+    rgbd = config.stem.split('_')[0] in ('sunrgbd', 'nyudv2')
+    if rgbd:
+        name = 'sunrgbd_root' if config.stem.startswith('sun') else 'nyuv2_root'
+        root = request.getfixturevalue(name)
     args = [
         'fit',
         '--config',
@@ -88,7 +101,11 @@ def test_transfer_config_fast_dev_run(
     # (an error by design), and GeoNRW's fixture tiles are 100 px.
     if config.stem.endswith('_1pct'):
         args.append('--data.init_args.train_fraction=0.5')
-    if geonrw and config.parent.name == 'paper':  # fixture scenes: 100 px
+    if rgbd:  # fixture images: 40 x 48 px (CMX's crop is 480 x 640)
+        args.append('--data.init_args.patch_size=[32, 40]')
+        if config.stem.startswith('sun'):
+            args.append('--data.init_args.size=[40, 48]')
+    elif geonrw and config.parent.name == 'paper':  # fixture scenes: 100 px
         args.append('--data.init_args.tile_size=50')
     elif geonrw:
         args += ['--data.init_args.patch_size=64', '--data.init_args.size=128']

@@ -248,3 +248,60 @@ def test_errors(nyuv2_root: Path) -> None:
 def test_num_classes_match_datasets() -> None:
     assert SUNRGBDDataModule.num_classes == SUNRGBD.num_classes
     assert NYUDepthV2DataModule.num_classes == NYUDepthV2.num_classes
+
+
+@pytest.mark.parametrize(
+    ('cls', 'fixture', 'kwargs', 'classes'), SEGMENTATION, ids=['sun', 'nyu']
+)
+def test_authors_protocol(
+    cls: type, fixture: str, kwargs: dict, classes: int, request: pytest.FixtureRequest
+) -> None:
+    """CMX's protocol: every training image, validated on the test list; the
+    training batches flipped, rescaled from CMX's set, cropped and padded to
+    patch_size with the ignore index; the same geometry for RGB, HHA, mask."""
+    root = request.getfixturevalue(fixture)
+    dm = cls(
+        root=root,
+        batch_size=2,
+        patch_size=(32, 56),
+        val_fraction=0.0,
+        protocol='authors',
+        **kwargs,
+    )
+    dm.setup('fit')
+    test = [p['rgb'].name for p in dm.val_dataset.files]
+    assert len(dm.train_dataset) == 4 and len(test) == 2
+    assert dm.test_dataset is dm.val_dataset
+    raw = next(iter(dm.train_dataloader()))
+    raw['image2'] = raw['image1'].clone()
+    raw['mask'] = raw['image1'][:, 0].long() // 26
+    dm.trainer = fake_trainer('train')
+    mean, std = get_modality('rgb_indoor').standardization  # type: ignore[misc]
+    padded = 0
+    for seed in range(6):
+        torch.manual_seed(seed)
+        out = dm.on_after_batch_transfer(dict(raw), 0)
+        assert out['image1'].shape == out['image2'].shape == (2, 3, 32, 56)
+        assert out['mask'].shape == (2, 32, 56) and out['mask'].dtype == torch.long
+        torch.testing.assert_close(out['image2'], out['image1'])
+        pad = out['mask'] == 255
+        padded += int(pad.any())
+        assert (out['image1'].permute(1, 0, 2, 3)[:, pad] == 0).all()
+        red = ((out['image1'][:, 0] * std[0] + mean[0]) * 255).round().long()
+        # bilinear images against nearest-neighbour masks agree off the edges
+        agree = (out['mask'] == red // 26)[~pad].float().mean()
+        assert agree > 0.6
+    assert padded  # 56 px is wider than the 48 px images at scales <= 1
+    _, batch = batch_of(dm, 'val')  # whole test images, unscaled
+    assert batch['image1'].shape[-2:] == SIZE
+
+
+def test_authors_protocol_errors(nyuv2_root: Path) -> None:
+    with pytest.raises(ValueError, match='protocol must be one of'):
+        NYUDepthV2DataModule(root=nyuv2_root, protocol='cmx')
+    with pytest.raises(ValueError, match="protocol='authors' needs patch_size"):
+        NYUDepthV2DataModule(
+            root=nyuv2_root, patch_size=None, val_fraction=0.0, protocol='authors'
+        )
+    with pytest.raises(ValueError, match=r'set val_fraction to 0, got 0\.1'):
+        NYUDepthV2DataModule(root=nyuv2_root, protocol='authors')

@@ -10,7 +10,10 @@ from torch import Tensor
 from torch.optim import AdamW
 from torch.utils.data import DataLoader, Dataset
 
-from torchgeo_decur.tasks.segmentation import MultimodalSemanticSegmentationTask
+from torchgeo_decur.tasks.segmentation import (
+    MultimodalSemanticSegmentationTask,
+    warmup_poly_factor,
+)
 
 # Frozen encoders are in eval mode on purpose (linear mode).
 pytestmark = pytest.mark.filterwarnings('ignore:Found .* in eval mode')
@@ -238,3 +241,127 @@ class TestErrors:
             task.training_step(
                 {'image1': rgb, 'image2': torch.rand(2, 1, 64, 64), 'mask': mask}, 0
             )
+
+
+RGB_HHA = {
+    'model': 'mit_b0',
+    'in_channels': (3, 3),
+    'modalities': ('rgb_indoor', 'hha'),
+    'decoder': 'cmx',
+}
+
+
+class RGBDLike(Dataset[dict[str, Tensor]]):
+    """Random RGB + HHA samples with masks of 0..3 and 255 unlabeled."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        g = torch.Generator().manual_seed(index)
+        mask = torch.randint(0, NUM_CLASSES, (SIZE, SIZE), generator=g)
+        mask[:4] = 255
+        return {
+            'image1': torch.randn(3, SIZE, SIZE, generator=g),
+            'image2': torch.randn(3, SIZE, SIZE, generator=g),
+            'mask': mask,
+        }
+
+
+class RGBDDataModule(DataModule):
+    def _loader(self) -> DataLoader[dict[str, Tensor]]:
+        return DataLoader(RGBDLike(), batch_size=2)
+
+
+def test_cmx_fit() -> None:
+    """decoder='cmx': both MiT encoders, the fusion modules and the decoder
+    train; unlabeled pixels (255) are ignored."""
+    task = make_task(mode='finetune', ignore_index=255, **RGB_HHA)
+    model = task.model
+    before = {
+        name: snapshot(getattr(model, name))
+        for name in ('encoders', 'rectify', 'fuse', 'head')
+    }
+    t = trainer()
+    t.fit(task, datamodule=RGBDDataModule())
+    assert math.isfinite(float(t.callback_metrics['train_loss']))
+    for name, state in before.items():
+        assert changed(state, getattr(model, name)), name
+    assert 0 <= float(t.callback_metrics['val_AverageJaccardIndex']) <= 1
+
+
+def test_cmx_needs_mit_encoders() -> None:
+    with pytest.raises(ValueError, match="decoder='cmx' needs two MiT encoders"):
+        make_task(decoder='cmx', **TWO)
+    with pytest.raises(ValueError, match='decoder must be one of'):
+        make_task(decoder='segformer', **TWO)
+
+
+@pytest.mark.parametrize(
+    ('step', 'expected'),
+    [(0, 0.0), (5, 0.5), (10, (1 - 10 / 100) ** 0.9), (99, 0.01**0.9), (100, 0.0)],
+)
+def test_warmup_poly_factor(step: int, expected: float) -> None:
+    """CMX's WarmUpPolyLR: linear to 1 over 10 steps, then (1 - step/total)^0.9
+    of the whole run's progress."""
+    factor = warmup_poly_factor(step, warmup_steps=10, total_steps=100, power=0.9)
+    assert factor == pytest.approx(expected)
+
+
+def test_cmx_optimizer_and_schedule() -> None:
+    """CMX's optimiser: weight decay on weights only; the schedule warms up
+    over warmup_epochs / max_epochs of the steps and is stepped every step."""
+    task = make_task(
+        mode='finetune',
+        lr=6e-5,
+        weight_decay_norms_and_biases=False,
+        lr_schedule='warmup_poly',
+        warmup_epochs=1,
+        ignore_index=255,
+        **RGB_HHA,
+    )
+    t = Trainer(
+        max_epochs=2,
+        accelerator='cpu',
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    t.fit(task, datamodule=RGBDDataModule())  # 2 steps per epoch: 4 steps, 2 warm-up
+    optimizer = t.optimizers[0]
+    decay, no_decay = optimizer.param_groups
+    assert decay['weight_decay'] == 0.01 and no_decay['weight_decay'] == 0.0
+    assert all(p.ndim > 1 for p in decay['params'])
+    assert all(p.ndim == 1 for p in no_decay['params'])
+    n_params = len(list(task.parameters()))
+    assert len(decay['params']) + len(no_decay['params']) == n_params
+    config = t.lr_scheduler_configs[0]
+    assert config.interval == 'step'
+    assert task._schedule_steps() == (4, 2)  # 1 of 2 epochs: 2 of 4 steps
+    # after 4 steps of 4 the poly decay has reached 0
+    assert decay['lr'] == pytest.approx(0.0)
+    factors = [warmup_poly_factor(s, 2, 4, 0.9) for s in range(4)]
+    assert factors == pytest.approx([0.0, 0.5, 0.5**0.9, 0.25**0.9])
+
+
+def test_schedule_errors() -> None:
+    with pytest.raises(ValueError, match='lr_schedule must be one of'):
+        make_task(lr_schedule='cosine', **TWO)
+    with pytest.raises(ValueError, match='warmup_epochs must be >= 0'):
+        make_task(lr_schedule='warmup_poly', warmup_epochs=-1, **TWO)
+    task = make_task(lr_schedule='warmup_poly', warmup_epochs=2, **TWO)
+    t = Trainer(
+        max_epochs=-1,
+        max_steps=3,
+        accelerator='cpu',
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(
+        ValueError, match='warmup_epochs=2 needs a trainer with max_epochs'
+    ):
+        t.fit(task, datamodule=DataModule())
