@@ -143,7 +143,7 @@ class MultimodalSemanticSegmentationTask(
             lr_schedule: 'constant', or 'warmup_poly': CMX's linear warm-up
                 over *warmup_epochs*, then ``(1 - step / total) ** poly_power``,
                 stepped every optimisation step
-                (:func:`warmup_poly_factor`).
+                (``torchgeo_decur.tasks.segmentation.warmup_poly_factor``).
             warmup_epochs: Epochs of warm-up of 'warmup_poly' (CMX: 10).
             poly_power: Power of the 'warmup_poly' decay (CMX: 0.9).
             model_kwargs: Further keyword arguments for :func:`timm.create_model`.
