@@ -217,3 +217,27 @@ def test_verify_cmx_maps_every_name() -> None:
     ]
     for ours, theirs in expected:
         assert verify.cmx_name(ours) == theirs
+
+
+def test_demo_mineral_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/demo_mineral.py end to end on a few small locations, with
+    the haze switched off for the data and restored afterwards."""
+    from torchgeo_decur.lab import world
+
+    bench = _load('demo_mineral')
+    haze = world._S2_HAZE
+    args = ['--root', str(tmp_path / 'd'), '--locations', '16', '--size', '40']
+    args += ['--steps', '2', '--seeds', '0', '--without', 'haze']
+    assert bench.main([*args, '--methods', 'Random init']) == 0
+    assert world._S2_HAZE == haze
+    out = capsys.readouterr().out
+    assert 'without haze' in out and 'supervised convnet_small, seed 0' in out
+    assert 'band statistics probe' in out and 'Random init: land_cover' in out
+    assert (tmp_path / 'd' / 'without.json').read_text() == '["haze"]'
+    with bench.world_without(['haze', 'gain']):
+        assert world._S2_HAZE == 0 and world._S2_BAND_JITTER == 0
+    assert world._S2_HAZE == haze
+    with pytest.raises(
+        ValueError, match=r"without \['haze'\], not without \['clouds'\]"
+    ):
+        bench.main([*args[:-1], 'clouds'])
