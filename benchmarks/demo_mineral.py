@@ -49,6 +49,7 @@ from torch import Tensor
 from torchgeo_decur.datamodules import ModalityPreprocessing
 from torchgeo_decur.lab import world
 from torchgeo_decur.lab.demo import (
+    EXTRA_METHODS,
     METHODS,
     DemoData,
     DemoSettings,
@@ -232,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--locations', type=int, default=DemoSettings.locations)
     parser.add_argument('--size', type=int, default=DemoSettings.size)
     parser.add_argument('--without', nargs='*', default=[], choices=sorted(NUISANCES))
-    parser.add_argument('--methods', nargs='*', default=[], choices=METHODS)
+    parser.add_argument(
+        '--methods', nargs='*', default=[], choices=METHODS + EXTRA_METHODS
+    )
     args = parser.parse_args(argv)
     seed = args.data_seed if args.seed is None else args.seed
     settings = replace(

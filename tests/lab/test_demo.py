@@ -296,3 +296,27 @@ def test_demo_seasons_with_a_dem(tmp_path: Path) -> None:
         DemoSeasons(make_ssl4eo_s12_demo(tmp_path / 'e', 2, 12), ['0000000'], True)
     with pytest.raises(ValueError, match='modalities must be 2 or 3'):
         prepare_data(tmp_path / 'f', replace(DEMO_SETTINGS, modalities=4))
+
+
+def test_build_task_methods() -> None:
+    """The table's methods and the intra-modal experiment: Barlow Twins
+    between the views of each modality, no cross-modal term."""
+    from torchgeo_decur.lab.demo import (
+        EXTRA_METHODS,
+        METHODS,
+        DemoSettings,
+        build_task,
+    )
+    from torchgeo_decur.tasks import DeCURTask, MultimodalSSLTask
+
+    settings = DemoSettings()
+    assert isinstance(build_task('DeCUR', settings), DeCURTask)
+    cross = build_task('Cross-modal BT', settings)
+    assert isinstance(cross, MultimodalSSLTask)
+    assert cross.hparams['method'] == 'barlow_cross'
+    intra = build_task('Intra-modal BT', settings)
+    assert isinstance(intra, MultimodalSSLTask)
+    assert intra.hparams['method'] == 'barlow_single'
+    assert 'Intra-modal BT' in EXTRA_METHODS and 'Intra-modal BT' not in METHODS
+    with pytest.raises(ValueError, match="unknown demo method 'SimCLR'"):
+        build_task('SimCLR', settings)

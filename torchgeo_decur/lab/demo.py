@@ -87,6 +87,7 @@ __all__ = (
     'DEMO_MODALITIES',
     'DEMO_ROOTS',
     'DEMO_SETTINGS',
+    'EXTRA_METHODS',
     'METHODS',
     'DemoData',
     'DemoSeasons',
@@ -324,6 +325,10 @@ class SeasonPairs(MultimodalDataset):
 #: Rows of the demo table (see :func:`build_task`).
 METHODS = ('DeCUR', 'Cross-modal BT', 'Random init')
 
+#: Methods :func:`build_task` also builds for experiments, not in the table:
+#: Barlow Twins between the two views of each modality, no cross-modal term.
+EXTRA_METHODS = ('Intra-modal BT',)
+
 
 def build_task(method: str, settings: DemoSettings) -> SSLTask:
     """Build one method's task with the demo's shared settings.
@@ -331,9 +336,11 @@ def build_task(method: str, settings: DemoSettings) -> SSLTask:
     With three modalities, cross-modal Barlow Twins is
     :class:`~torchgeo_decur.tasks.DeCURTask` with every dimension common and
     no intra-modal terms: Barlow Twins between every pair of modalities.
+    ``'Intra-modal BT'`` (:data:`EXTRA_METHODS`) is Barlow Twins between the
+    two views of each modality alone (``barlow_single``).
 
     Args:
-        method: One of :data:`METHODS`.
+        method: One of :data:`METHODS` or :data:`EXTRA_METHODS`.
         settings: The demo's settings.
 
     Returns:
@@ -362,7 +369,9 @@ def build_task(method: str, settings: DemoSettings) -> SSLTask:
             return DeCURTask(**shared, decouple=False, intra=False)
         case 'Cross-modal BT':
             return MultimodalSSLTask(method='barlow_cross', **shared)
-    msg = f'unknown demo method {method!r}; one of {METHODS}'
+        case 'Intra-modal BT':
+            return MultimodalSSLTask(method='barlow_single', **shared)
+    msg = f'unknown demo method {method!r}; one of {METHODS + EXTRA_METHODS}'
     raise ValueError(msg)
 
 
