@@ -305,3 +305,13 @@ def test_authors_protocol_errors(nyuv2_root: Path) -> None:
         )
     with pytest.raises(ValueError, match=r'set val_fraction to 0, got 0\.1'):
         NYUDepthV2DataModule(root=nyuv2_root, protocol='authors')
+
+
+def test_authors_protocol_needs_the_test_list(nyuv2_root: Path) -> None:
+    """CMX validates on the test list: without it, fit names the file."""
+    (nyuv2_root / 'test.txt').unlink()
+    dm = NYUDepthV2DataModule(
+        root=nyuv2_root, patch_size=32, val_fraction=0.0, protocol='authors'
+    )
+    with pytest.raises(FileNotFoundError, match=r'test\.txt is missing'):
+        dm.setup('fit')
