@@ -438,6 +438,9 @@ class SUNRGBDDataModule(_RGBDSegmentationDataModule):
     indoor scenes have an up). Validation and test batches are whole images.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *protocol* added (CMX's training, the test list validated);
+       *patch_size* may be ``(height, width)``.
     """
 
     dataset_class: type[RGBDFolderDataset] = SUNRGBD
@@ -535,6 +538,9 @@ class NYUDepthV2DataModule(_RGBDSegmentationDataModule):
     pixels.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       *protocol* added (CMX's training, the test list validated);
+       *patch_size* may be ``(height, width)``.
     """
 
     dataset_class: type[RGBDFolderDataset] = NYUDepthV2

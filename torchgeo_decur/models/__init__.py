@@ -2,6 +2,7 @@
 
 from ..modalities import modality_transforms  # also here, as in 0.1
 from ..transforms.evaluation import DeCURTransforms  # also here, as in 0.1
+from .cmx import CMXSegmentationModel
 from .encoders import (
     create_encoder,
     create_modality_encoder,
@@ -44,6 +45,7 @@ __all__ = (
     'DECODERS',
     'IMAGENET',
     'IMAGENET_TAGS',
+    'CMXSegmentationModel',
     'DeCURTransforms',
     'DeCURWeightsEnum',
     'FCNHead',

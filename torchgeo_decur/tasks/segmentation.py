@@ -56,7 +56,11 @@ class MultimodalSemanticSegmentationTask(
     scores by a 1x1 convolution and upsampled to the input size, and the levels
     are summed (see :class:`~torchgeo_decur.models.heads.FCNHead`). Optionally,
     segmentation-models-pytorch's U-Net or DeepLabV3+ decoder over the fused
-    feature pyramids. Trained with AdamW. Losses (``ce`` by default,
+    feature pyramids; or, for two MiT encoders, CMX (``decoder='cmx'``), in
+    which the authors fine-tuned their SUN RGB-D encoders
+    (:class:`~torchgeo_decur.models.cmx.CMXSegmentationModel`). Trained with
+    AdamW, at a constant learning rate or with CMX's warm-up and polynomial
+    decay. Losses (``ce`` by default,
     ``jaccard``, ``focal``, ``dice``), metrics (pixel accuracy, precision,
     recall, F1 and Jaccard index (IoU), overall, averaged and per class) and
     their logging are TorchGeo's
@@ -79,6 +83,10 @@ class MultimodalSemanticSegmentationTask(
     * https://arxiv.org/abs/2309.05300
 
     .. versionadded:: 0.1
+
+    .. versionchanged:: 0.2
+       ``decoder='cmx'``, *lr_schedule*, *warmup_epochs*, *poly_power* and
+       *weight_decay_norms_and_biases* added.
     """
 
     def __init__(
