@@ -66,6 +66,18 @@ def test_read_run_last_best_and_global(tmp_path: Path) -> None:
     assert (run.last, run.best, run.global_last, run.epochs) == pytest.approx(
         (40.0, 50.0, 45.0, 3)
     )
+    # CMX scores the whole test list: its metric is the global one
+    cmx = [
+        {'val_AverageJaccardIndex': v, 'val_BatchJaccardIndex': '0.1'}
+        for v in ('0.42', '0.48')
+    ]
+    run = read_run(write_metrics(tmp_path / 'nyudv2_rgbhha_finetune_100pct', cmx))
+    assert run.metric == 'val_AverageJaccardIndex'
+    assert (run.last, run.best, run.global_last) == pytest.approx((48.0, 48.0, 48.0))
+    assert PAPER_CELLS['sunrgbd_rgbhha_finetune_100pct'] == (
+        'SUN RGB-D (RGB-depth) table, mIoU of CMX with MiT-B2, row DeCUR, '
+        'RGB+HHA fine-tuning 100% labels'
+    )
     empty = write_metrics(tmp_path / 'bigearthnet_s1_linear_1pct', [{'epoch': '0'}])
     assert math.isnan(read_run(empty).last) and read_run(empty).epochs == 0
 
