@@ -58,15 +58,17 @@ def make_task(**kwargs: Any) -> MultimodalSemanticSegmentationTask:
     return MultimodalSemanticSegmentationTask(**kwargs)
 
 
-def trainer() -> Trainer:
-    return Trainer(
-        fast_dev_run=True,
-        accelerator='cpu',
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+def trainer(**kwargs: Any) -> Trainer:
+    """A quiet CPU trainer: one step (fast_dev_run) unless *kwargs* say else."""
+    settings: dict[str, Any] = {
+        'fast_dev_run': True,
+        'accelerator': 'cpu',
+        'logger': False,
+        'enable_checkpointing': False,
+        'enable_progress_bar': False,
+        'enable_model_summary': False,
+    }
+    return Trainer(**{**settings, **kwargs})
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, Tensor]:
@@ -320,15 +322,7 @@ def test_cmx_optimizer_and_schedule() -> None:
         ignore_index=255,
         **RGB_HHA,
     )
-    t = Trainer(
-        max_epochs=2,
-        accelerator='cpu',
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
+    t = trainer(fast_dev_run=False, max_epochs=2, limit_val_batches=0)
     t.fit(task, datamodule=RGBDDataModule())  # 2 steps per epoch: 4 steps, 2 warm-up
     optimizer = t.optimizers[0]
     decay, no_decay = optimizer.param_groups
@@ -352,15 +346,7 @@ def test_schedule_errors() -> None:
     with pytest.raises(ValueError, match='warmup_epochs must be >= 0'):
         make_task(lr_schedule='warmup_poly', warmup_epochs=-1, **TWO)
     task = make_task(lr_schedule='warmup_poly', warmup_epochs=2, **TWO)
-    t = Trainer(
-        max_epochs=-1,
-        max_steps=3,
-        accelerator='cpu',
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    t = trainer(fast_dev_run=False, max_epochs=-1, max_steps=3)
     with pytest.raises(
         ValueError, match='warmup_epochs=2 needs a trainer with max_epochs'
     ):
