@@ -18,8 +18,13 @@ Usage::
     git clone https://github.com/huaaaliu/RGBX_Semantic_Segmentation /tmp/cmx
     .venv/bin/python benchmarks/verify_cmx.py --cmx /tmp/cmx [--variant mit_b2]
 
-Criteria: every CMX tensor receives one of ours of the same shape, and the
-largest absolute difference of the logits is below 1e-4 in both modes.
+It also compares our learning-rate schedule
+(``torchgeo_decur.tasks.segmentation.warmup_poly_factor``) with CMX's
+``WarmUpPolyLR`` at every step of its NYU-Depth v2 run.
+
+Criteria: every CMX tensor receives one of ours of the same shape, the
+largest absolute difference of the logits is below 1e-4 in both modes, and
+the learning rates agree to 1e-12 at every step.
 """
 
 import argparse
@@ -32,6 +37,7 @@ from torch import Tensor, nn
 
 import torchgeo_decur  # noqa: F401  (registers the MiT models with timm)
 from torchgeo_decur.models.cmx import CMXSegmentationModel
+from torchgeo_decur.tasks.segmentation import warmup_poly_factor
 
 #: Our fusion module's layers -> CMX's (``FeatureFusionModule``).
 FFM_NAMES = {
@@ -102,6 +108,27 @@ class TheirCMX(nn.Module):
         )
 
 
+def compare_schedule(cmx: Path) -> bool:
+    """Our warm-up poly factor against CMX's ``WarmUpPolyLR``, step by step.
+
+    CMX's settings for NYU-Depth v2: 500 epochs of 100 steps (795 images,
+    batch 8), 10 warm-up epochs, power 0.9, lr 6e-5.
+    """
+    sys.path.insert(0, str(cmx))
+    from utils.lr_policy import WarmUpPolyLR  # type: ignore
+
+    total, warmup, lr = 500 * 100, 10 * 100, 6e-5
+    theirs = WarmUpPolyLR(lr, 0.9, total, warmup)
+    diff = max(
+        abs(lr * warmup_poly_factor(i, warmup, total, 0.9) - theirs.get_lr(i))
+        for i in range(total)
+    )
+    passed = diff < 1e-12
+    verdict = 'PASS' if passed else 'FAIL'
+    print(f'lr schedule, {total} steps: max |ours - CMX| = {diff:.1e} {verdict}')
+    return passed
+
+
 def main() -> int:
     """Run the comparison; 0 if both criteria pass."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -155,6 +182,7 @@ def main() -> int:
         ok &= passed
         verdict = 'PASS' if passed else 'FAIL'
         print(f'logits, {mode} mode: max |ours - CMX| = {diff:.2e} {verdict}')
+    ok &= compare_schedule(args.cmx)
     return 0 if ok else 1
 
 
