@@ -118,6 +118,7 @@ class FeatureRectification(nn.Module):
             nn.Conv2d(dim // reduction, 2, kernel_size=1),
             nn.Sigmoid(),
         )
+        self.apply(_init_cmx)
 
     def weights(self, x1: Tensor, x2: Tensor) -> tuple[Tensor, Tensor]:
         """The rectification weights of each stream.
@@ -370,8 +371,6 @@ class CMXSegmentationModel(nn.Module):
         self.encoders = nn.ModuleList(encoders)
         heads = _stage_heads(rgb)
         self.rectify = nn.ModuleList(FeatureRectification(d) for d in dims)
-        for module in self.rectify:
-            module.apply(_init_cmx)
         self.fuse = nn.ModuleList(
             FeatureFusion(d, h) for d, h in zip(dims, heads, strict=True)
         )
@@ -397,12 +396,8 @@ class CMXSegmentationModel(nn.Module):
         rgb, other = self.encoders
         assert isinstance(rgb, MixTransformer) and isinstance(other, MixTransformer)
         fused = []
-        for stage1, stage2, rectify, fuse in zip(
-            rgb.stages(), other.stages(), self.rectify, self.fuse, strict=True
-        ):
-            x1 = stage1[2](stage1[1](stage1[0](x1))).contiguous()
-            x2 = stage2[2](stage2[1](stage2[0](x2))).contiguous()
-            x1, x2 = rectify(x1, x2)
+        for i, (rectify, fuse) in enumerate(zip(self.rectify, self.fuse, strict=True)):
+            x1, x2 = rectify(rgb.forward_stage(i, x1), other.forward_stage(i, x2))
             fused.append(fuse(x1, x2))
         return fused
 

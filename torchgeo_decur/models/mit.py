@@ -133,12 +133,9 @@ class MixTransformer(MixVisionTransformer):
     def stages(self) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
         """The four stages as (patch embedding, blocks, norm).
 
-        ``norm(blocks(embed(x)))`` maps one stage's input ``(N, C, H, W)`` to
-        its output map; CMX runs two encoders stage by stage this way
-        (:class:`~torchgeo_decur.models.cmx.CMXSegmentationModel`).
-
         Returns:
-            One ``(patch embedding, blocks, norm)`` triple per stage.
+            One ``(patch embedding, blocks, norm)`` triple per stage
+            (:meth:`forward_stage` runs one).
         """
         return [
             (self.patch_embed1, self.block1, self.norm1),
@@ -146,6 +143,24 @@ class MixTransformer(MixVisionTransformer):
             (self.patch_embed3, self.block3, self.norm3),
             (self.patch_embed4, self.block4, self.norm4),
         ]
+
+    def forward_stage(self, index: int, x: Tensor) -> Tensor:
+        """Run one stage: ``norm(blocks(embed(x)))``.
+
+        CMX runs two encoders stage by stage this way
+        (:class:`~torchgeo_decur.models.cmx.CMXSegmentationModel`).
+
+        Args:
+            index: Stage index, 0 to 3.
+            x: The stage's input ``(N, C, H, W)`` (the image, or the previous
+                stage's map).
+
+        Returns:
+            The stage's map, at stride 4, 8, 16 or 32 of the image.
+        """
+        embed, blocks, layer_norm = self.stages()[index]
+        out: Tensor = layer_norm(blocks(embed(x))).contiguous()
+        return out
 
     def forward_intermediates(
         self,
@@ -178,12 +193,10 @@ class MixTransformer(MixVisionTransformer):
             msg = f"output_fmt must be 'NCHW', got {output_fmt!r}"
             raise ValueError(msg)
         take, last = feature_take_indices(4, indices)
-        stages = self.stages()
-        if stop_early or intermediates_only:
-            stages = stages[: last + 1]
+        stop = last + 1 if stop_early or intermediates_only else 4
         intermediates = []
-        for i, (embed, blocks, layer_norm) in enumerate(stages):
-            x = layer_norm(blocks(embed(x))).contiguous()
+        for i in range(stop):
+            x = self.forward_stage(i, x)
             if i in take:
                 intermediates.append(x)
         if intermediates_only:
@@ -199,8 +212,8 @@ class MixTransformer(MixVisionTransformer):
         Returns:
             ``(N, num_features, H / 32, W / 32)``.
         """
-        for embed, blocks, layer_norm in self.stages():
-            x = layer_norm(blocks(embed(x))).contiguous()
+        for i in range(4):
+            x = self.forward_stage(i, x)
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
