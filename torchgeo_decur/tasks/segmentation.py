@@ -17,6 +17,7 @@ from ..models.cmx import CMXSegmentationModel
 from ..models.heads import DECODERS, MultimodalSegmentationModel
 from ..models.weights import DABlocks
 from ._multimodal import MultimodalTaskMixin
+from ._schedule import warmup_steps
 
 #: Learning rate schedules of :class:`MultimodalSemanticSegmentationTask`.
 SCHEDULES = ('constant', 'warmup_poly')
@@ -263,31 +264,23 @@ class MultimodalSemanticSegmentationTask(
     def _schedule_steps(self) -> tuple[int, int]:
         """The run's optimisation steps and those of the warm-up.
 
-        The warm-up covers ``warmup_epochs / max_epochs`` of the run, so a run
-        cut short with ``max_steps`` keeps the shape (at most all but one
-        step).
-
         Returns:
-            Total steps and warm-up steps.
+            Total steps and warm-up steps: ``warmup_epochs / max_epochs``
+            of the steps, at most all but the last.
 
         Raises:
             ValueError: If *warmup_epochs* is set but the trainer's number of
                 epochs is unlimited.
         """
-        if self._trainer is None:
-            return 1, 0
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        max_epochs = self.trainer.max_epochs
-        if max_epochs is None or max_epochs <= 0:
-            if self.hparams['warmup_epochs'] == 0:
-                return total, 0
+        epochs = self.hparams['warmup_epochs']
+        total, warmup = warmup_steps(self._trainer, epochs)
+        if warmup is None and epochs:
             msg = (
-                f'warmup_epochs={self.hparams["warmup_epochs"]} needs a trainer '
-                'with max_epochs set (the warm-up is a share of the epochs)'
+                f'warmup_epochs={epochs} needs a trainer with max_epochs set '
+                '(the warm-up is a share of the epochs)'
             )
             raise ValueError(msg)
-        share = self.hparams['warmup_epochs'] / max_epochs
-        return total, min(total - 1, round(share * total))
+        return total, warmup or 0
 
     def _shared_step(self, batch: Sample, stage: str) -> Tensor:
         """Compute the loss and update the metrics of one stage.

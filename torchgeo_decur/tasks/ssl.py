@@ -44,6 +44,7 @@ from ..models import create_modality_encoder, create_projector, output_size
 from ..models.deformable import DeformableResNet
 from ..models.weights.files import encoder_records
 from ..monitors import CollapseMonitor
+from ._schedule import warmup_steps
 from ._skips import SkipReportMixin
 
 __all__ = ('ALIASES', 'OPTIMIZERS', 'EncoderSettings', 'SSLTask')
@@ -671,17 +672,11 @@ class SSLTask(SkipReportMixin, BaseTask):
                 momentum=hp['momentum'],
                 weight_decay=hp['weight_decay'],
             )
-        total_steps, warmup_steps = 1, 0
-        if self.trainer is not None:
-            total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-            max_epochs = self.trainer.max_epochs
-            if max_epochs is not None and max_epochs > 0:
-                warmup = hp['warmup_epochs'] / max_epochs
-                warmup_steps = min(total_steps - 1, round(warmup * total_steps))
+        total_steps, warmup = warmup_steps(self._trainer, hp['warmup_epochs'])
         end = 1.0 if hp.get('lr_schedule', 'cosine') == 'constant' else 0.001
         scheduler = CosineWarmupScheduler(
             optimizer,
-            warmup_epochs=warmup_steps,
+            warmup_epochs=warmup or 0,
             max_epochs=total_steps,
             end_value=end,
         )
