@@ -43,10 +43,12 @@ Prints one table (mean and spread over the seeds), and writes
     .venv/bin/python benchmarks/trifeature.py                 # full size
     .venv/bin/python benchmarks/trifeature.py --quick         # seconds, for tests
     .venv/bin/python benchmarks/trifeature.py --device cuda   # on a GPU
+    .venv/bin/python benchmarks/trifeature.py --no-synergy   # R, U only
 """
 
 import argparse
 import csv
+import math
 import statistics
 import sys
 import time
@@ -349,8 +351,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             task = pretrain(build, local, seed, biased=False)
             row: dict[str, Any] = {'method': name, 'seed': seed}
             row.update(score(task, data, ['R', 'U1', 'U2'], args))
-            task = pretrain(build, local, seed, biased=True)
-            row.update(score(task, data, ['S'], args))
+            if args.no_synergy:
+                row.update({'S': math.nan, 'S_auroc': math.nan})
+            else:
+                task = pretrain(build, local, seed, biased=True)
+                row.update(score(task, data, ['S'], args))
             row['seconds'] = time.perf_counter() - start
             rows.append(row)
             print(
@@ -369,7 +374,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, fl
         mine = [r for r in rows if r['method'] == name]
         out[name] = {}
         for column in COLUMNS:
-            values = [100 * r[column] for r in mine]
+            values = [100 * r[column] for r in mine if not math.isnan(r[column])]
+            if not values:  # a --no-synergy run has no S
+                out[name][column] = (math.nan, math.nan)
+                continue
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             out[name][column] = (statistics.fmean(values), spread)
     return out
@@ -382,7 +390,9 @@ def table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
         '| --- | ' + ' | '.join('---' for _ in COLUMNS) + ' |',
     ]
     for name, scores in summary.items():
-        cells = [f'{m:.1f} ± {s:.1f}' for m, s in scores.values()]
+        cells = [
+            'n/a' if math.isnan(m) else f'{m:.1f} ± {s:.1f}' for m, s in scores.values()
+        ]
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     chance = ' | '.join(f'{100 * CHANCE[c]:.0f}' for c in COLUMNS)
     lines.append(f'| chance | {chance} |')
@@ -397,8 +407,8 @@ def plot(summary: dict[str, dict[str, tuple[float, float]]], path: Path) -> None
     cmap = plt.get_cmap('tab10')
     for i, name in enumerate(names):
         xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(PROBES))]
-        means = [summary[name][c][0] for c in PROBES]
-        spreads = [summary[name][c][1] for c in PROBES]
+        means = [np.nan_to_num(summary[name][c][0]) for c in PROBES]
+        spreads = [np.nan_to_num(summary[name][c][1]) for c in PROBES]
         ax.bar(
             xs, means, width, yerr=spreads, label=name, color=cmap(i % 10), capsize=2
         )
@@ -485,6 +495,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         nargs='*',
         help=f'the methods to run (default: {", ".join(DEFAULT_METHODS)}; '
         'no oracle rows then)',
+    )
+    parser.add_argument(
+        '--no-synergy',
+        action='store_true',
+        help='probe R, U1 and U2 only: skip the second (biased) pretraining '
+        'that S needs, which halves the time (S is left empty)',
     )
     parser.add_argument('--out', type=Path, default=Path('benchmarks/results'))
     parser.add_argument(

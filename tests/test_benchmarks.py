@@ -145,6 +145,34 @@ def test_trifeature_learnability_check_runs(
     assert 'supervised, held-out combinations: shape' in out and 'texture1' in out
 
 
+def test_trifeature_without_synergy_pretrains_once(
+    trifeature: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--no-synergy`` skips the biased pretraining; S stays empty, not 0."""
+    biased = []
+    pretrain = trifeature.pretrain
+
+    def counting(*args: object, **kwargs: object) -> object:
+        biased.append(kwargs['biased'])
+        return pretrain(*args, **kwargs)
+
+    monkeypatch.setattr(trifeature, 'pretrain', counting)
+    args = ['--quick', '--no-synergy', '--methods', 'DeCUR', '--out', str(tmp_path)]
+    assert trifeature.main(args) == 0
+    assert biased == [False]
+    with (tmp_path / 'trifeature.csv').open() as f:
+        (row,) = csv.DictReader(f)
+    assert row['S'] == row['S_auroc'] == 'nan' and 0 <= float(row['R']) <= 1
+    assert '| n/a | n/a |' in capsys.readouterr().out
+    out = tmp_path / 'again'
+    combine = ['--combine', str(tmp_path / 'trifeature.csv'), '--out', str(out)]
+    assert trifeature.main(combine) == 0
+    assert '| n/a | n/a |' in capsys.readouterr().out
+
+
 def test_trifeature_other_methods(trifeature: ModuleType, tmp_path: Path) -> None:
     """The methods a default run leaves out still train and are scored."""
     others = ['Single BT', 'SimCLR-cross', 'VICReg-cross']
