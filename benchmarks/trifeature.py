@@ -65,6 +65,7 @@ import numpy as np
 import timm
 import torch
 from lightning.pytorch import LightningModule, Trainer, seed_everything
+from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor
 
 from torchgeo_decur.lab import BimodalTrifeature, TrifeaturePairDataModule
@@ -95,14 +96,16 @@ MODALITIES = ('trifeature1', 'trifeature2')
 DEFAULT_METHODS = ('Random init', 'CLIP', 'Cross BT', 'Cross+Self', 'DeCUR', 'CoMM')
 
 
+def widths(args: argparse.Namespace) -> list[int]:
+    """Channels of the four ``convnet_small`` stages: ``--width`` doubled."""
+    return [args.width * 2**i for i in range(4)]
+
+
 def shared_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The encoder, projector and optimiser every method gets."""
-    widths = [args.width * 2**i for i in range(4)]
+    encoder = {'model': 'convnet_small', 'model_kwargs': {'widths': widths(args)}}
     return {
-        'model1': 'convnet_small',
-        'model2': 'convnet_small',
-        'model_kwargs1': {'widths': widths},
-        'model_kwargs2': {'widths': widths},
+        'encoders': {m: dict(encoder) for m in MODALITIES},
         'modalities': list(MODALITIES),
         'optimizer': 'adamw',
         'lr': args.lr,
@@ -152,8 +155,13 @@ def pretrain(
     args: argparse.Namespace,
     seed: int,
     biased: bool,
+    name: str = 'method',
 ) -> LightningModule:
-    """Pretrain one method on the (biased) training pairs; untrained for 0 steps."""
+    """Pretrain one method on the (biased) training pairs; untrained for 0 steps.
+
+    With ``--log-dir``, every logged loss term goes to
+    ``<log-dir>/<name>/seed<seed>_<unbiased|biased>/metrics.csv``.
+    """
     seed_everything(seed, verbose=False)
     task = build()
     if args.steps == 0:
@@ -168,12 +176,17 @@ def pretrain(
         seed=args.data_seed,
         sample_seed=seed,
     )
+    logger: CSVLogger | bool = False
+    if args.log_dir is not None:  # every loss term, each logging step
+        version = f'seed{seed}_{"biased" if biased else "unbiased"}'
+        logger = CSVLogger(args.log_dir, name=name.replace(' ', '_'), version=version)
     trainer = Trainer(
         max_steps=args.steps,
         max_epochs=-1,
         accelerator=args.device,
         devices=1,
-        logger=False,
+        logger=logger,
+        log_every_n_steps=args.log_every,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -288,9 +301,8 @@ def learnability(args: argparse.Namespace, steps: int) -> dict[str, float]:
         Test accuracy of each factor, in [0, 1].
     """
     seed_everything(args.seed_offset, verbose=False)
-    width = shared_settings(args)['model_kwargs1']['widths']
     encoder = timm.create_model(
-        'convnet_small', in_chans=3, num_classes=0, widths=width
+        'convnet_small', in_chans=3, num_classes=0, widths=widths(args)
     )
     heads = torch.nn.ModuleDict(
         {f: torch.nn.Linear(encoder.num_features, 10) for f in ('shape', 'texture1')}
@@ -348,13 +360,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             start = time.perf_counter()
             steps = 0 if name == 'Random init' else args.steps
             local = argparse.Namespace(**{**vars(args), 'steps': steps})
-            task = pretrain(build, local, seed, biased=False)
+            task = pretrain(build, local, seed, biased=False, name=name)
             row: dict[str, Any] = {'method': name, 'seed': seed}
             row.update(score(task, data, ['R', 'U1', 'U2'], args))
             if args.no_synergy:
                 row.update({'S': math.nan, 'S_auroc': math.nan})
             else:
-                task = pretrain(build, local, seed, biased=True)
+                task = pretrain(build, local, seed, biased=True, name=name)
                 row.update(score(task, data, ['S'], args))
             row['seconds'] = time.perf_counter() - start
             rows.append(row)
@@ -501,6 +513,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action='store_true',
         help='probe R, U1 and U2 only: skip the second (biased) pretraining '
         'that S needs, which halves the time (S is left empty)',
+    )
+    parser.add_argument(
+        '--log-dir',
+        type=Path,
+        help='write every loss term of every pretraining to '
+        'LOG_DIR/<method>/seed<k>_<unbiased|biased>/metrics.csv',
+    )
+    parser.add_argument(
+        '--log-every', type=int, default=50, help='logging interval in steps'
     )
     parser.add_argument('--out', type=Path, default=Path('benchmarks/results'))
     parser.add_argument(

@@ -173,6 +173,23 @@ def test_trifeature_without_synergy_pretrains_once(
     assert '| n/a | n/a |' in capsys.readouterr().out
 
 
+def test_trifeature_logs_every_loss_term(
+    trifeature: ModuleType, tmp_path: Path
+) -> None:
+    """``--log-dir`` keeps each pretraining's loss terms, one folder per run."""
+    logs = tmp_path / 'logs'
+    args = ['--quick', '--methods', 'DeCUR', 'Cross BT', '--log-dir', str(logs)]
+    assert trifeature.main([*args, '--log-every', '1', '--out', str(tmp_path)]) == 0
+    for run in ('seed0_unbiased', 'seed0_biased'):
+        with (logs / 'DeCUR' / run / 'metrics.csv').open() as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r['step']) for r in rows] == [0, 1]  # --quick: 2 steps
+        terms = {'train_loss', 'train_loss_common', 'train_loss_unique'}
+        terms |= {'train_loss_intra1', 'train_loss_intra2'}
+        assert terms <= set(rows[0]) and all(float(r['train_loss']) > 0 for r in rows)
+    assert (logs / 'Cross_BT' / 'seed0_biased' / 'metrics.csv').is_file()
+
+
 def test_trifeature_other_methods(trifeature: ModuleType, tmp_path: Path) -> None:
     """The methods a default run leaves out still train and are scored."""
     others = ['Single BT', 'SimCLR-cross', 'VICReg-cross']
