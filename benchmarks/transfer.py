@@ -114,6 +114,19 @@ def ridge_r2(x: Tensor, y: Tensor, seed: int) -> float:
     return r2(test, solve(perm[:half], best))
 
 
+def random_encoders(task: DeCURTask) -> tuple[nn.Module, ...]:
+    """Randomly initialised encoders of the same architecture as *task*'s.
+
+    Built from the encoder settings the task records, resolved
+    (``hparams['encoders']``), whichever way the config gave them.
+    """
+    settings = [task.hparams['encoders'][m] for m in task.modality_names]
+    return tuple(
+        create_encoder(s['model'], s['in_channels'], **s['model_kwargs'])
+        for s in settings
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -135,12 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     root = make_ssl4eo_s12_demo(args.root)
     ckpt = args.checkpoint or pretrain(args.config, root, args.out, args.epochs)
     task = DeCURTask.load_from_checkpoint(ckpt, map_location='cpu')
-    hp = task.hparams
+    models = '/'.join(task.hparams['encoders'][m]['model'] for m in task.modality_names)
     torch.manual_seed(args.seed)
-    random = (
-        create_encoder(hp['model1'], hp['in_channels1']),
-        create_encoder(hp['model2'], hp['in_channels2']),
-    )
+    random = random_encoders(task)
 
     dataset = SSL4EOS12Pair(root)
     labels = load_labels(root)
@@ -161,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         '\nLinear (ridge) probe of land-cover fractions, R^2 on '
         f'{len(y) - len(y) // 2} '
-        f'held-out locations; encoders {hp["model1"]}/{hp["model2"]} frozen; '
+        f'held-out locations; encoders {models} frozen; '
         f'checkpoint {ckpt}'
     )
     print(f'{"input":<10}{"DeCUR":>10}{"random":>10}{"margin":>10}')

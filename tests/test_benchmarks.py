@@ -286,3 +286,21 @@ def test_demo_mineral_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         ValueError, match=r"without \['haze'\], not without \['clouds'\]"
     ):
         bench.main([*args[:-1], 'clouds'])
+
+
+def test_transfer_random_encoders_follow_the_encoders_mapping() -> None:
+    """The baseline matches a task configured with ``encoders`` (no model1)."""
+    from torchgeo_decur.tasks import DeCURTask
+
+    transfer = _load('transfer')
+    small = {'model': 'convnet_small', 'model_kwargs': {'widths': [4, 8, 8, 16]}}
+    task = DeCURTask(
+        modalities=['s1', 's2c'],
+        encoders={'s1': small, 's2c': {**small, 'in_channels': 13}},
+        projector_dims=[16, 16],
+    )
+    random = transfer.random_encoders(task)
+    for mine, trained in zip(random, task.encoders.values(), strict=True):
+        shapes = {k: v.shape for k, v in trained.state_dict().items()}
+        assert {k: v.shape for k, v in mine.state_dict().items()} == shapes
+    assert random[1].state_dict()['stages.0.0.weight'].shape[1] == 13
