@@ -36,6 +36,19 @@ def fake_trainer(split: str) -> SimpleNamespace:
     )
 
 
+def quiet_trainer(**kwargs: Any) -> Trainer:
+    """A quiet CPU trainer: one step (fast_dev_run) unless *kwargs* say else."""
+    settings: dict[str, Any] = {
+        'fast_dev_run': True,
+        'accelerator': 'cpu',
+        'logger': False,
+        'enable_checkpointing': False,
+        'enable_progress_bar': False,
+        'enable_model_summary': False,
+    }
+    return Trainer(**{**settings, **kwargs})
+
+
 def copy_fixture(name: str, dest: Path) -> Path:
     """Copy a fixture dataset into *dest* (fixtures are never written to)."""
     src = DATA / name

@@ -14,6 +14,8 @@ from torchgeo_decur.tasks.classification import (
     MultimodalMultiLabelClassificationTask,
 )
 
+from ..conftest import quiet_trainer
+
 # Frozen encoders are in eval mode on purpose (linear mode).
 pytestmark = pytest.mark.filterwarnings('ignore:Found .* in eval mode')
 
@@ -67,19 +69,6 @@ def make_task(**kwargs: Any) -> MultimodalMultiLabelClassificationTask:
     return MultimodalMultiLabelClassificationTask(**kwargs)
 
 
-def trainer(**kwargs: Any) -> Trainer:
-    kwargs = {
-        'fast_dev_run': True,
-        'accelerator': 'cpu',
-        'logger': False,
-        'enable_checkpointing': False,
-        'enable_progress_bar': False,
-        'enable_model_summary': False,
-        **kwargs,
-    }
-    return Trainer(**kwargs)
-
-
 def snapshot(module: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -98,7 +87,7 @@ def test_fit(mode: str, modalities: dict[str, Any]) -> None:
     enc_before = snapshot(encoders)
     head_before = snapshot(task.model.head)
 
-    t = trainer()
+    t = quiet_trainer()
     t.fit(task, datamodule=DataModule())
 
     assert math.isfinite(float(t.callback_metrics['train_loss']))
@@ -134,7 +123,7 @@ def test_authors_protocol_linear_probe() -> None:
     task = make_task(mode='linear', protocol='authors', **TWO)
     encoders = task.model.encoders
     before = snapshot(encoders)
-    t = trainer()
+    t = quiet_trainer()
     t.fit(task, datamodule=DataModule())
     moved = changed(before, encoders)
     assert moved and all(k.rsplit('.', 1)[-1] in BN_BUFFERS for k in moved)

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning import LightningDataModule, Trainer
+from lightning import LightningDataModule
 from torch import Tensor
 from torch.optim import AdamW
 from torch.utils.data import DataLoader, Dataset
@@ -14,6 +14,8 @@ from torchgeo_decur.tasks.segmentation import (
     MultimodalSemanticSegmentationTask,
     warmup_poly_factor,
 )
+
+from ..conftest import quiet_trainer
 
 # Frozen encoders are in eval mode on purpose (linear mode).
 pytestmark = pytest.mark.filterwarnings('ignore:Found .* in eval mode')
@@ -58,19 +60,6 @@ def make_task(**kwargs: Any) -> MultimodalSemanticSegmentationTask:
     return MultimodalSemanticSegmentationTask(**kwargs)
 
 
-def trainer(**kwargs: Any) -> Trainer:
-    """A quiet CPU trainer: one step (fast_dev_run) unless *kwargs* say else."""
-    settings: dict[str, Any] = {
-        'fast_dev_run': True,
-        'accelerator': 'cpu',
-        'logger': False,
-        'enable_checkpointing': False,
-        'enable_progress_bar': False,
-        'enable_model_summary': False,
-    }
-    return Trainer(**{**settings, **kwargs})
-
-
 def snapshot(module: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -102,7 +91,7 @@ def test_fit(mode: str, modalities: dict[str, Any], decoder: str) -> None:
     enc_before = snapshot(encoders)
     head_before = snapshot(task.model.head)
 
-    t = trainer()
+    t = quiet_trainer()
     t.fit(task, datamodule=DataModule())
 
     assert math.isfinite(float(t.callback_metrics['train_loss']))
@@ -138,7 +127,7 @@ def test_authors_protocol() -> None:
     task = make_task(mode='linear', protocol='authors', ignore_index=0, **TWO)
     encoders = task.model.encoders
     before = snapshot(encoders)
-    t = trainer()
+    t = quiet_trainer()
     t.fit(task, datamodule=DataModule())
     moved = changed(before, encoders)
     assert any(k.endswith('running_mean') for k in moved)
@@ -284,7 +273,7 @@ def test_cmx_fit() -> None:
         name: snapshot(getattr(model, name))
         for name in ('encoders', 'rectify', 'fuse', 'head')
     }
-    t = trainer()
+    t = quiet_trainer()
     t.fit(task, datamodule=RGBDDataModule())
     assert math.isfinite(float(t.callback_metrics['train_loss']))
     for name, state in before.items():
@@ -322,7 +311,7 @@ def test_cmx_optimizer_and_schedule() -> None:
         ignore_index=255,
         **RGB_HHA,
     )
-    t = trainer(fast_dev_run=False, max_epochs=2, limit_val_batches=0)
+    t = quiet_trainer(fast_dev_run=False, max_epochs=2, limit_val_batches=0)
     t.fit(task, datamodule=RGBDDataModule())  # 2 steps per epoch: 4 steps, 2 warm-up
     optimizer = t.optimizers[0]
     decay, no_decay = optimizer.param_groups
@@ -346,7 +335,7 @@ def test_schedule_errors() -> None:
     with pytest.raises(ValueError, match='warmup_epochs must be >= 0'):
         make_task(lr_schedule='warmup_poly', warmup_epochs=-1, **TWO)
     task = make_task(lr_schedule='warmup_poly', warmup_epochs=2, **TWO)
-    t = trainer(fast_dev_run=False, max_epochs=-1, max_steps=3)
+    t = quiet_trainer(fast_dev_run=False, max_epochs=-1, max_steps=3)
     with pytest.raises(
         ValueError, match='warmup_epochs=2 needs a trainer with max_epochs'
     ):
